@@ -1,0 +1,218 @@
+//! Renders a pipeline [`Snapshot`] as Prometheus text: the four Kubecost metrics with exactly the
+//! names and labels of DESIGN.md, and netcost's own operational metrics.
+//!
+//! Counters are rendered from the snapshot on every scrape (a `Collector`), rather than kept in
+//! live `Family` objects, because the pipeline decides when a series exists: at zero before its
+//! first bytes, and gone after a pod's grace period.
+
+use std::fmt;
+use std::sync::Arc;
+
+use netcost_core::attribute::Unattributed;
+use netcost_core::class::Direction;
+use netcost_core::pipeline::Snapshot;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// Timing of the last cycle, measured by the runner (the pipeline has no clock of its own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CycleTiming {
+    /// Wall time of the last dump cycle, in seconds.
+    pub cycle_seconds: f64,
+    /// Checkpoint writes that failed.
+    pub checkpoint_failures: u64,
+}
+
+/// What one scrape renders.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    /// The pipeline's counters.
+    pub snapshot: Arc<Snapshot>,
+    /// The runner's figures.
+    pub timing: CycleTiming,
+}
+
+/// Renders `exposition` in the Prometheus text format (version 0.0.4).
+pub fn render(exposition: Exposition) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(exposition));
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let s = &self.snapshot;
+        for (direction, name, help) in [
+            (
+                Direction::Egress,
+                "kubecost_pod_network_egress_bytes",
+                "Bytes sent by a pod on this node, by class of the remote end.",
+            ),
+            (
+                Direction::Ingress,
+                "kubecost_pod_network_ingress_bytes",
+                "Bytes received by a pod on this node, by class of the remote end.",
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for series in s.series.iter().filter(|x| x.direction == direction) {
+                let Some(pod) = &series.pod else { continue };
+                let (internet, same_zone, same_region) = series.class.kubecost_labels();
+                let labels = [
+                    ("pod_name", &*pod.name),
+                    ("namespace", &*pod.namespace),
+                    ("uid", &*pod.uid),
+                    ("internet", internet),
+                    ("same_zone", same_zone),
+                    ("same_region", same_region),
+                    ("service", series.service.as_deref().unwrap_or("")),
+                ];
+                ConstCounter::new(series.value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        for (direction, name, help) in [
+            (
+                Direction::Egress,
+                "netcost_node_network_egress_bytes",
+                "Bytes sent by the node itself and its hostNetwork pods, by class of the remote end.",
+            ),
+            (
+                Direction::Ingress,
+                "netcost_node_network_ingress_bytes",
+                "Bytes received by the node itself and its hostNetwork pods, by class of the remote end.",
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for series in s.series.iter().filter(|x| x.direction == direction && x.pod.is_none()) {
+                let (internet, same_zone, same_region) = series.class.kubecost_labels();
+                let labels = [
+                    ("node", &*s.node_name),
+                    ("internet", internet),
+                    ("same_zone", same_zone),
+                    ("same_region", same_region),
+                    ("service", series.service.as_deref().unwrap_or("")),
+                ];
+                ConstCounter::new(series.value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+
+        let st = &s.stats;
+        gauge(
+            &mut encoder,
+            "kubecost_network_costs_parsed_entries",
+            "Conntrack entries read by the last dump.",
+            st.last_dump_entries as i64,
+        )?;
+        gauge_f64(
+            &mut encoder,
+            "kubecost_network_costs_parse_time",
+            "Milliseconds the last cycle took (dump, deltas, attribution, classification).",
+            self.timing.cycle_seconds * 1000.0,
+        )?;
+        gauge_f64(
+            &mut encoder,
+            "netcost_cycle_duration_seconds",
+            "Seconds the last cycle took.",
+            self.timing.cycle_seconds,
+        )?;
+        gauge(
+            &mut encoder,
+            "netcost_conntrack_entries",
+            "Live conntrack entries in the last dump.",
+            st.last_dump_entries as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "netcost_tracked_flows",
+            "Entries with a per-flow baseline after the last cycle.",
+            st.tracked_entries as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "netcost_node_zone_known",
+            "1 when this node has a zone label; 0 means in-cluster traffic cannot be classified by zone.",
+            i64::from(s.node_has_zone),
+        )?;
+        counter(&mut encoder, "netcost_cycles", "Completed dump cycles.", st.cycles)?;
+        counter(
+            &mut encoder,
+            "netcost_conntrack_destroy_events",
+            "DESTROY events read.",
+            st.destroy_events,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_conntrack_events_lost",
+            "Times the kernel dropped conntrack events (ENOBUFS); each one triggers a resync.",
+            st.events_lost,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_flows_vanished",
+            "Entries that left the table without a DESTROY event; bytes since their last dump are lost.",
+            st.vanished,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_checkpoint_failures",
+            "Checkpoint writes that failed.",
+            self.timing.checkpoint_failures,
+        )?;
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_conntrack_entries_skipped",
+                "Entries skipped, by reason: malformed (garbage from the kernel) or unsupported (not IPv4/IPv6).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, value) in [("malformed", st.malformed), ("unsupported", st.unsupported)] {
+                ConstCounter::new(value).encode(metric.encode_family(&[("reason", reason)])?)?;
+            }
+        }
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_unattributed_bytes",
+                "Bytes that belong to no local pod or node, by reason.",
+                None,
+                MetricType::Counter,
+            )?;
+            for reason in Unattributed::ALL {
+                let value = st.unattributed_bytes.get(&reason).copied().unwrap_or(0);
+                ConstCounter::new(value)
+                    .encode(metric.encode_family(&[("reason", reason.as_str())])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> Result<(), fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(metric)
+}
+
+fn gauge_f64(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(metric)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(v).encode(metric)
+}

@@ -1,0 +1,286 @@
+//! Aggregation: the exported byte counters, per local endpoint × direction × class × service.
+//!
+//! Two Prometheus habits shape this module:
+//! - `increase()` ignores the first sample of a series. A series born with bytes in it would hide
+//!   them. So every local pod gets its eight `service=""` series (4 classes × 2 directions) at zero
+//!   as soon as it appears, and a series born later (a new `service` label) holds its first bytes
+//!   as *pending* until a scrape has seen it at zero.
+//! - A series of a pod that is gone stays for a grace period, so the last bytes are scraped, then
+//!   goes away. Series are keyed by pod uid, so a new pod with the same name never inherits them.
+//!
+//! The aggregator does not know about HTTP: the agent publishes a [`Snapshot`] after each step and
+//! reports back, through [`Aggregator::note_scraped`], which snapshot generation a scrape served.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::class::{Direction, TrafficClass};
+use crate::topology::PodInfo;
+
+/// Who a series belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// A pod, by uid.
+    Pod(Arc<str>),
+    /// The node the agent runs on.
+    Node,
+}
+
+/// The identity of one exported counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// Who the bytes belong to.
+    pub owner: Owner,
+    /// Sent or received.
+    pub direction: Direction,
+    /// Billing class of the remote end.
+    pub class: TrafficClass,
+    /// Cloud or user service of the remote end, if any.
+    pub service: Option<Arc<str>>,
+}
+
+/// The identifying labels of a pod, kept while its series exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodLabels {
+    /// Namespace.
+    pub namespace: Arc<str>,
+    /// Name.
+    pub name: Arc<str>,
+    /// Uid.
+    pub uid: Arc<str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct SeriesValue {
+    /// What is exported.
+    exported: u64,
+    /// Bytes waiting until a scrape has seen the series at zero.
+    pending: u64,
+    /// The snapshot generation the series first appeared in.
+    born_generation: u64,
+    /// When the series was created, to release pending bytes even if nobody scrapes.
+    born_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+struct PodEntry {
+    labels: PodLabels,
+    gone_since_ms: Option<u64>,
+}
+
+/// A counter as saved in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSeries {
+    /// Which counter.
+    pub key: SeriesKey,
+    /// Its value, pending bytes included: after a restart they are exported at once, because
+    /// the series existed before.
+    pub value: u64,
+}
+
+/// One exported counter with its labels resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedSeries {
+    /// The pod, or `None` for the node.
+    pub pod: Option<PodLabels>,
+    /// Sent or received.
+    pub direction: Direction,
+    /// Billing class.
+    pub class: TrafficClass,
+    /// Service label value, `None` for `""`.
+    pub service: Option<Arc<str>>,
+    /// Counter value in bytes.
+    pub value: u64,
+}
+
+/// The exported counters. See the module docs.
+#[derive(Debug)]
+pub struct Aggregator {
+    series: HashMap<SeriesKey, SeriesValue>,
+    pods: HashMap<Arc<str>, PodEntry>,
+    generation: u64,
+    scraped_generation: u64,
+    grace_ms: u64,
+    pending_timeout_ms: u64,
+}
+
+impl Aggregator {
+    /// An aggregator that drops a gone pod's series `grace_ms` after it disappeared, and releases
+    /// pending bytes after `pending_timeout_ms` even if no scrape came.
+    pub fn new(grace_ms: u64, pending_timeout_ms: u64) -> Self {
+        let mut aggregator = Aggregator {
+            series: HashMap::new(),
+            pods: HashMap::new(),
+            generation: 1,
+            scraped_generation: 0,
+            grace_ms,
+            pending_timeout_ms,
+        };
+        aggregator.create_zero_series(&Owner::Node, 0);
+        aggregator
+    }
+
+    /// The generation of the next snapshot.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Records that a scrape served the snapshot of `generation`.
+    pub fn note_scraped(&mut self, generation: u64) {
+        self.scraped_generation = self.scraped_generation.max(generation);
+    }
+
+    /// Brings the set of local pods up to date: new pods get their zero series, pods no longer
+    /// present start their grace period, and pods past it are removed.
+    pub fn sync_pods<'a>(&mut self, local_pods: impl IntoIterator<Item = &'a PodInfo>, now_ms: u64) {
+        let mut present: HashMap<Arc<str>, ()> = HashMap::new();
+        for pod in local_pods {
+            present.insert(pod.uid.clone(), ());
+            match self.pods.get_mut(&pod.uid) {
+                Some(entry) => entry.gone_since_ms = None,
+                None => {
+                    self.pods.insert(
+                        pod.uid.clone(),
+                        PodEntry {
+                            labels: PodLabels {
+                                namespace: pod.namespace.clone(),
+                                name: pod.name.clone(),
+                                uid: pod.uid.clone(),
+                            },
+                            gone_since_ms: None,
+                        },
+                    );
+                    self.create_zero_series(&Owner::Pod(pod.uid.clone()), now_ms);
+                }
+            }
+        }
+        let mut expired = Vec::new();
+        for (uid, entry) in &mut self.pods {
+            if present.contains_key(uid) {
+                continue;
+            }
+            let since = *entry.gone_since_ms.get_or_insert(now_ms);
+            if now_ms.saturating_sub(since) >= self.grace_ms {
+                expired.push(uid.clone());
+            }
+        }
+        for uid in expired {
+            self.pods.remove(&uid);
+            self.series
+                .retain(|key, _| !matches!(&key.owner, Owner::Pod(u) if *u == uid));
+        }
+    }
+
+    /// Restores a pod known from a checkpoint; it counts as gone until [`Self::sync_pods`] sees it.
+    pub fn restore_pod(&mut self, labels: PodLabels, now_ms: u64) {
+        self.pods.entry(labels.uid.clone()).or_insert(PodEntry {
+            labels,
+            gone_since_ms: Some(now_ms),
+        });
+    }
+
+    /// Restores a counter from a checkpoint.
+    pub fn restore_series(&mut self, saved: SavedSeries) {
+        self.series.insert(
+            saved.key,
+            SeriesValue {
+                exported: saved.value,
+                ..SeriesValue::default()
+            },
+        );
+    }
+
+    /// True when `owner` may receive bytes: the node, or a pod this aggregator knows.
+    pub fn knows(&self, owner: &Owner) -> bool {
+        match owner {
+            Owner::Node => true,
+            Owner::Pod(uid) => self.pods.contains_key(uid),
+        }
+    }
+
+    /// Adds bytes to a counter, creating it if needed.
+    pub fn add(&mut self, key: SeriesKey, bytes: u64, now_ms: u64) {
+        let generation = self.generation;
+        let value = self.series.entry(key).or_insert(SeriesValue {
+            born_generation: generation,
+            born_ms: now_ms,
+            ..SeriesValue::default()
+        });
+        if value.born_generation > self.scraped_generation && value.exported == 0 {
+            value.pending += bytes;
+        } else {
+            value.exported += bytes;
+        }
+    }
+
+    /// Moves pending bytes into the exported value of series a scrape has seen at zero (or that
+    /// waited longer than the timeout), and starts a new snapshot generation.
+    pub fn advance(&mut self, now_ms: u64) {
+        let scraped = self.scraped_generation;
+        let timeout = self.pending_timeout_ms;
+        for value in self.series.values_mut() {
+            if value.pending > 0
+                && (value.born_generation <= scraped
+                    || now_ms.saturating_sub(value.born_ms) >= timeout)
+            {
+                value.exported += value.pending;
+                value.pending = 0;
+            }
+        }
+        self.generation += 1;
+    }
+
+    /// The exported counters, with labels, in a stable order.
+    pub fn export(&self) -> Vec<ExportedSeries> {
+        let mut out: Vec<(&SeriesKey, &SeriesValue)> = self.series.iter().collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.into_iter()
+            .filter_map(|(key, value)| {
+                let pod = match &key.owner {
+                    Owner::Node => None,
+                    Owner::Pod(uid) => Some(self.pods.get(uid)?.labels.clone()),
+                };
+                Some(ExportedSeries {
+                    pod,
+                    direction: key.direction,
+                    class: key.class,
+                    service: key.service.clone(),
+                    value: value.exported,
+                })
+            })
+            .collect()
+    }
+
+    /// Every counter and known pod, for a checkpoint.
+    pub fn saved(&self) -> (Vec<SavedSeries>, Vec<PodLabels>) {
+        let series = self
+            .series
+            .iter()
+            .map(|(key, value)| SavedSeries {
+                key: key.clone(),
+                value: value.exported + value.pending,
+            })
+            .collect();
+        let pods = self.pods.values().map(|p| p.labels.clone()).collect();
+        (series, pods)
+    }
+
+    fn create_zero_series(&mut self, owner: &Owner, now_ms: u64) {
+        for class in TrafficClass::ALL {
+            for direction in Direction::ALL {
+                self.series
+                    .entry(SeriesKey {
+                        owner: owner.clone(),
+                        direction,
+                        class,
+                        service: None,
+                    })
+                    .or_insert(SeriesValue {
+                        born_generation: self.generation,
+                        born_ms: now_ms,
+                        ..SeriesValue::default()
+                    });
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! One agent step at a time: read a source, turn counters into deltas, attribute, classify and
+//! aggregate. The caller owns the clock and the schedule; a test calls [`Pipeline::dump_cycle`]
+//! and [`Pipeline::drain_events`] by hand with the time it chooses.
+//!
+//! A cycle is: dump the table (deltas of live entries), drain DESTROY events (the remainder of
+//! entries that ended, including those that ended during the dump), then forget entries that
+//! neither the dump nor an event accounted for. Draining after the dump matters: an entry
+//! destroyed before the dump reached it has its event waiting by the time the dump ends, so its
+//! baseline is still there to subtract.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::aggregate::{Aggregator, ExportedSeries, Owner, SeriesKey};
+use crate::attribute::{Attribution, LocalEnd, Unattributed, attribute};
+use crate::checkpoint::Checkpoint;
+use crate::class::{Direction, TrafficClass};
+use crate::classify::{Classification, Classifier};
+use crate::delta::{DeltaTracker, FlowDelta};
+use crate::flow::{FlowOrigin, FlowRecord, FlowSource, ReadStats};
+use crate::topology::{Endpoint, Locality, Topology};
+
+/// Settings of a pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The node the agent runs on.
+    pub node_name: Arc<str>,
+    /// How long a gone pod's series stay exported, in milliseconds.
+    pub pod_grace_ms: u64,
+    /// How long a new series may hold bytes back waiting for a scrape, in milliseconds.
+    pub pending_timeout_ms: u64,
+    /// How many destinations per source the traffic log tracks before lumping the rest together.
+    pub talkers_per_source: usize,
+}
+
+impl PipelineConfig {
+    /// Defaults: a 10 minute grace period and pending timeout, 1000 destinations per source.
+    pub fn new(node_name: impl Into<Arc<str>>) -> Self {
+        PipelineConfig {
+            node_name: node_name.into(),
+            pod_grace_ms: 10 * 60 * 1000,
+            pending_timeout_ms: 10 * 60 * 1000,
+            talkers_per_source: 1000,
+        }
+    }
+}
+
+/// Running totals since the agent started, for the operational metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Completed dump cycles.
+    pub cycles: u64,
+    /// Entries in the last dump.
+    pub last_dump_entries: u64,
+    /// Entries with a baseline after the last cycle.
+    pub tracked_entries: u64,
+    /// All entries read, from dumps and events.
+    pub entries_read: u64,
+    /// DESTROY events read.
+    pub destroy_events: u64,
+    /// Entries skipped as malformed.
+    pub malformed: u64,
+    /// Entries skipped as unsupported (not IPv4/IPv6).
+    pub unsupported: u64,
+    /// Event messages the kernel dropped.
+    pub events_lost: u64,
+    /// Entries that vanished without a DESTROY event (their last bytes are lost).
+    pub vanished: u64,
+    /// Bytes not attributed, by reason.
+    pub unattributed_bytes: HashMap<Unattributed, u64>,
+    /// Bytes attributed to a local endpoint (each end counted once).
+    pub attributed_bytes: u64,
+}
+
+/// What one source of traffic talked to, for the traffic log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalkerReport {
+    /// `namespace/pod` or `node/<name>`.
+    pub source: String,
+    /// The top destinations: a readable name, the class, and bytes both ways.
+    pub destinations: Vec<(String, TrafficClass, u64)>,
+}
+
+/// What the agent exports after a step.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Generation, to report back with [`Pipeline::note_scraped`].
+    pub generation: u64,
+    /// The node name.
+    pub node_name: Arc<str>,
+    /// Every byte counter.
+    pub series: Vec<ExportedSeries>,
+    /// Totals.
+    pub stats: PipelineStats,
+    /// False when the local node has no zone label: in-cluster classification is degraded.
+    pub node_has_zone: bool,
+}
+
+#[derive(Default)]
+struct Talkers {
+    by_source: HashMap<Owner, HashMap<IpAddr, (u64, TrafficClass)>>,
+    other: HashMap<Owner, u64>,
+}
+
+/// The agent's processing, with no I/O of its own. See the module docs.
+pub struct Pipeline {
+    config: PipelineConfig,
+    topology: Arc<Topology>,
+    local: Locality,
+    classifier: Classifier,
+    tracker: DeltaTracker,
+    aggregator: Aggregator,
+    talkers: Talkers,
+    stats: PipelineStats,
+}
+
+impl Pipeline {
+    /// A pipeline that starts counting now: the first dump only takes baselines.
+    pub fn new(config: PipelineConfig, topology: Arc<Topology>, classifier: Classifier) -> Self {
+        let aggregator = Aggregator::new(config.pod_grace_ms, config.pending_timeout_ms);
+        let mut pipeline = Pipeline {
+            local: Locality::default(),
+            config,
+            topology: Arc::new(Topology::default()),
+            classifier,
+            tracker: DeltaTracker::new(),
+            aggregator,
+            talkers: Talkers::default(),
+            stats: PipelineStats::default(),
+        };
+        pipeline.set_topology(topology, 0);
+        pipeline
+    }
+
+    /// A pipeline that continues from a checkpoint: baselines and counters pick up where they were.
+    pub fn restore(
+        config: PipelineConfig,
+        topology: Arc<Topology>,
+        classifier: Classifier,
+        checkpoint: Checkpoint,
+        now_ms: u64,
+    ) -> Self {
+        let mut pipeline = Pipeline::new(config, topology.clone(), classifier);
+        pipeline.tracker = DeltaTracker::restore(checkpoint.baselines);
+        for pod in checkpoint.pods {
+            pipeline.aggregator.restore_pod(pod, now_ms);
+        }
+        for series in checkpoint.series {
+            pipeline.aggregator.restore_series(series);
+        }
+        pipeline.set_topology(topology, now_ms);
+        pipeline
+    }
+
+    /// Replaces the topology (for example after a watch event) and syncs the local pods.
+    pub fn set_topology(&mut self, topology: Arc<Topology>, now_ms: u64) {
+        self.local = topology
+            .node(&self.config.node_name)
+            .map(|n| n.locality.clone())
+            .unwrap_or_default();
+        self.aggregator
+            .sync_pods(topology.pods_on_node(&self.config.node_name), now_ms);
+        self.topology = topology;
+    }
+
+    /// Runs one cycle: dump, drain events, sweep, and start a new snapshot generation.
+    pub fn dump_cycle<S: FlowSource>(
+        &mut self,
+        source: &mut S,
+        now_ms: u64,
+    ) -> Result<ReadStats, S::Error> {
+        self.tracker.begin_dump();
+        let read = {
+            let mut step = self.step(now_ms);
+            source.dump(&mut |record| step.account(record, FlowOrigin::Dump))?
+        };
+        self.stats.last_dump_entries = read.entries;
+        self.note_read(read);
+        let events = self.drain_events_inner(source, now_ms)?;
+        self.stats.vanished += self.tracker.end_dump().vanished;
+        self.stats.tracked_entries = self.tracker.len() as u64;
+        self.stats.cycles += 1;
+        // Pods may have come and gone without a topology change (grace periods run on time).
+        self.aggregator
+            .sync_pods(self.topology.pods_on_node(&self.config.node_name), now_ms);
+        self.aggregator.advance(now_ms);
+        let mut total = read;
+        total.add(events);
+        Ok(total)
+    }
+
+    /// Reads pending DESTROY events without dumping. Call it often between cycles so the kernel's
+    /// event queue does not overflow.
+    pub fn drain_events<S: FlowSource>(
+        &mut self,
+        source: &mut S,
+        now_ms: u64,
+    ) -> Result<ReadStats, S::Error> {
+        let read = self.drain_events_inner(source, now_ms)?;
+        self.aggregator.advance(now_ms);
+        Ok(read)
+    }
+
+    fn drain_events_inner<S: FlowSource>(
+        &mut self,
+        source: &mut S,
+        now_ms: u64,
+    ) -> Result<ReadStats, S::Error> {
+        let read = {
+            let mut step = self.step(now_ms);
+            source.drain_destroyed(&mut |record| step.account(record, FlowOrigin::Destroyed))?
+        };
+        self.stats.destroy_events += read.entries;
+        self.note_read(read);
+        Ok(read)
+    }
+
+    fn note_read(&mut self, read: ReadStats) {
+        self.stats.entries_read += read.entries;
+        self.stats.malformed += read.malformed;
+        self.stats.unsupported += read.unsupported;
+        self.stats.events_lost += read.events_lost;
+    }
+
+    fn step(&mut self, now_ms: u64) -> Step<'_> {
+        Step {
+            node_name: &self.config.node_name,
+            topology: &self.topology,
+            local: &self.local,
+            classifier: &self.classifier,
+            tracker: &mut self.tracker,
+            aggregator: &mut self.aggregator,
+            talkers: &mut self.talkers,
+            talkers_per_source: self.config.talkers_per_source,
+            stats: &mut self.stats,
+            now_ms,
+        }
+    }
+
+    /// Records that a scrape served the snapshot of `generation`.
+    pub fn note_scraped(&mut self, generation: u64) {
+        self.aggregator.note_scraped(generation);
+    }
+
+    /// What to export now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            generation: self.aggregator.generation(),
+            node_name: self.config.node_name.clone(),
+            series: self.aggregator.export(),
+            stats: self.stats.clone(),
+            node_has_zone: self.local.zone.is_some(),
+        }
+    }
+
+    /// The state to persist for a restart.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let (series, pods) = self.aggregator.saved();
+        Checkpoint {
+            node_name: self.config.node_name.to_string(),
+            baselines: self.tracker.saved().collect(),
+            series,
+            pods,
+        }
+    }
+
+    /// The top `n` destinations of every source since the last call, and resets the tally.
+    pub fn take_traffic_log(&mut self, n: usize) -> Vec<TalkerReport> {
+        let talkers = std::mem::take(&mut self.talkers);
+        let mut reports: Vec<TalkerReport> = talkers
+            .by_source
+            .into_iter()
+            .map(|(owner, destinations)| {
+                let mut top: Vec<(IpAddr, (u64, TrafficClass))> = destinations.into_iter().collect();
+                top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+                top.truncate(n);
+                TalkerReport {
+                    source: self.owner_name(&owner),
+                    destinations: top
+                        .into_iter()
+                        .map(|(ip, (bytes, class))| (self.describe(ip), class, bytes))
+                        .collect(),
+                }
+            })
+            .collect();
+        reports.sort_by(|a, b| a.source.cmp(&b.source));
+        reports
+    }
+
+    fn owner_name(&self, owner: &Owner) -> String {
+        match owner {
+            Owner::Node => format!("node/{}", self.config.node_name),
+            Owner::Pod(uid) => match self.topology.pod_by_uid(uid) {
+                Some(pod) => format!("{}/{}", pod.namespace, pod.name),
+                None => format!("pod-uid/{uid}"),
+            },
+        }
+    }
+
+    fn describe(&self, ip: IpAddr) -> String {
+        match self.topology.lookup(ip) {
+            Some(Endpoint::Pod(pod)) => format!("{}/{} ({ip})", pod.namespace, pod.name),
+            Some(Endpoint::Node(node)) => format!("node/{} ({ip})", node.name),
+            Some(Endpoint::ServiceIp(svc)) => format!("service/{}/{} ({ip})", svc.namespace, svc.name),
+            None => ip.to_string(),
+        }
+    }
+
+    /// Bytes not attributed for `reason`, so far.
+    pub fn unattributed_bytes(&self, reason: Unattributed) -> u64 {
+        self.stats.unattributed_bytes.get(&reason).copied().unwrap_or(0)
+    }
+}
+
+/// The borrowed state one read needs; split out so the source's sink can borrow it mutably
+/// while the pipeline itself stays borrowed by the source call.
+struct Step<'p> {
+    node_name: &'p str,
+    topology: &'p Topology,
+    local: &'p Locality,
+    classifier: &'p Classifier,
+    tracker: &'p mut DeltaTracker,
+    aggregator: &'p mut Aggregator,
+    talkers: &'p mut Talkers,
+    talkers_per_source: usize,
+    stats: &'p mut PipelineStats,
+    now_ms: u64,
+}
+
+impl Step<'_> {
+    fn account(&mut self, record: &FlowRecord, origin: FlowOrigin) {
+        let delta: FlowDelta = match origin {
+            FlowOrigin::Dump => self.tracker.observe_live(record),
+            FlowOrigin::Destroyed => self.tracker.observe_destroyed(record),
+        };
+        if delta.is_zero() {
+            return;
+        }
+        let topology = self.topology;
+        let mut attributions: [Option<Attribution<'_>>; 2] = [None, None];
+        let unattributed = attribute(topology, self.node_name, record, delta, &mut |a| {
+            let slot = if attributions[0].is_none() { 0 } else { 1 };
+            attributions[slot] = Some(a);
+        });
+        if let Some(reason) = unattributed {
+            *self.stats.unattributed_bytes.entry(reason).or_insert(0) +=
+                delta.original_bytes + delta.reply_bytes;
+        }
+        for a in attributions.into_iter().flatten() {
+            self.record(a);
+        }
+    }
+
+    fn record(&mut self, a: Attribution<'_>) {
+        let Classification { class, service } =
+            self.classifier.classify(self.topology, self.local, a.remote);
+        let owner = match a.local {
+            LocalEnd::Pod(pod) => Owner::Pod(pod.uid.clone()),
+            LocalEnd::Node => Owner::Node,
+        };
+        for (direction, bytes) in [(Direction::Egress, a.egress), (Direction::Ingress, a.ingress)] {
+            if bytes == 0 {
+                continue;
+            }
+            self.aggregator.add(
+                SeriesKey {
+                    owner: owner.clone(),
+                    direction,
+                    class,
+                    service: service.clone(),
+                },
+                bytes,
+                self.now_ms,
+            );
+        }
+        self.stats.attributed_bytes += a.egress + a.ingress;
+        let destinations = self.talkers.by_source.entry(owner.clone()).or_default();
+        let total = a.egress + a.ingress;
+        match destinations.get_mut(&a.remote) {
+            Some(entry) => entry.0 += total,
+            None if destinations.len() < self.talkers_per_source => {
+                destinations.insert(a.remote, (total, class));
+            }
+            None => *self.talkers.other.entry(owner).or_insert(0) += total,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `netcost`: one binary, several jobs. This file only reads the command line, sets up logging
+//! and hands over to the library crates; it holds no logic of its own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use netcost_agent::{AgentSettings, SourceKind};
+use netcost_core::config::ClassificationConfig;
+use netcost_core::inventory::Inventory;
+
+/// Shows which Kubernetes workloads run up the cloud network bill.
+#[derive(Debug, Parser)]
+#[command(name = "netcost", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Per-node collector: reads conntrack and serves Kubecost-compatible /metrics.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SourceArg {
+    /// ctnetlink dumps and DESTROY events.
+    Netlink,
+    /// /proc/net/nf_conntrack text, as Kubecost reads it.
+    Proc,
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The node this agent runs on.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// Static topology (a YAML list of Node, Pod and Service objects). Required until the
+    /// Kubernetes API watchers land.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Classification config in Kubecost's network-costs format; Kubecost's defaults without it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz. HOST_PORT, if set, replaces the port.
+    #[arg(long, default_value = "0.0.0.0:3001", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Port override, as Kubecost's network-costs DaemonSet takes it.
+    #[arg(long = "host-port", env = "HOST_PORT", hide = true)]
+    host_port: Option<u16>,
+    /// Period of full conntrack dumps, like 2s, 10s or 1m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    interval: Duration,
+    /// Where conntrack is read from.
+    #[arg(long, value_enum, default_value = "netlink")]
+    source: SourceArg,
+    /// The file read by `--source proc`.
+    #[arg(long, default_value = "/proc/net/nf_conntrack", value_name = "PATH")]
+    proc_path: PathBuf,
+    /// Restart checkpoint, written atomically after every cycle.
+    #[arg(long, value_name = "PATH")]
+    state_file: Option<PathBuf>,
+    /// How often the traffic log (top destinations per source) is written.
+    #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DUR")]
+    traffic_log_interval: Duration,
+    /// Turns the traffic log on or off.
+    #[arg(long, env = "TRAFFIC_LOGGING_ENABLED", default_value = "true", action = clap::ArgAction::Set)]
+    traffic_logging_enabled: bool,
+    /// How often DESTROY events are read between dumps.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DUR", hide = true)]
+    event_drain_period: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: write a duration like 2s, 10s or 30m"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Agent(args) => agent(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn agent(args: AgentArgs) -> Result<()> {
+    let Some(inventory_path) = &args.inventory else {
+        bail!(
+            "--inventory is required: topology from the Kubernetes API is not built yet; \
+             pass a YAML list of Node, Pod and Service objects (see examples/inventory.yaml)"
+        );
+    };
+    // Everything is read and validated before anything starts: never half-configured.
+    let inventory = Inventory::load(inventory_path)?;
+    let topology = inventory.topology()?;
+    let config = match &args.config {
+        Some(path) => ClassificationConfig::load(path)?,
+        None => ClassificationConfig::kubecost_default(),
+    };
+    let mut listen = args.listen;
+    if let Some(port) = args.host_port {
+        listen.set_port(port);
+    }
+    let settings = AgentSettings {
+        node_name: args.node_name,
+        listen,
+        interval: args.interval,
+        event_drain_period: args.event_drain_period.min(args.interval),
+        source: match args.source {
+            SourceArg::Netlink => SourceKind::Netlink,
+            SourceArg::Proc => SourceKind::Proc(args.proc_path),
+        },
+        state_file: args.state_file,
+        traffic_log_interval: args.traffic_logging_enabled.then_some(args.traffic_log_interval),
+        topology: Arc::new(topology),
+        config,
+    };
+    netcost_agent::run(settings).context("agent stopped")
+}
