@@ -1,0 +1,387 @@
+#![cfg(feature = "root-tests")]
+//! End-to-end tests of `netcost agent` on the real kernel.
+//!
+//! Each test builds its own cluster of network namespaces (see `support/cluster.rs`), starts the
+//! real binary on every node with `--source netlink`, sends traffic whose byte counts it knows
+//! exactly, and checks each pod's counters, per direction and class, on the agent of every node
+//! with a local end. The other classes of those counters must stay near zero, so a
+//! misclassification fails as well as a miscount.
+//!
+//! Needs root; run with `cargo test -p netcost --features root-tests --test kernel_e2e`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::cluster::{
+    AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, INTERNET_HOST, NODE_PORT,
+    node, pod, pod_addr,
+};
+use support::expect::{Class, expect_counts, pod_end};
+use support::netns::join;
+use support::traffic::{TcpFlow, TcpReport, UdpFlows};
+
+const NETCOST: &str = env!("CARGO_BIN_EXE_netcost");
+const MIB: u64 = 1 << 20;
+
+/// The test cluster with an agent on every node, all ready: flows from here on count from zero.
+fn cluster_with_agents(case: &str) -> Cluster {
+    let mut cluster = Cluster::build(case);
+    cluster.start_agents(NETCOST, AgentOptions::default());
+    cluster
+}
+
+/// A TCP flow from pod `client` to pod `server`: 3 MiB up and 1 MiB down, so that swapped
+/// directions show.
+fn pod_to_pod(cluster: &Cluster, client: &str, server: &str, v6: bool) -> TcpFlow {
+    let addr = pod_addr(server, v6, BACKEND_PORT);
+    TcpFlow {
+        client_ns: cluster.pod_ns(client),
+        server_ns: cluster.pod_ns(server),
+        listen: addr,
+        connect: addr,
+        client_sends: 3 * MIB,
+        server_sends: MIB,
+        client_pace: None,
+    }
+}
+
+#[test]
+fn traffic_between_two_pods_on_one_node_is_in_zone_for_both_pods() {
+    let cluster = cluster_with_agents("same-node");
+
+    let flow = pod_to_pod(&cluster, "cli-a", "web-a", false).run();
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::InZone, up, down),
+            pod_end("node-a1", "web-a", Class::InZone, down, up),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn pod_traffic_across_zones_is_cross_zone_and_counted_once_at_each_end() {
+    let cluster = cluster_with_agents("cross-zone");
+
+    let flow = pod_to_pod(&cluster, "cli-a", "web-b", false).run();
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn service_traffic_across_regions_is_cross_region_by_the_real_backend_never_in_zone() {
+    let cluster = cluster_with_agents("cluster-ip");
+
+    // cli-c on node-c2 talks to the ClusterIP, which node-c2 DNATs to web-a on node-a1. The
+    // ClusterIP is in 10.0.0.0/8, which the config lists as in-zone.
+    let flow = TcpFlow {
+        connect: SocketAddr::from((CLUSTER_IP, CLUSTER_IP_PORT)),
+        ..pod_to_pod(&cluster, "cli-c", "web-a", false)
+    }
+    .run();
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-c2", "cli-c", Class::CrossRegion, up, down),
+            pod_end("node-a1", "web-a", Class::CrossRegion, down, up),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn masqueraded_pod_traffic_to_an_internet_host_is_internet_egress_and_ingress() {
+    let cluster = cluster_with_agents("snat-internet");
+
+    let server = SocketAddr::from((INTERNET_HOST, 9000));
+    let flow = TcpFlow {
+        server_ns: cluster.internet_ns(),
+        listen: server,
+        connect: server,
+        ..pod_to_pod(&cluster, "cli-a", "web-a", false)
+    }
+    .run();
+    let ended = Instant::now();
+
+    expect_counts(
+        &cluster,
+        ended,
+        &pod_end(
+            "node-a1",
+            "cli-a",
+            Class::Internet,
+            flow.client_to_server(),
+            flow.server_to_client(),
+        ),
+    );
+}
+
+#[test]
+fn internet_traffic_through_a_nodeport_is_internet_traffic_of_the_backend_pod() {
+    let cluster = cluster_with_agents("nodeport");
+
+    // The internet host uploads 1 MiB to node-b1's NodePort and downloads 3 MiB; node-b1 DNATs
+    // it to web-b.
+    let flow = TcpFlow {
+        client_ns: cluster.internet_ns(),
+        server_ns: cluster.pod_ns("web-b"),
+        listen: pod_addr("web-b", false, BACKEND_PORT),
+        connect: SocketAddr::from((node("node-b1").ipv4(), NODE_PORT)),
+        client_sends: MIB,
+        server_sends: 3 * MIB,
+        client_pace: None,
+    }
+    .run();
+    let ended = Instant::now();
+
+    expect_counts(
+        &cluster,
+        ended,
+        &pod_end(
+            "node-b1",
+            "web-b",
+            Class::Internet,
+            flow.server_to_client(),
+            flow.client_to_server(),
+        ),
+    );
+}
+
+#[test]
+fn ipv6_pod_traffic_across_zones_is_cross_zone_at_both_ends() {
+    let cluster = cluster_with_agents("ipv6-cross-zone");
+
+    let flow = pod_to_pod(&cluster, "cli-a", "web-b", true).run();
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
+    const INTERVAL: Duration = Duration::from_secs(5);
+    const PORT: u16 = 5353;
+    let mut cluster = Cluster::build("udp-expiry");
+    for node in ["node-a1", "node-b1"] {
+        cluster.node_sysctl(
+            node,
+            &[
+                ("net.netfilter.nf_conntrack_udp_timeout", "1"),
+                ("net.netfilter.nf_conntrack_udp_timeout_stream", "1"),
+            ],
+        );
+    }
+    // Every agent dumps first after it starts, so none dumps again before this plus INTERVAL.
+    let started = Instant::now();
+    cluster.start_agents(NETCOST, AgentOptions { interval: INTERVAL });
+
+    let server = pod_addr("web-b", false, PORT);
+    let flows = UdpFlows {
+        client_ns: cluster.pod_ns("cli-a"),
+        server_ns: cluster.pod_ns("web-b"),
+        listen: server,
+        connect: server,
+        flows: 200,
+        first_client_port: 40000,
+        request: 1000,
+        reply: 500,
+    }
+    .run();
+    let ended = Instant::now();
+
+    // The premise: every entry came and went between the agents' first and second dumps, so only
+    // their DESTROY events can have told the agents about them.
+    let port = PORT.to_string();
+    let gone = wait_until(Duration::from_secs(4), || {
+        ["node-a1", "node-b1"].iter().all(|node| {
+            !cluster
+                .conntrack(node, &["-p", "udp", "--orig-port-dst", &port])
+                .contains("dport=")
+        })
+    });
+    assert!(
+        gone && started.elapsed() < INTERVAL,
+        "the UDP entries must expire within {INTERVAL:?} of the agents' start, but they took \
+         {:?} (gone: {gone}); the test cannot show what it claims",
+        started.elapsed()
+    );
+
+    let (up, down) = (
+        flows.client_to_server_bytes(),
+        flows.server_to_client_bytes(),
+    );
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn an_agent_killed_and_restarted_mid_transfer_neither_loses_nor_doubles_bytes() {
+    let mut cluster = cluster_with_agents("kill-restart");
+
+    // 16 MiB paced over 6 s from cli-a to web-b; web-b sends its 1 MiB at once, so those bytes
+    // were counted and checkpointed before the kill.
+    let transfer = TcpFlow {
+        client_sends: 16 * MIB,
+        client_pace: Some(Duration::from_secs(6)),
+        ..pod_to_pod(&cluster, "cli-a", "web-b", false)
+    }
+    .spawn();
+    std::thread::sleep(Duration::from_millis(2500));
+    cluster.kill_agent("node-b1");
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.restart_agent("node-b1");
+    assert!(
+        !transfer.is_finished(),
+        "the transfer ended before the agent was back; the restart was not mid-transfer"
+    );
+    let flow: TcpReport = join(transfer);
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end(
+                "node-b1",
+                "web-b",
+                Class::CrossZone,
+                down.within_percent(3),
+                up.within_percent(3),
+            ),
+        ]
+        .concat(),
+    );
+}
+
+/// The harness itself, with no agent: every case's path is routed and NATed as in a real cluster,
+/// and the node's conntrack table counts it. When this fails, the agent tests say nothing.
+#[test]
+fn the_test_cluster_routes_and_nats_every_path_and_conntrack_counts_it() {
+    let cluster = Cluster::build("harness");
+
+    pod_to_pod(&cluster, "cli-a", "web-b", true).run();
+    TcpFlow {
+        connect: SocketAddr::from((CLUSTER_IP, CLUSTER_IP_PORT)),
+        ..pod_to_pod(&cluster, "cli-c", "web-a", false)
+    }
+    .run();
+    let internet = SocketAddr::from((INTERNET_HOST, 9000));
+    TcpFlow {
+        server_ns: cluster.internet_ns(),
+        listen: internet,
+        connect: internet,
+        ..pod_to_pod(&cluster, "cli-a", "web-a", false)
+    }
+    .run();
+    TcpFlow {
+        client_ns: cluster.internet_ns(),
+        connect: SocketAddr::from((node("node-b1").ipv4(), NODE_PORT)),
+        ..pod_to_pod(&cluster, "cli-b", "web-b", false)
+    }
+    .run();
+
+    let (web_a, web_b) = (pod("web-a"), pod("web-b"));
+    let (cli_a, cli_c) = (pod("cli-a"), pod("cli-c"));
+    let expectations = [
+        // Plain routing between nodes, over IPv6.
+        (
+            "node-a1",
+            vec![
+                "-f".to_owned(),
+                "ipv6".to_owned(),
+                "-d".to_owned(),
+                web_b.ipv6().to_string(),
+            ],
+            format!("src={} dst={}", web_b.ipv6(), cli_a.ipv6()),
+        ),
+        // DNAT of the ClusterIP on the client's node: the reply comes from the backend.
+        (
+            "node-c2",
+            vec!["-d".to_owned(), CLUSTER_IP.to_string()],
+            format!(
+                "src={} dst={} sport={BACKEND_PORT}",
+                web_a.ipv4(),
+                cli_c.ipv4()
+            ),
+        ),
+        // Masquerade to the internet: the reply goes to the node.
+        (
+            "node-a1",
+            vec!["-d".to_owned(), INTERNET_HOST.to_string()],
+            format!(
+                "src={INTERNET_HOST} dst={} sport=9000",
+                node("node-a1").ipv4()
+            ),
+        ),
+        // DNAT of the NodePort: the reply comes from the backend pod.
+        (
+            "node-b1",
+            vec!["-s".to_owned(), INTERNET_HOST.to_string()],
+            format!(
+                "src={} dst={INTERNET_HOST} sport={BACKEND_PORT}",
+                web_b.ipv4()
+            ),
+        ),
+    ];
+    for (node, filter, reply) in expectations {
+        let filter: Vec<&str> = filter.iter().map(String::as_str).collect();
+        let table = cluster.conntrack(node, &filter);
+        assert!(
+            table.contains(&reply) && table.contains("bytes="),
+            "{node}: expected an accounted entry with reply tuple `{reply}`, got:\n{table}"
+        );
+    }
+}
+
+/// Polls `done` every 100 ms for up to `limit`; whether it became true.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

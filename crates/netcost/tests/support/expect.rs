@@ -1,0 +1,308 @@
+//! Expected counter values, derived from the bytes a test sent, and the wait for the agents to
+//! report them.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use super::cluster::{Cluster, pod};
+use super::metrics::Metrics;
+use super::traffic::{Side, TcpReport, UdpReport};
+
+/// Where the other end of a flow is, as the Kubecost labels tell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Same zone.
+    InZone,
+    /// Same region, another zone.
+    CrossZone,
+    /// Another region.
+    CrossRegion,
+    /// Outside every cluster and cloud.
+    Internet,
+}
+
+impl Class {
+    const ALL: [Class; 4] = [
+        Class::InZone,
+        Class::CrossZone,
+        Class::CrossRegion,
+        Class::Internet,
+    ];
+
+    /// `(internet, same_zone, same_region)` label values.
+    fn labels(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Class::InZone => ("false", "true", "true"),
+            Class::CrossZone => ("false", "false", "true"),
+            Class::CrossRegion => ("false", "false", "false"),
+            Class::Internet => ("true", "false", "false"),
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Class::InZone => "in-zone",
+            Class::CrossZone => "cross-zone",
+            Class::CrossRegion => "cross-region",
+            Class::Internet => "internet",
+        })
+    }
+}
+
+/// Which counter of a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Bytes the pod sent.
+    Egress,
+    /// Bytes the pod received.
+    Ingress,
+}
+
+impl Direction {
+    fn metric(self) -> &'static str {
+        match self {
+            Direction::Egress => "kubecost_pod_network_egress_bytes_total",
+            Direction::Ingress => "kubecost_pod_network_ingress_bytes_total",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Egress => "egress",
+            Direction::Ingress => "ingress",
+        })
+    }
+}
+
+/// An inclusive range of acceptable counter values.
+#[derive(Clone, Copy, Debug)]
+pub struct Bytes {
+    lo: u64,
+    hi: u64,
+}
+
+impl Bytes {
+    /// Exactly `n`.
+    pub fn exactly(n: u64) -> Bytes {
+        Bytes { lo: n, hi: n }
+    }
+
+    /// What conntrack can have counted for the bytes that `sender` wrote to `receiver` over TCP.
+    ///
+    /// Conntrack counts whole IP packets of the direction, so the count is the payload plus one
+    /// IP and TCP header per packet:
+    /// - lower bound: the payload itself;
+    /// - packets in the direction: the sender's data segments, at most `ceil(payload / MSS)` plus
+    ///   one short segment per `write`; plus at most one pure ACK or window update per data
+    ///   segment of the other direction, as the receiver acknowledges it; plus the handshake and
+    ///   close (SYN, ACKs, FIN), counted generously as 8. GSO/GRO only make packets fewer and
+    ///   larger, so this bounds from above.
+    /// - header per packet: at most the IP header (20, or 40 for IPv6) plus the largest TCP
+    ///   header (60 bytes with options); the real one is 32 with timestamps.
+    /// - MSS on the 1500-byte veth MTU: 1500 - IP - 20 - 12 (timestamps) = 1448 (1428 for v6).
+    pub fn tcp(sender: Side, receiver: Side, v6: bool) -> Bytes {
+        let ip = if v6 { 40 } else { 20 };
+        let mss = 1500 - ip - 20 - 12;
+        let segments = |side: Side| side.sent.div_ceil(mss) + side.writes;
+        let packets = segments(sender) + segments(receiver) + 8;
+        Bytes {
+            lo: sender.sent,
+            hi: sender.sent + packets * (ip + 60),
+        }
+    }
+
+    /// Widens the range by `percent` on both sides, for the restart test.
+    pub fn within_percent(self, percent: u64) -> Bytes {
+        Bytes {
+            lo: self.lo - self.lo * percent / 100,
+            hi: self.hi + self.hi * percent / 100,
+        }
+    }
+
+    fn contains(self, n: f64) -> bool {
+        self.lo as f64 <= n && n <= self.hi as f64
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "exactly {}", self.lo)
+        } else {
+            write!(f, "{}..={}", self.lo, self.hi)
+        }
+    }
+}
+
+impl TcpReport {
+    /// Counter range for the client → server direction.
+    pub fn client_to_server(&self) -> Bytes {
+        Bytes::tcp(self.client, self.server, self.v6)
+    }
+
+    /// Counter range for the server → client direction.
+    pub fn server_to_client(&self) -> Bytes {
+        Bytes::tcp(self.server, self.client, self.v6)
+    }
+}
+
+impl UdpReport {
+    /// Counter range for the client → server direction: exact.
+    pub fn client_to_server_bytes(&self) -> Bytes {
+        Bytes::exactly(self.client_to_server())
+    }
+
+    /// Counter range for the server → client direction: exact.
+    pub fn server_to_client_bytes(&self) -> Bytes {
+        Bytes::exactly(self.server_to_client())
+    }
+}
+
+/// One pod counter that the agent of `node` must report.
+#[derive(Clone, Copy, Debug)]
+pub struct Check {
+    /// Whose agent reports it.
+    pub node: &'static str,
+    /// The pod.
+    pub pod: &'static str,
+    /// Egress or ingress.
+    pub direction: Direction,
+    /// The class all of the pod's bytes in this direction must have.
+    pub class: Class,
+    /// The acceptable value.
+    pub bytes: Bytes,
+}
+
+/// Both counters of one pod end of a flow: `sent` as egress and `received` as ingress.
+pub fn pod_end(
+    node: &'static str,
+    pod: &'static str,
+    class: Class,
+    sent: Bytes,
+    received: Bytes,
+) -> [Check; 2] {
+    [
+        Check {
+            node,
+            pod,
+            direction: Direction::Egress,
+            class,
+            bytes: sent,
+        },
+        Check {
+            node,
+            pod,
+            direction: Direction::Ingress,
+            class,
+            bytes: received,
+        },
+    ]
+}
+
+/// How far the other classes of a checked counter may stray from zero: 1% of the expected bytes
+/// plus 4 KiB (neighbour discovery between pod and node may land somewhere).
+fn other_classes_limit(bytes: Bytes) -> f64 {
+    bytes.lo as f64 / 100.0 + 4096.0
+}
+
+impl Check {
+    /// `None` when the scrape satisfies the check, else what is wrong.
+    fn verify(&self, metrics: &Metrics) -> Option<String> {
+        let namespace = pod(self.pod).namespace;
+        let value = |class: Class| {
+            let (internet, same_zone, same_region) = class.labels();
+            metrics
+                .metric(self.direction.metric())
+                .label("pod_name", self.pod)
+                .label("namespace", namespace)
+                .label("internet", internet)
+                .label("same_zone", same_zone)
+                .label("same_region", same_region)
+                .value()
+        };
+        let got = value(self.class);
+        let others: Vec<(Class, f64)> = Class::ALL
+            .iter()
+            .filter(|c| **c != self.class)
+            .map(|c| (*c, value(*c)))
+            .collect();
+        let limit = other_classes_limit(self.bytes);
+        let others_ok = others.iter().all(|(_, v)| *v <= limit);
+        if self.bytes.contains(got) && others_ok {
+            return None;
+        }
+        let mut why = format!(
+            "agent on {}: {}/{} {} {}: expected {}, got {got}",
+            self.node, namespace, self.pod, self.direction, self.class, self.bytes
+        );
+        if got > 0.0 && !self.bytes.contains(got) {
+            let _ = write!(
+                why,
+                " ({:+.2}% vs. the lower bound)",
+                (got / self.bytes.lo.max(1) as f64 - 1.0) * 100.0
+            );
+        }
+        let _ = write!(why, "; other classes (each must be <= {limit}):");
+        for (class, v) in others {
+            let _ = write!(why, " {class}={v}");
+        }
+        Some(why)
+    }
+}
+
+/// Waits until the agents have run at least two cycles after `traffic_ended`, then until every
+/// check holds; panics with what is wrong, the agents' logs and conntrack tables at the deadline.
+pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]) {
+    let interval = cluster.interval();
+    let settled = traffic_ended + interval * 2 + Duration::from_millis(300);
+    if let Some(wait) = settled.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+    let deadline = Instant::now() + (interval * 3).max(Duration::from_secs(10));
+    let mut nodes: Vec<&'static str> = checks.iter().map(|c| c.node).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    loop {
+        let scrapes: BTreeMap<&str, Result<Metrics, String>> =
+            nodes.iter().map(|n| (*n, cluster.scrape(n))).collect();
+        let problems: Vec<String> = checks
+            .iter()
+            .filter_map(|check| match &scrapes[check.node] {
+                Ok(metrics) => check.verify(metrics),
+                Err(e) => Some(e.clone()),
+            })
+            .collect();
+        if problems.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let mut report = format!(
+                "{} of {} checks failed {:.1} s after the traffic ended:\n",
+                problems.len(),
+                checks.len(),
+                traffic_ended.elapsed().as_secs_f64()
+            );
+            for p in &problems {
+                let _ = writeln!(report, "  - {p}");
+            }
+            for node in &nodes {
+                if let Ok(metrics) = &scrapes[node] {
+                    let _ = writeln!(report, "---- pod and node series on {node} ----");
+                    for line in
+                        metrics.lines_with(&["kubecost_pod_network", "netcost_node_network"])
+                    {
+                        let _ = writeln!(report, "{line}");
+                    }
+                }
+                report.push_str(&cluster.diagnostics(node));
+            }
+            panic!("{report}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
