@@ -1,0 +1,720 @@
+//! The cluster as the agent needs it: which IP is which pod, node or Service, and where each node
+//! sits (zone, region).
+//!
+//! Built by one code path, [`Topology::from_objects`], from Kubernetes `Node`, `Pod` and `Service`
+//! objects, whether they came from the API server or from an inventory file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+
+/// Zone and region of a node, from its `topology.kubernetes.io/*` labels (or the legacy
+/// `failure-domain.beta.kubernetes.io/*` ones). Either may be missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Locality {
+    /// The zone, e.g. `us-east-1a`.
+    pub zone: Option<Arc<str>>,
+    /// The region, e.g. `us-east-1`.
+    pub region: Option<Arc<str>>,
+}
+
+/// The workload that owns a pod, resolved as far as the objects at hand allow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// Controller kind, e.g. `ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`.
+    pub kind: Arc<str>,
+    /// Controller name.
+    pub name: Arc<str>,
+}
+
+/// A node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// `metadata.name`.
+    pub name: Arc<str>,
+    /// Zone and region.
+    pub locality: Locality,
+    /// `status.addresses` that parse as IPs (InternalIP, ExternalIP, ...).
+    pub addresses: Vec<IpAddr>,
+    /// `spec.podCIDRs` (or `spec.podCIDR`).
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+}
+
+/// A pod of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    /// `metadata.namespace`.
+    pub namespace: Arc<str>,
+    /// `metadata.name`.
+    pub name: Arc<str>,
+    /// `metadata.uid`.
+    pub uid: Arc<str>,
+    /// `spec.nodeName`; `None` while unscheduled.
+    pub node_name: Option<Arc<str>>,
+    /// `spec.hostNetwork`.
+    pub host_network: bool,
+    /// `status.podIPs` (or `status.podIP`). Empty for hostNetwork pods' own index entries, whose
+    /// IPs are the node's.
+    pub ips: Vec<IpAddr>,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The controller owner reference, if any.
+    pub owner: Option<Owner>,
+}
+
+/// A Service with a virtual IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// `metadata.namespace`.
+    pub namespace: Arc<str>,
+    /// `metadata.name`.
+    pub name: Arc<str>,
+    /// `spec.clusterIPs` (or `spec.clusterIP`), without `None` headless markers.
+    pub cluster_ips: Vec<IpAddr>,
+}
+
+/// What an IP address is, in this cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// A pod with its own network namespace.
+    Pod(&'a PodInfo),
+    /// A node address; hostNetwork pods share it and are reported as the node.
+    Node(&'a NodeInfo),
+    /// A Service virtual IP. Traffic must never be classified by one: after DNAT the reply tuple
+    /// names the real backend.
+    ServiceIp(&'a ServiceInfo),
+}
+
+/// Zone labels, most current first. The legacy label is still set by older clusters and some
+/// managed offerings; a node with both uses the current one.
+const ZONE_LABELS: [&str; 2] = [
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+];
+/// Region labels, most current first.
+const REGION_LABELS: [&str; 2] = [
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/region",
+];
+
+/// Which Kubernetes object an error is about: `Pod default/web-1`, `Node node-a`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// `Node`, `Pod` or `Service`.
+    pub kind: &'static str,
+    /// `metadata.namespace`, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// `metadata.name`; `None` when the object has none (which is itself an error).
+    pub name: Option<String>,
+    /// Position of the object in the slice handed to [`Topology::from_objects`], so that callers
+    /// that read the objects from a file can say where it came from.
+    pub index: usize,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", self.kind)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, "{ns}/")?;
+        }
+        match &self.name {
+            Some(name) => write!(f, "{name}"),
+            None => write!(f, "#{} (unnamed)", self.index),
+        }
+    }
+}
+
+/// Why a set of objects cannot become a [`Topology`]. Every variant names the object, the field
+/// path inside it and the reason, e.g.
+/// `Pod default/web-1: status.podIPs[1].ip: "10.0.0.x" is not an IP address`.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    /// A field that must hold an IP address does not.
+    InvalidIp {
+        /// The object.
+        object: Box<ObjectRef>,
+        /// Field path inside the object.
+        field: String,
+        /// The offending text.
+        value: String,
+    },
+    /// A field that must hold a CIDR (`10.244.1.0/24`) does not.
+    InvalidCidr {
+        /// The object.
+        object: Box<ObjectRef>,
+        /// Field path inside the object.
+        field: String,
+        /// The offending text.
+        value: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A field the topology cannot do without is missing or empty.
+    MissingField {
+        /// The object.
+        object: Box<ObjectRef>,
+        /// Field path inside the object.
+        field: String,
+    },
+    /// Two objects of the same kind share a key that must be unique (node name, pod uid).
+    Duplicate {
+        /// The later object.
+        object: Box<ObjectRef>,
+        /// Field path of the key.
+        field: String,
+        /// The shared value.
+        value: String,
+        /// The earlier object.
+        other: Box<ObjectRef>,
+    },
+}
+
+impl std::fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.object(), self.field(), self.reason())
+    }
+}
+
+impl TopologyError {
+    /// The object the error is about.
+    pub fn object(&self) -> &ObjectRef {
+        match self {
+            TopologyError::InvalidIp { object, .. }
+            | TopologyError::InvalidCidr { object, .. }
+            | TopologyError::MissingField { object, .. }
+            | TopologyError::Duplicate { object, .. } => object.as_ref(),
+        }
+    }
+
+    /// Why the field is rejected, without the object and the field.
+    pub fn reason(&self) -> String {
+        match self {
+            TopologyError::InvalidIp { value, .. } => format!("{value:?} is not an IP address"),
+            TopologyError::InvalidCidr { value, reason, .. } => {
+                format!("{value:?} is not a CIDR ({reason})")
+            }
+            TopologyError::MissingField { .. } => "is missing or empty, and is required".into(),
+            TopologyError::Duplicate { value, other, .. } => {
+                format!("{value:?} is already used by {other}")
+            }
+        }
+    }
+
+    /// The field path inside the object, e.g. `status.podIPs[1].ip`.
+    pub fn field(&self) -> &str {
+        match self {
+            TopologyError::InvalidIp { field, .. }
+            | TopologyError::InvalidCidr { field, .. }
+            | TopologyError::MissingField { field, .. }
+            | TopologyError::Duplicate { field, .. } => field,
+        }
+    }
+}
+
+/// What an IP of the index points at. A small `Copy` index instead of a clone of the object, so
+/// that a pod with two IPs or a node with four addresses costs a few bytes per IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Pod(u32),
+    Node(u32),
+    Service(u32),
+}
+
+/// The cluster at one moment: nodes, pods, Services and an index from IP to endpoint.
+///
+/// Immutable once built; a change in the cluster builds a new one (share it with `Arc`).
+///
+/// Rules the index follows:
+/// - IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are looked up as IPv4, both when indexing
+///   and when looking up, because dual-stack sockets report IPv4 peers that way.
+/// - Pods in phase `Succeeded` or `Failed` keep no IP: their IP may already belong to a new pod.
+/// - When two live pods claim the same IP, the one with the newest `metadata.creationTimestamp`
+///   wins (ties go to the one listed later). A pod IP reused by a new pod must never be billed to
+///   the old one, and a watch cache can briefly hold both.
+/// - Node addresses win over pod IPs: only a hostNetwork pod shares a node's IP, and its traffic
+///   is the node's.
+/// - A hostNetwork pod's IPs (and its `status.hostIP`) point at its node.
+#[derive(Debug, Clone, Default)]
+pub struct Topology {
+    nodes: Vec<NodeInfo>,
+    pods: Vec<PodInfo>,
+    /// Parallel to `pods`: false for pods in phase `Succeeded` or `Failed`.
+    pod_live: Vec<bool>,
+    services: Vec<ServiceInfo>,
+    node_by_name: HashMap<Arc<str>, u32>,
+    pod_by_uid: HashMap<Arc<str>, u32>,
+    by_ip: HashMap<IpAddr, Slot>,
+}
+
+/// What building the index needs to know about a pod beyond its [`PodInfo`].
+struct PodBuild {
+    /// `metadata.creationTimestamp`, for the IP reuse rule.
+    created: Option<Time>,
+    /// IPs that stand for the pod's node: a hostNetwork pod's own IPs and its `status.hostIP`.
+    node_ips: Vec<IpAddr>,
+}
+
+impl Topology {
+    /// Builds the topology from Kubernetes objects, as listed by the API or read from a file.
+    ///
+    /// Fails on the first object with an invalid IP or CIDR, a missing name or uid, or a name or
+    /// uid used twice; the error names the object and the field.
+    pub fn from_objects(
+        nodes: &[Node],
+        pods: &[Pod],
+        services: &[Service],
+    ) -> Result<Topology, TopologyError> {
+        let mut topo = Topology::default();
+        for (index, node) in nodes.iter().enumerate() {
+            let info = node_info(node, index)?;
+            let id = to_u32(topo.nodes.len());
+            if let Some(&earlier) = topo.node_by_name.get(&info.name) {
+                return Err(TopologyError::Duplicate {
+                    object: object_ref("Node", &node.metadata, index, false),
+                    field: "metadata.name".into(),
+                    value: info.name.to_string(),
+                    other: object_ref(
+                        "Node",
+                        &nodes[earlier as usize].metadata,
+                        earlier as usize,
+                        false,
+                    ),
+                });
+            }
+            topo.node_by_name.insert(info.name.clone(), id);
+            topo.nodes.push(info);
+        }
+
+        let mut builds = Vec::with_capacity(pods.len());
+        for (index, pod) in pods.iter().enumerate() {
+            let (info, live, node_ips) = pod_info(pod, index)?;
+            let id = to_u32(topo.pods.len());
+            if let Some(&earlier) = topo.pod_by_uid.get(&info.uid) {
+                return Err(TopologyError::Duplicate {
+                    object: object_ref("Pod", &pod.metadata, index, true),
+                    field: "metadata.uid".into(),
+                    value: info.uid.to_string(),
+                    other: object_ref(
+                        "Pod",
+                        &pods[earlier as usize].metadata,
+                        earlier as usize,
+                        true,
+                    ),
+                });
+            }
+            topo.pod_by_uid.insert(info.uid.clone(), id);
+            builds.push(PodBuild {
+                created: pod.metadata.creation_timestamp.clone(),
+                node_ips,
+            });
+            topo.pods.push(info);
+            topo.pod_live.push(live);
+        }
+
+        for (index, service) in services.iter().enumerate() {
+            let info = service_info(service, index)?;
+            topo.services.push(info);
+        }
+
+        topo.build_index(&builds);
+        Ok(topo)
+    }
+
+    /// Fills `by_ip`, lowest priority first: Services, then pods (newest wins), then nodes.
+    fn build_index(&mut self, builds: &[PodBuild]) {
+        for (id, service) in self.services.iter().enumerate() {
+            for ip in &service.cluster_ips {
+                self.by_ip.insert(*ip, Slot::Service(to_u32(id)));
+            }
+        }
+        for (id, pod) in self.pods.iter().enumerate() {
+            if !self.pod_live[id] {
+                continue;
+            }
+            for ip in &pod.ips {
+                let newer = match self.by_ip.get(ip) {
+                    Some(Slot::Pod(other)) => {
+                        // `>=`: on equal (or both missing) timestamps the later object wins, so
+                        // that the result does not depend on hash order.
+                        builds[id].created >= builds[*other as usize].created
+                    }
+                    _ => true,
+                };
+                if newer {
+                    self.by_ip.insert(*ip, Slot::Pod(to_u32(id)));
+                }
+            }
+        }
+        // hostNetwork pods' IPs are their node's. Indexed before the node's own addresses only
+        // so that those, being authoritative, are written last.
+        for (id, pod) in self.pods.iter().enumerate() {
+            if !self.pod_live[id] {
+                continue;
+            }
+            let Some(node_id) = pod
+                .node_name
+                .as_ref()
+                .and_then(|n| self.node_by_name.get(n))
+            else {
+                continue;
+            };
+            for ip in &builds[id].node_ips {
+                self.by_ip.insert(*ip, Slot::Node(*node_id));
+            }
+        }
+        for (id, node) in self.nodes.iter().enumerate() {
+            for ip in &node.addresses {
+                self.by_ip.insert(*ip, Slot::Node(to_u32(id)));
+            }
+        }
+    }
+
+    /// What `ip` is in this cluster, if anything. IPv4-mapped IPv6 is looked up as IPv4.
+    pub fn lookup(&self, ip: IpAddr) -> Option<Endpoint<'_>> {
+        Some(match *self.by_ip.get(&ip.to_canonical())? {
+            Slot::Pod(i) => Endpoint::Pod(&self.pods[i as usize]),
+            Slot::Node(i) => Endpoint::Node(&self.nodes[i as usize]),
+            Slot::Service(i) => Endpoint::ServiceIp(&self.services[i as usize]),
+        })
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        let id = *self.node_by_name.get(name)?;
+        self.nodes.get(id as usize)
+    }
+
+    /// Every node, in the order given.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.nodes.iter()
+    }
+
+    /// Every pod, in the order given, including finished and hostNetwork pods.
+    pub fn pods(&self) -> impl Iterator<Item = &PodInfo> {
+        self.pods.iter()
+    }
+
+    /// Every Service, in the order given.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
+        self.services.iter()
+    }
+
+    /// The pods with their own network namespace scheduled on `node` (`spec.nodeName`), leaving
+    /// out finished pods (phase `Succeeded` or `Failed`): those are the pods an agent on `node`
+    /// attributes traffic to. hostNetwork pods are left out because their traffic is the node's.
+    pub fn pods_on_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodInfo> + 'a {
+        self.pods
+            .iter()
+            .zip(&self.pod_live)
+            .filter(move |(pod, live)| {
+                **live && !pod.host_network && pod.node_name.as_deref() == Some(node)
+            })
+            .map(|(pod, _)| pod)
+    }
+
+    /// The pod with `metadata.uid == uid`, finished or not.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<&PodInfo> {
+        let id = *self.pod_by_uid.get(uid)?;
+        self.pods.get(id as usize)
+    }
+
+    /// Where `ip` sits: for a pod, the locality of its node; for a node address, the node's.
+    /// `None` for Service IPs, unknown IPs and pods whose node is unknown.
+    pub fn locality_of(&self, ip: IpAddr) -> Option<&Locality> {
+        match self.lookup(ip)? {
+            Endpoint::Pod(pod) => Some(&self.node(pod.node_name.as_deref()?)?.locality),
+            Endpoint::Node(node) => Some(&node.locality),
+            Endpoint::ServiceIp(_) => None,
+        }
+    }
+}
+
+/// Object counts stay far below `u32::MAX`; saturate rather than panic if they ever did not.
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Boxed because errors carry it, and a small `Err` keeps every `Result` of the builder small.
+fn object_ref(
+    kind: &'static str,
+    meta: &ObjectMeta,
+    index: usize,
+    namespaced: bool,
+) -> Box<ObjectRef> {
+    Box::new(ObjectRef {
+        kind,
+        namespace: namespaced.then(|| namespace_of(meta).to_owned()),
+        name: meta.name.clone().filter(|n| !n.is_empty()),
+        index,
+    })
+}
+
+/// A namespaced object without a namespace lives in `default`, as `kubectl apply` would put it.
+fn namespace_of(meta: &ObjectMeta) -> &str {
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => ns,
+        _ => "default",
+    }
+}
+
+fn required_name(
+    kind: &'static str,
+    meta: &ObjectMeta,
+    index: usize,
+    namespaced: bool,
+) -> Result<Arc<str>, TopologyError> {
+    match meta.name.as_deref() {
+        Some(name) if !name.is_empty() => Ok(Arc::from(name)),
+        _ => Err(TopologyError::MissingField {
+            object: object_ref(kind, meta, index, namespaced),
+            field: "metadata.name".into(),
+        }),
+    }
+}
+
+fn parse_ip(
+    text: &str,
+    object: impl FnOnce() -> Box<ObjectRef>,
+    field: impl FnOnce() -> String,
+) -> Result<IpAddr, TopologyError> {
+    text.trim()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| TopologyError::InvalidIp {
+            object: object(),
+            field: field(),
+            value: text.to_owned(),
+        })
+}
+
+fn label<'a>(meta: &'a ObjectMeta, keys: &[&str]) -> Option<&'a str> {
+    let labels = meta.labels.as_ref()?;
+    keys.iter()
+        .find_map(|k| labels.get(*k).map(String::as_str).filter(|v| !v.is_empty()))
+}
+
+fn node_info(node: &Node, index: usize) -> Result<NodeInfo, TopologyError> {
+    let meta = &node.metadata;
+    let name = required_name("Node", meta, index, false)?;
+    let me = || object_ref("Node", meta, index, false);
+    let locality = Locality {
+        zone: label(meta, &ZONE_LABELS).map(Arc::from),
+        region: label(meta, &REGION_LABELS).map(Arc::from),
+    };
+
+    let mut addresses = Vec::new();
+    for (i, address) in node
+        .status
+        .as_ref()
+        .and_then(|s| s.addresses.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match address.type_.as_str() {
+            // Hostname and DNS entries hold names, usually; one that happens to be an IP is kept.
+            "Hostname" | "InternalDNS" | "ExternalDNS" => {
+                if let Ok(ip) = address.address.trim().parse::<IpAddr>() {
+                    addresses.push(ip.to_canonical());
+                }
+            }
+            _ => addresses.push(parse_ip(&address.address, me, || {
+                format!("status.addresses[{i}].address")
+            })?),
+        }
+    }
+    addresses.dedup();
+
+    let spec = node.spec.as_ref();
+    let mut pod_cidrs = Vec::new();
+    let (texts, field): (Vec<&str>, &str) = match spec.and_then(|s| s.pod_cidrs.as_deref()) {
+        Some(list) if !list.is_empty() => {
+            (list.iter().map(String::as_str).collect(), "spec.podCIDRs")
+        }
+        _ => (
+            spec.and_then(|s| s.pod_cidr.as_deref())
+                .into_iter()
+                .collect(),
+            "spec.podCIDR",
+        ),
+    };
+    let many = field == "spec.podCIDRs";
+    for (i, text) in texts.into_iter().enumerate() {
+        let net = text
+            .trim()
+            .parse::<ipnet::IpNet>()
+            .map_err(|e| TopologyError::InvalidCidr {
+                object: me(),
+                field: if many {
+                    format!("{field}[{i}]")
+                } else {
+                    field.to_owned()
+                },
+                value: text.to_owned(),
+                reason: e.to_string(),
+            })?;
+        pod_cidrs.push(net.trunc());
+    }
+
+    Ok(NodeInfo {
+        name,
+        locality,
+        addresses,
+        pod_cidrs,
+    })
+}
+
+/// Returns the pod, whether it is live (not `Succeeded`/`Failed`), and the IPs that stand for its
+/// node (for a hostNetwork pod: its IPs and `status.hostIP`; for other pods: none).
+fn pod_info(pod: &Pod, index: usize) -> Result<(PodInfo, bool, Vec<IpAddr>), TopologyError> {
+    let meta = &pod.metadata;
+    let me = || object_ref("Pod", meta, index, true);
+    let name = required_name("Pod", meta, index, true)?;
+    let uid = match meta.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => Arc::<str>::from(uid),
+        _ => {
+            return Err(TopologyError::MissingField {
+                object: me(),
+                field: "metadata.uid".into(),
+            });
+        }
+    };
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let node_name = spec
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+        .map(Arc::<str>::from);
+    let live = !matches!(
+        status.and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+
+    // status.podIPs is the dual-stack list; status.podIP is its first entry, and the only field
+    // older objects carry.
+    let mut ips = Vec::new();
+    match status.and_then(|s| s.pod_ips.as_deref()) {
+        Some(list) if !list.is_empty() => {
+            for (i, entry) in list.iter().enumerate() {
+                ips.push(parse_ip(&entry.ip, me, || {
+                    format!("status.podIPs[{i}].ip")
+                })?);
+            }
+        }
+        _ => {
+            if let Some(text) = status
+                .and_then(|s| s.pod_ip.as_deref())
+                .filter(|t| !t.is_empty())
+            {
+                ips.push(parse_ip(text, me, || "status.podIP".to_owned())?);
+            }
+        }
+    }
+    ips.dedup();
+
+    let host_ip = match status
+        .and_then(|s| s.host_ip.as_deref())
+        .filter(|t| !t.is_empty())
+    {
+        Some(text) => Some(parse_ip(text, me, || "status.hostIP".to_owned())?),
+        None => None,
+    };
+
+    // A hostNetwork pod has no address of its own: its IPs are the node's, and it keeps none in
+    // `PodInfo::ips` so that nothing mistakes them for a pod's.
+    let node_ips = if host_network {
+        let mut node_ips = std::mem::take(&mut ips);
+        node_ips.extend(host_ip);
+        node_ips
+    } else {
+        Vec::new()
+    };
+
+    let info = PodInfo {
+        namespace: Arc::from(namespace_of(meta)),
+        name,
+        uid,
+        node_name,
+        host_network,
+        ips,
+        labels: meta.labels.clone().unwrap_or_default(),
+        owner: owner_of(meta),
+    };
+    Ok((info, live, node_ips))
+}
+
+/// The controller owner reference (the one with `controller: true`, or else the first one).
+///
+/// A ReplicaSet named `<deployment>-<pod-template-hash>` whose hash matches the pod's
+/// `pod-template-hash` label is reported as its Deployment: the Deployment controller names
+/// ReplicaSets that way and labels their pods with the hash. Without the matching label the
+/// ReplicaSet is kept as is, since a bare ReplicaSet can have any name.
+fn owner_of(meta: &ObjectMeta) -> Option<Owner> {
+    let refs = meta.owner_references.as_deref()?;
+    let chosen: &OwnerReference = refs
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| refs.first())?;
+    if chosen.kind == "ReplicaSet" {
+        let hash = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"))
+            .filter(|h| !h.is_empty());
+        if let Some(deployment) = hash.and_then(|h| {
+            chosen
+                .name
+                .strip_suffix(h.as_str())
+                .and_then(|rest| rest.strip_suffix('-'))
+                .filter(|d| !d.is_empty())
+        }) {
+            return Some(Owner {
+                kind: Arc::from("Deployment"),
+                name: Arc::from(deployment),
+            });
+        }
+    }
+    Some(Owner {
+        kind: Arc::from(chosen.kind.as_str()),
+        name: Arc::from(chosen.name.as_str()),
+    })
+}
+
+fn service_info(service: &Service, index: usize) -> Result<ServiceInfo, TopologyError> {
+    let meta = &service.metadata;
+    let me = || object_ref("Service", meta, index, true);
+    let name = required_name("Service", meta, index, true)?;
+    let spec = service.spec.as_ref();
+    let mut cluster_ips = Vec::new();
+    let mut add = |text: &str, field: &dyn Fn() -> String| -> Result<(), TopologyError> {
+        // "None" marks a headless Service; "" an ExternalName one or one not yet allocated.
+        if text.is_empty() || text == "None" {
+            return Ok(());
+        }
+        cluster_ips.push(parse_ip(text, me, field)?);
+        Ok(())
+    };
+    match spec.and_then(|s| s.cluster_ips.as_deref()) {
+        Some(list) if !list.is_empty() => {
+            for (i, text) in list.iter().enumerate() {
+                add(text, &|| format!("spec.clusterIPs[{i}]"))?;
+            }
+        }
+        _ => {
+            if let Some(text) = spec.and_then(|s| s.cluster_ip.as_deref()) {
+                add(text, &|| "spec.clusterIP".to_owned())?;
+            }
+        }
+    }
+    cluster_ips.dedup();
+    Ok(ServiceInfo {
+        namespace: Arc::from(namespace_of(meta)),
+        name,
+        cluster_ips,
+    })
+}
