@@ -74,9 +74,6 @@ pub enum AgentError {
     /// The conntrack source could not be opened or prepared.
     #[error(transparent)]
     Conntrack(#[from] netcost_conntrack::Error),
-    /// Accounting could not be turned on.
-    #[error(transparent)]
-    Accounting(#[from] netcost_conntrack::AccountingError),
     /// The state file is unusable in a way that must not be papered over.
     #[error(transparent)]
     StateFile(#[from] state_file::StateFileError),
@@ -158,18 +155,16 @@ pub fn run(settings: AgentSettings) -> Result<(), AgentError> {
         }
         SourceKind::Proc(path) => {
             ensure_accounting()?;
-            let source = netcost_conntrack::ProcSource::new(path.clone());
+            let source = netcost_conntrack::ProcSource::with_path(path.clone());
             run_with_source(settings, source)
         }
     }
 }
 
 fn ensure_accounting() -> Result<(), AgentError> {
-    if netcost_conntrack::ensure_accounting()? == netcost_conntrack::Accounting::TurnedOn {
-        tracing::info!(
-            "net.netfilter.nf_conntrack_acct was 0 in this network namespace; turned it on \
-             (flows created before now carry no byte counters)"
-        );
+    let path = std::path::Path::new(netcost_conntrack::ACCOUNTING_SYSCTL_PATH);
+    if netcost_conntrack::ensure_accounting(path)? == netcost_conntrack::Accounting::TurnedOn {
+        tracing::warn!("flows created before accounting was turned on carry no byte counters");
     }
     Ok(())
 }

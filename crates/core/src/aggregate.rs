@@ -120,7 +120,7 @@ impl Aggregator {
         aggregator
     }
 
-    /// The generation of the next snapshot.
+    /// The open generation: series created now are born in it. [`Self::advance`] closes it.
     pub fn generation(&self) -> u64 {
         self.generation
     }

@@ -246,7 +246,9 @@ impl Pipeline {
     /// What to export now.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            generation: self.aggregator.generation(),
+            // The last closed generation: every series born in it is in this snapshot. A series
+            // born later (the open generation) must wait for a snapshot that contains it.
+            generation: self.aggregator.generation().saturating_sub(1),
             node_name: self.config.node_name.clone(),
             series: self.aggregator.export(),
             stats: self.stats.clone(),
@@ -377,9 +379,10 @@ impl Step<'_> {
         self.stats.attributed_bytes += a.egress + a.ingress;
         let destinations = self.talkers.by_source.entry(owner.clone()).or_default();
         let total = a.egress + a.ingress;
+        let room = destinations.len() < self.talkers_per_source;
         match destinations.get_mut(&a.remote) {
             Some(entry) => entry.0 += total,
-            None if destinations.len() < self.talkers_per_source => {
+            None if room => {
                 destinations.insert(a.remote, (total, class));
             }
             None => *self.talkers.other.entry(owner).or_insert(0) += total,
