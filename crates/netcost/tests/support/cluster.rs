@@ -559,6 +559,7 @@ impl Cluster {
             .args(&agent.args)
             .env("LOG_LEVEL", "debug")
             .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
