@@ -93,7 +93,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Plain stderr, not tracing: the reason must show even with LOG_LEVEL=off.
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
