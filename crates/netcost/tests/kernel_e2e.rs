@@ -283,7 +283,7 @@ fn an_agent_killed_and_restarted_mid_transfer_neither_loses_nor_doubles_bytes() 
             pod_end(
                 "node-b1",
                 "web-b",
-                Class::InZone,
+                Class::CrossZone,
                 down.within_percent(3),
                 up.within_percent(3),
             ),
