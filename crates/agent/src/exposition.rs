@@ -216,3 +216,84 @@ fn counter(
     let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     ConstCounter::new(v).encode(metric)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcost_core::aggregate::{ExportedSeries, PodLabels};
+    use netcost_core::class::TrafficClass;
+    use netcost_core::pipeline::PipelineStats;
+
+    fn snapshot() -> Snapshot {
+        let pod = PodLabels { namespace: "shop".into(), name: "web-1".into(), uid: "u-1".into() };
+        let mut stats = PipelineStats { last_dump_entries: 42, ..PipelineStats::default() };
+        stats.unattributed_bytes.insert(Unattributed::Transit, 7);
+        Snapshot {
+            generation: 3,
+            node_name: "node-a".into(),
+            series: vec![
+                ExportedSeries {
+                    pod: Some(pod.clone()),
+                    direction: Direction::Egress,
+                    class: TrafficClass::CrossZone,
+                    service: None,
+                    value: 1234,
+                },
+                ExportedSeries {
+                    pod: Some(pod),
+                    direction: Direction::Ingress,
+                    class: TrafficClass::Internet,
+                    service: Some("aws-s3".into()),
+                    value: 18_446_744_073_709_551_000,
+                },
+                ExportedSeries {
+                    pod: None,
+                    direction: Direction::Egress,
+                    class: TrafficClass::CrossRegion,
+                    service: None,
+                    value: 5,
+                },
+            ],
+            stats,
+            node_has_zone: true,
+        }
+    }
+
+    fn rendered() -> String {
+        render(Exposition {
+            snapshot: Arc::new(snapshot()),
+            timing: CycleTiming { cycle_seconds: 0.25, checkpoint_failures: 0 },
+        })
+        .unwrap_or_else(|e| panic!("render: {e}"))
+    }
+
+    #[test]
+    fn kubecost_metrics_have_the_exact_names_and_labels_of_the_design() {
+        let text = rendered();
+        assert!(text.contains("# TYPE kubecost_pod_network_egress_bytes_total counter\n"), "{text}");
+        assert!(text.contains("# TYPE kubecost_pod_network_ingress_bytes_total counter\n"), "{text}");
+        assert!(text.contains(
+            "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"true\",service=\"\"} 1234\n"
+        ), "{text}");
+        assert!(text.contains("# TYPE kubecost_network_costs_parsed_entries gauge\nkubecost_network_costs_parsed_entries 42\n"), "{text}");
+        assert!(text.contains("# TYPE kubecost_network_costs_parse_time gauge\nkubecost_network_costs_parse_time 250.0\n"), "{text}");
+    }
+
+    #[test]
+    fn large_counters_are_rendered_exactly_not_as_floats() {
+        let text = rendered();
+        assert!(text.contains(
+            "kubecost_pod_network_ingress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"true\",same_zone=\"false\",same_region=\"false\",service=\"aws-s3\"} 18446744073709551000\n"
+        ), "{text}");
+    }
+
+    #[test]
+    fn node_traffic_and_unattributed_bytes_are_visible() {
+        let text = rendered();
+        assert!(text.contains(
+            "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\"} 5\n"
+        ), "{text}");
+        assert!(text.contains("netcost_unattributed_bytes_total{reason=\"transit\"} 7\n"), "{text}");
+        assert!(text.contains("netcost_unattributed_bytes_total{reason=\"loopback\"} 0\n"), "{text}");
+    }
+}

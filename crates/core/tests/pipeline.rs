@@ -423,3 +423,27 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
     cycle(&mut second, &mut source, 5_000);
     assert_eq!(pod_value(&second.snapshot(), "web-a", Egress, CrossZone), 9_000);
 }
+
+#[test]
+fn the_traffic_log_lists_each_sources_top_destinations_by_bytes() {
+    let entries: Vec<Entry> = [
+        ("10.0.2.20", 600),
+        ("10.0.3.30", 100),
+        ("203.0.113.1", 900),
+        ("203.0.113.2", 50),
+        ("203.0.113.3", 300),
+        ("203.0.113.4", 10),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (to, sent))| flow(i as u32 + 1, "10.0.1.10", to, *sent, 0))
+    .collect();
+    let mut p = run("node-a", &entries);
+    let log = p.take_traffic_log(5);
+    let web = log.iter().find(|r| r.source == "shop/web-a").unwrap_or_else(|| panic!("{log:?}"));
+    let bytes: Vec<u64> = web.destinations.iter().map(|d| d.2).collect();
+    assert_eq!(bytes, vec![900, 600, 300, 100, 50]);
+    assert!(web.destinations[1].0.starts_with("shop/db-b"), "{:?}", web.destinations);
+    assert_eq!(web.destinations[1].1, CrossZone);
+    assert!(p.take_traffic_log(5).is_empty(), "the tally restarts after each log");
+}
