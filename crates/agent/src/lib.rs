@@ -237,11 +237,18 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
     let config = PipelineConfig::new(settings.node_name.as_str());
     let classifier = Classifier::new(settings.config.clone());
     let topology = settings.topology.clone();
-    if topology.node(&settings.node_name).is_none() {
-        tracing::warn!(
+    match topology.node(&settings.node_name) {
+        None => tracing::warn!(
             node = %settings.node_name,
             "this node is not in the topology: its pods cannot be found and its zone is unknown"
-        );
+        ),
+        Some(node) if node.locality.zone.is_none() => tracing::warn!(
+            node = %settings.node_name,
+            "this node has no topology.kubernetes.io/zone label: traffic still counts, but \
+             in-cluster peers are classified by the config's address lists instead of by zone \
+             (netcost_node_zone_known is 0)"
+        ),
+        Some(_) => {}
     }
     let Some(path) = &settings.state_file else {
         return Ok(Pipeline::new(config, topology, classifier));
