@@ -18,9 +18,9 @@ use support::cluster::{
     AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, INTERNET_HOST, NODE_PORT,
     node, pod, pod_addr,
 };
-use support::expect::{Class, expect_counts, pod_end};
+use support::expect::{Bytes, Class, expect_counts, pod_end};
 use support::netns::join;
-use support::traffic::{TcpFlow, TcpReport, UdpFlows};
+use support::traffic::{Pause, Side, TcpFlow, TcpReport, UdpFlows};
 
 const NETCOST: &str = env!("CARGO_BIN_EXE_netcost");
 const MIB: u64 = 1 << 20;
@@ -44,6 +44,7 @@ fn pod_to_pod(cluster: &Cluster, client: &str, server: &str, v6: bool) -> TcpFlo
         client_sends: 3 * MIB,
         server_sends: MIB,
         client_pace: None,
+        client_pause: None,
     }
 }
 
@@ -151,6 +152,7 @@ fn internet_traffic_through_a_nodeport_is_internet_traffic_of_the_backend_pod() 
         client_sends: MIB,
         server_sends: 3 * MIB,
         client_pace: None,
+        client_pause: None,
     }
     .run();
     let ended = Instant::now();
@@ -287,6 +289,48 @@ fn an_agent_killed_and_restarted_mid_transfer_neither_loses_nor_doubles_bytes() 
                 down.within_percent(3),
                 up.within_percent(3),
             ),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn bytes_that_a_flow_sent_before_the_agents_started_are_not_counted() {
+    let mut cluster = Cluster::build("baseline");
+
+    // cli-a sends 4 MiB to web-b, stops, and sends 2 MiB more once the agents run; web-b sends
+    // nothing but ACKs.
+    let before = 4 * MIB;
+    let pause = Pause::after(before);
+    let transfer = TcpFlow {
+        client_sends: before + 2 * MIB,
+        server_sends: 0,
+        client_pause: Some(pause.clone()),
+        ..pod_to_pod(&cluster, "cli-a", "web-b", false)
+    }
+    .spawn();
+    pause.wait_reached();
+    // Let the bytes already written leave the socket and be acknowledged.
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.start_agents(NETCOST, AgentOptions::default());
+    pause.resume();
+    let flow = join(transfer);
+    let ended = Instant::now();
+
+    let after = Side {
+        sent: flow.client.sent - before,
+        ..flow.client
+    };
+    let (up, down) = (
+        Bytes::tcp(after, flow.server, false),
+        Bytes::tcp(flow.server, after, false),
+    );
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
         ]
         .concat(),
     );

@@ -5,7 +5,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,59 @@ pub struct TcpFlow {
     pub server_sends: u64,
     /// Spread the client's bytes evenly over this long, instead of sending at full speed.
     pub client_pace: Option<Duration>,
+    /// Stop the client's sending part-way until the test resumes it.
+    pub client_pause: Option<Pause>,
+}
+
+/// A point in a flow where the client stops sending until the test resumes it.
+#[derive(Clone, Debug)]
+pub struct Pause {
+    /// Bytes the client sends before it stops; a multiple of 64 KiB.
+    pub after: u64,
+    reached: Gate,
+    resume: Gate,
+}
+
+impl Pause {
+    /// Stops the client after `after` bytes.
+    pub fn after(after: u64) -> Pause {
+        assert_eq!(after % CHUNK as u64, 0, "pause on a write boundary");
+        Pause {
+            after,
+            reached: Gate::default(),
+            resume: Gate::default(),
+        }
+    }
+
+    /// Waits until the client has written its bytes before the pause and stopped.
+    pub fn wait_reached(&self) {
+        self.reached.wait();
+    }
+
+    /// Lets the client go on.
+    pub fn resume(&self) {
+        self.resume.open();
+    }
+}
+
+/// A one-shot signal between threads.
+#[derive(Clone, Debug, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().expect("gate lock") = true;
+        self.0.1.notify_all();
+    }
+
+    fn wait(&self) {
+        let (lock, cvar) = &*self.0;
+        let guard = lock.lock().expect("gate lock");
+        let (_open, timeout) = cvar
+            .wait_timeout_while(guard, IO_TIMEOUT, |open| !*open)
+            .expect("gate lock");
+        assert!(!timeout.timed_out(), "nobody opened the gate");
+    }
 }
 
 /// What one side of a [`TcpFlow`] did.
@@ -74,17 +127,18 @@ impl TcpFlow {
             };
             let _ = ready_tx.send(Ok(()));
             let stream = accept_within(&listener, IO_TIMEOUT);
-            Some(exchange(stream, server_sends, client_sends, None))
+            Some(exchange(stream, server_sends, client_sends, None, None))
         });
         if let Err(e) = ready_rx.recv().expect("server thread started") {
             panic!("{e}");
         }
-        let (client_ns, connect, pace) = (self.client_ns, self.connect, self.client_pace);
+        let (client_ns, connect) = (self.client_ns, self.connect);
+        let (pace, pause) = (self.client_pace, self.client_pause);
         std::thread::spawn(move || {
             let client = join(spawn_in_netns(&client_ns.clone(), move || {
                 let stream = TcpStream::connect_timeout(&connect, Duration::from_secs(5))
                     .unwrap_or_else(|e| panic!("connect from {client_ns} to {connect}: {e}"));
-                exchange(stream, client_sends, server_sends, pace)
+                exchange(stream, client_sends, server_sends, pace, pause)
             }));
             let server = join(server).expect("server side ran");
             TcpReport {
@@ -117,7 +171,13 @@ fn accept_within(listener: &TcpListener, timeout: Duration) -> TcpStream {
 
 /// Writes `send` bytes (then a FIN) while reading until the peer's FIN; checks that exactly
 /// `expect` bytes arrived.
-fn exchange(stream: TcpStream, send: u64, expect: u64, pace: Option<Duration>) -> Side {
+fn exchange(
+    stream: TcpStream,
+    send: u64,
+    expect: u64,
+    pace: Option<Duration>,
+    pause: Option<Pause>,
+) -> Side {
     stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
     let mut writer = stream.try_clone().expect("clone the stream");
@@ -127,6 +187,10 @@ fn exchange(stream: TcpStream, send: u64, expect: u64, pace: Option<Duration>) -
         let start = Instant::now();
         let (mut sent, mut writes) = (0_u64, 0_u64);
         while sent < send {
+            if let Some(pause) = pause.as_ref().filter(|p| p.after == sent) {
+                pause.reached.open();
+                pause.resume.wait();
+            }
             if let Some(pace) = pace {
                 let due = start + pace.mul_f64(writes as f64 / chunks as f64);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
