@@ -718,3 +718,271 @@ fn service_info(service: &Service, index: usize) -> Result<ServiceInfo, Topology
         cluster_ips,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn node(name: &str, labels: Value, addresses: &[&str]) -> Node {
+        let addresses: Vec<Value> = addresses
+            .iter()
+            .map(|a| json!({"type": "InternalIP", "address": a}))
+            .collect();
+        from_json(json!({
+            "metadata": {"name": name, "labels": labels},
+            "status": {"addresses": addresses},
+        }))
+    }
+
+    fn pod(name: &str, uid: &str, node: &str, ips: &[&str]) -> Value {
+        let ips: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+        json!({
+            "metadata": {"name": name, "namespace": "default", "uid": uid},
+            "spec": {"nodeName": node},
+            "status": {"phase": "Running", "podIPs": ips},
+        })
+    }
+
+    fn with(mut value: Value, pointer: &str, field: &str, v: Value) -> Value {
+        if let Some(Value::Object(map)) = value.pointer_mut(pointer) {
+            map.insert(field.to_owned(), v);
+        }
+        value
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn build(nodes: &[Node], pods: Vec<Value>) -> Topology {
+        let pods: Vec<Pod> = pods.into_iter().map(from_json).collect();
+        Topology::from_objects(nodes, &pods, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn pod_name(topo: &Topology, at: &str) -> Option<String> {
+        match topo.lookup(ip(at)) {
+            Some(Endpoint::Pod(p)) => Some(p.name.to_string()),
+            _ => None,
+        }
+    }
+
+    fn zone_a() -> Value {
+        json!({"topology.kubernetes.io/zone": "z-a", "topology.kubernetes.io/region": "r"})
+    }
+
+    #[test]
+    fn host_network_pod_ip_resolves_to_its_node() {
+        let n = node("node-a", zone_a(), &["192.0.2.2"]);
+        let agent = with(
+            pod("agent", "u1", "node-a", &["192.0.2.9"]),
+            "/spec",
+            "hostNetwork",
+            json!(true),
+        );
+        let topo = build(&[n], vec![agent]);
+        assert!(
+            matches!(topo.lookup(ip("192.0.2.9")), Some(Endpoint::Node(n)) if &*n.name == "node-a")
+        );
+        assert_eq!(topo.pods_on_node("node-a").count(), 0);
+        assert!(
+            topo.pod_by_uid("u1")
+                .is_some_and(|p| p.host_network && p.ips.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_reused_pod_ip_belongs_to_the_newest_pod_whatever_the_order() {
+        let old = with(
+            pod("old", "u-old", "node-a", &["10.244.0.5"]),
+            "/metadata",
+            "creationTimestamp",
+            json!("2025-01-01T00:00:00Z"),
+        );
+        let new = with(
+            pod("new", "u-new", "node-a", &["10.244.0.5"]),
+            "/metadata",
+            "creationTimestamp",
+            json!("2025-01-02T00:00:00Z"),
+        );
+        let n = node("node-a", zone_a(), &[]);
+        let topo = build(std::slice::from_ref(&n), vec![old.clone(), new.clone()]);
+        assert_eq!(pod_name(&topo, "10.244.0.5").as_deref(), Some("new"));
+        let topo = build(&[n], vec![new, old]);
+        assert_eq!(pod_name(&topo, "10.244.0.5").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn finished_pods_keep_no_ip_and_are_not_on_their_node() {
+        let done = with(
+            pod("done", "u-done", "node-a", &["10.244.0.6"]),
+            "/status",
+            "phase",
+            json!("Succeeded"),
+        );
+        let topo = build(&[node("node-a", zone_a(), &[])], vec![done]);
+        assert_eq!(topo.lookup(ip("10.244.0.6")), None);
+        assert_eq!(topo.pods_on_node("node-a").count(), 0);
+        assert!(topo.pod_by_uid("u-done").is_some());
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_looked_up_as_ipv4() {
+        let topo = build(
+            &[node("node-a", zone_a(), &["192.0.2.2"])],
+            vec![pod("web", "u1", "node-a", &["10.244.0.7"])],
+        );
+        assert_eq!(pod_name(&topo, "::ffff:10.244.0.7").as_deref(), Some("web"));
+        assert!(matches!(
+            topo.lookup(ip("::ffff:192.0.2.2")),
+            Some(Endpoint::Node(_))
+        ));
+    }
+
+    #[test]
+    fn ipv6_pod_ips_are_indexed_beside_ipv4_ones() {
+        let topo = build(
+            &[node("node-a", zone_a(), &["fd00::2"])],
+            vec![pod(
+                "web",
+                "u1",
+                "node-a",
+                &["10.244.0.7", "fd00:10:244::7"],
+            )],
+        );
+        assert_eq!(pod_name(&topo, "fd00:10:244::7").as_deref(), Some("web"));
+        assert_eq!(pod_name(&topo, "10.244.0.7").as_deref(), Some("web"));
+        assert!(matches!(
+            topo.lookup(ip("fd00::2")),
+            Some(Endpoint::Node(_))
+        ));
+        let zone = topo
+            .locality_of(ip("fd00:10:244::7"))
+            .and_then(|l| l.zone.as_deref());
+        assert_eq!(zone, Some("z-a"));
+    }
+
+    #[test]
+    fn legacy_zone_labels_are_read_and_current_ones_win() {
+        let legacy = node(
+            "old",
+            json!({"failure-domain.beta.kubernetes.io/zone": "lz", "failure-domain.beta.kubernetes.io/region": "lr"}),
+            &[],
+        );
+        let both = node(
+            "both",
+            json!({"failure-domain.beta.kubernetes.io/zone": "lz", "topology.kubernetes.io/zone": "z"}),
+            &[],
+        );
+        let topo = build(&[legacy, both], vec![]);
+        let old = topo.node("old").map(|n| n.locality.clone());
+        assert_eq!(
+            old,
+            Some(Locality {
+                zone: Some(Arc::from("lz")),
+                region: Some(Arc::from("lr"))
+            })
+        );
+        assert_eq!(
+            topo.node("both").and_then(|n| n.locality.zone.as_deref()),
+            Some("z")
+        );
+    }
+
+    #[test]
+    fn pod_cidrs_fall_back_to_the_single_pod_cidr() {
+        let n: Node =
+            from_json(json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.244.3.0/24"}}));
+        let topo = build(&[n], vec![]);
+        assert_eq!(
+            topo.node("n").map(|n| n.pod_cidrs.clone()),
+            Some(vec![
+                "10.244.3.0/24"
+                    .parse::<ipnet::IpNet>()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            ])
+        );
+    }
+
+    #[test]
+    fn service_cluster_ips_leave_out_headless_markers() {
+        let services: Vec<Service> = vec![
+            from_json(
+                json!({"metadata": {"name": "web", "namespace": "shop"}, "spec": {"clusterIPs": ["10.96.0.10", "fd00:96::a"]}}),
+            ),
+            from_json(
+                json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"clusterIP": "None"}}),
+            ),
+        ];
+        let topo = Topology::from_objects(&[], &[], &services).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(topo.lookup(ip("fd00:96::a")), Some(Endpoint::ServiceIp(s)) if &*s.name == "web")
+        );
+        assert!(
+            topo.services()
+                .any(|s| &*s.name == "db" && s.cluster_ips.is_empty())
+        );
+        assert_eq!(topo.locality_of(ip("10.96.0.10")), None);
+    }
+
+    #[test]
+    fn a_replica_set_owner_becomes_its_deployment_only_when_the_hash_label_matches() {
+        let owned = |hash: &str| {
+            let p = pod("web-abc12-xyz", "u", "n", &[]);
+            let p = with(p, "/metadata", "labels", json!({"pod-template-hash": hash}));
+            with(
+                p,
+                "/metadata",
+                "ownerReferences",
+                json!([
+                    {"apiVersion": "v1", "kind": "Node", "name": "n", "uid": "x"},
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc12", "uid": "y", "controller": true},
+                ]),
+            )
+        };
+        let owner_of = |p: Value| {
+            let topo = build(&[], vec![p]);
+            topo.pods()
+                .next()
+                .and_then(|p| p.owner.clone())
+                .map(|o| (o.kind.to_string(), o.name.to_string()))
+        };
+        assert_eq!(
+            owner_of(owned("abc12")),
+            Some(("Deployment".into(), "web".into()))
+        );
+        assert_eq!(
+            owner_of(owned("zzz99")),
+            Some(("ReplicaSet".into(), "web-abc12".into()))
+        );
+    }
+
+    #[test]
+    fn an_invalid_pod_ip_names_the_pod_and_the_field() {
+        let bad: Pod = from_json(pod("web-1", "u1", "n", &["10.0.0.1", "10.0.0.x"]));
+        let err = Topology::from_objects(&[], &[bad], &[])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(r#"Pod default/web-1: status.podIPs[1].ip: "10.0.0.x" is not an IP address"#)
+        );
+    }
+
+    #[test]
+    fn a_pod_uid_used_twice_is_an_error() {
+        let a: Pod = from_json(pod("a", "same", "n", &[]));
+        let b: Pod = from_json(pod("b", "same", "n", &[]));
+        let err = Topology::from_objects(&[], &[a, b], &[])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(r#"Pod default/b: metadata.uid: "same" is already used by Pod default/a"#)
+        );
+    }
+}
