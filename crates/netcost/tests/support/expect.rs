@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
-use super::cluster::{Cluster, pod};
+use super::cluster::{Cluster, NODES, pod};
 use super::metrics::Metrics;
 use super::traffic::{Side, TcpReport, UdpReport};
 
@@ -256,7 +256,7 @@ impl Check {
 }
 
 /// Waits until the agents have run at least two cycles after `traffic_ended`, then until every
-/// check holds; panics with what is wrong, the agents' logs and conntrack tables at the deadline.
+/// check holds and no agent but that of a checked pod's own node reports bytes for it; panics with what is wrong, the agents' logs and conntrack tables at the deadline.
 pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]) {
     let interval = cluster.interval();
     let settled = traffic_ended + interval * 2 + Duration::from_millis(300);
@@ -264,25 +264,42 @@ pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]
         std::thread::sleep(wait);
     }
     let deadline = Instant::now() + (interval * 3).max(Duration::from_secs(10));
-    let mut nodes: Vec<&'static str> = checks.iter().map(|c| c.node).collect();
-    nodes.sort_unstable();
-    nodes.dedup();
+    let nodes: Vec<&'static str> = NODES.iter().map(|n| n.name).collect();
+    let mut pods: Vec<&'static str> = checks.iter().map(|c| c.pod).collect();
+    pods.sort_unstable();
+    pods.dedup();
     loop {
         let scrapes: BTreeMap<&str, Result<Metrics, String>> =
             nodes.iter().map(|n| (*n, cluster.scrape(n))).collect();
-        let problems: Vec<String> = checks
+        let mut problems: Vec<String> = checks
             .iter()
             .filter_map(|check| match &scrapes[check.node] {
                 Ok(metrics) => check.verify(metrics),
                 Err(e) => Some(e.clone()),
             })
             .collect();
+        // Only the agent of a pod's own node may attribute bytes to it.
+        for (node, scrape) in &scrapes {
+            let Ok(metrics) = scrape else { continue };
+            for name in pods.iter().filter(|p| pod(p).node != *node) {
+                let bytes: f64 = [Direction::Egress, Direction::Ingress]
+                    .iter()
+                    .map(|d| metrics.metric(d.metric()).label("pod_name", name).value())
+                    .sum();
+                if bytes != 0.0 {
+                    problems.push(format!(
+                        "agent on {node} attributed {bytes} bytes to {name}, which runs on {}",
+                        pod(name).node
+                    ));
+                }
+            }
+        }
         if problems.is_empty() {
             return;
         }
         if Instant::now() > deadline {
             let mut report = format!(
-                "{} of {} checks failed {:.1} s after the traffic ended:\n",
+                "{} problems with {} checks {:.1} s after the traffic ended:\n",
                 problems.len(),
                 checks.len(),
                 traffic_ended.elapsed().as_secs_f64()
