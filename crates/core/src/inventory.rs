@@ -74,14 +74,16 @@ pub enum InventoryError {
         reason: String,
     },
     /// The objects parse but do not make a topology (bad IP, missing uid, ...).
-    #[error("{}: {field}: {}: {}", file.display(), source.object(), source.reason())]
+    // `error` is not a `source`: this message already quotes it, and a cause chain would say
+    // it twice.
+    #[error("{}: {field}: {}: {}", file.display(), error.object(), error.reason())]
     Topology {
         /// The file.
         file: PathBuf,
         /// Path of the field, from the document down, e.g. `items[4].status.podIPs[1].ip`.
         field: String,
         /// The topology's own error, which names the object.
-        source: Box<TopologyError>,
+        error: Box<TopologyError>,
     },
 }
 
@@ -178,8 +180,8 @@ impl Inventory {
 
     /// Builds the topology of these objects. Errors name the file and the field's path in it.
     pub fn topology(&self) -> Result<Topology, InventoryError> {
-        Topology::from_objects(&self.nodes, &self.pods, &self.services).map_err(|source| {
-            let object = source.object();
+        Topology::from_objects(&self.nodes, &self.pods, &self.services).map_err(|error| {
+            let object = error.object();
             let origins = match object.kind {
                 "Node" => &self.node_origins,
                 "Pod" => &self.pod_origins,
@@ -190,8 +192,8 @@ impl Inventory {
             let origin = origins.get(object.index).copied().unwrap_or_default();
             InventoryError::Topology {
                 file: self.file.clone(),
-                field: origin.path(source.field()),
-                source: Box::new(source),
+                field: origin.path(error.field()),
+                error: Box::new(error),
             }
         })
     }
