@@ -1,5 +1,5 @@
 //! Reads the kernel's connection-tracking table and hands each entry to the pipeline as a
-//! [`FlowRecord`].
+//! [`FlowRecord`](netcost_core::flow::FlowRecord).
 //!
 //! Two [`FlowSource`](netcost_core::flow::FlowSource)s live here:
 //!

@@ -56,6 +56,11 @@ pub fn parse_netlink(buf: &[u8], sink: &mut dyn FnMut(&FlowRecord)) -> Result<Ba
         match header.kind {
             NLMSG_NOOP | NLMSG_OVERRUN => {}
             NLMSG_DONE => {
+                // The payload is the dump's final status (netlink_dump_done()): 0, or -errno when
+                // the dump failed part way. Very old kernels send no payload.
+                if let Some(code) = read_array::<4>(payload).map(i32::from_ne_bytes) {
+                    kernel_status(code)?;
+                }
                 batch.done = true;
                 break;
             }
@@ -65,11 +70,7 @@ pub fn parse_netlink(buf: &[u8], sink: &mut dyn FnMut(&FlowRecord)) -> Result<Ba
                     batch.stats.malformed += 1;
                     continue;
                 };
-                if code != 0 {
-                    return Err(KernelError {
-                        errno: code.checked_neg().unwrap_or(i32::MAX),
-                    });
-                }
+                kernel_status(code)?;
             }
             kind if is_conntrack_entry(kind) => match parse_entry(payload) {
                 Ok(record) => {
@@ -83,6 +84,16 @@ pub fn parse_netlink(buf: &[u8], sink: &mut dyn FnMut(&FlowRecord)) -> Result<Ba
         }
     }
     Ok(batch)
+}
+
+/// Turns a kernel status word (0 or -errno) into a result.
+fn kernel_status(code: i32) -> Result<(), KernelError> {
+    match code {
+        0 => Ok(()),
+        code => Err(KernelError {
+            errno: code.checked_neg().unwrap_or(i32::MAX),
+        }),
+    }
 }
 
 /// `struct nlmsghdr`, checked against the buffer it sits in.
@@ -315,6 +326,15 @@ mod tests {
         msg[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
         msg[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
         assert_eq!(collect(&msg).1, Err(KernelError { errno: 1 }));
+    }
+
+    #[test]
+    fn a_done_message_carrying_an_errno_fails_the_dump() {
+        let mut msg = vec![0u8; 20];
+        msg[..4].copy_from_slice(&20u32.to_ne_bytes());
+        msg[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
+        msg[16..20].copy_from_slice(&(-16i32).to_ne_bytes());
+        assert_eq!(collect(&msg).1, Err(KernelError { errno: 16 }));
     }
 
     #[test]
