@@ -311,30 +311,31 @@ mod tests {
         assert_eq!(batch.map(|b| b.stats.malformed), Ok(1));
     }
 
+    /// A message of `kind` whose payload starts with the status word `code`, padded to `len`.
+    fn status_message(kind: u16, code: i32, len: usize) -> Vec<u8> {
+        let mut msg = vec![0u8; len];
+        msg[..4].copy_from_slice(&u32::try_from(len).expect("small").to_ne_bytes());
+        msg[4..6].copy_from_slice(&kind.to_ne_bytes());
+        msg[16..20].copy_from_slice(&code.to_ne_bytes());
+        msg
+    }
+
     #[test]
     fn an_error_message_with_errno_zero_is_an_acknowledgement() {
-        let mut msg = vec![0u8; 36];
-        msg[..4].copy_from_slice(&36u32.to_ne_bytes());
-        msg[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        let msg = status_message(NLMSG_ERROR, 0, 36);
         assert_eq!(collect(&msg).1, Ok(Batch::default()));
     }
 
     #[test]
     fn an_error_message_returns_the_positive_errno() {
-        let mut msg = vec![0u8; 36];
-        msg[..4].copy_from_slice(&36u32.to_ne_bytes());
-        msg[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
-        msg[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
-        assert_eq!(collect(&msg).1, Err(KernelError { errno: 1 }));
+        let msg = status_message(NLMSG_ERROR, -libc::EPERM, 36);
+        assert_eq!(collect(&msg).1, Err(KernelError { errno: libc::EPERM }));
     }
 
     #[test]
     fn a_done_message_carrying_an_errno_fails_the_dump() {
-        let mut msg = vec![0u8; 20];
-        msg[..4].copy_from_slice(&20u32.to_ne_bytes());
-        msg[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
-        msg[16..20].copy_from_slice(&(-16i32).to_ne_bytes());
-        assert_eq!(collect(&msg).1, Err(KernelError { errno: 16 }));
+        let msg = status_message(NLMSG_DONE, -libc::EBUSY, 20);
+        assert_eq!(collect(&msg).1, Err(KernelError { errno: libc::EBUSY }));
     }
 
     #[test]
