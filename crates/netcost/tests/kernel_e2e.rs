@@ -18,7 +18,7 @@ use support::cluster::{
     AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, INTERNET_HOST, NODE_PORT,
     node, pod, pod_addr,
 };
-use support::expect::{Bytes, Class, expect_counts, pod_end};
+use support::expect::{Bytes, Class, expect_counts, node_end, pod_end};
 use support::netns::join;
 use support::traffic::{Pause, Side, TcpFlow, TcpReport, UdpFlows};
 
@@ -167,6 +167,31 @@ fn internet_traffic_through_a_nodeport_is_internet_traffic_of_the_backend_pod() 
             flow.server_to_client(),
             flow.client_to_server(),
         ),
+    );
+}
+
+#[test]
+fn traffic_of_a_node_itself_to_a_pod_in_another_zone_is_cross_zone_node_traffic() {
+    let cluster = cluster_with_agents("node-traffic");
+
+    // node-a1's own network namespace (what kubelet or a hostNetwork pod would use) talks to
+    // web-b. Its address is in 192.168.0.0/16, which the config lists as in-zone.
+    let flow = TcpFlow {
+        client_ns: cluster.node_ns("node-a1"),
+        ..pod_to_pod(&cluster, "cli-a", "web-b", false)
+    }
+    .run();
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            node_end("node-a1", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+        ]
+        .concat(),
     );
 }
 

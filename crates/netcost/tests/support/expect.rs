@@ -62,10 +62,17 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn metric(self) -> &'static str {
+    fn pod_metric(self) -> &'static str {
         match self {
             Direction::Egress => "kubecost_pod_network_egress_bytes_total",
             Direction::Ingress => "kubecost_pod_network_ingress_bytes_total",
+        }
+    }
+
+    fn node_metric(self) -> &'static str {
+        match self {
+            Direction::Egress => "netcost_node_network_egress_bytes_total",
+            Direction::Ingress => "netcost_node_network_ingress_bytes_total",
         }
     }
 }
@@ -163,16 +170,25 @@ impl UdpReport {
     }
 }
 
-/// One pod counter that the agent of `node` must report.
+/// Whose counter a [`Check`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A pod, by name: `kubecost_pod_network_*`.
+    Pod(&'static str),
+    /// The node itself (and its hostNetwork pods): `netcost_node_network_*`.
+    Node,
+}
+
+/// One counter that the agent of `node` must report.
 #[derive(Clone, Copy, Debug)]
 pub struct Check {
     /// Whose agent reports it.
     pub node: &'static str,
-    /// The pod.
-    pub pod: &'static str,
+    /// Whose counter.
+    pub subject: Subject,
     /// Egress or ingress.
     pub direction: Direction,
-    /// The class all of the pod's bytes in this direction must have.
+    /// The class all of the subject's bytes in this direction must have.
     pub class: Class,
     /// The acceptable value.
     pub bytes: Bytes,
@@ -186,17 +202,32 @@ pub fn pod_end(
     sent: Bytes,
     received: Bytes,
 ) -> [Check; 2] {
+    end(node, Subject::Pod(pod), class, sent, received)
+}
+
+/// Both counters of a flow's end on the node itself.
+pub fn node_end(node: &'static str, class: Class, sent: Bytes, received: Bytes) -> [Check; 2] {
+    end(node, Subject::Node, class, sent, received)
+}
+
+fn end(
+    node: &'static str,
+    subject: Subject,
+    class: Class,
+    sent: Bytes,
+    received: Bytes,
+) -> [Check; 2] {
     [
         Check {
             node,
-            pod,
+            subject,
             direction: Direction::Egress,
             class,
             bytes: sent,
         },
         Check {
             node,
-            pod,
+            subject,
             direction: Direction::Ingress,
             class,
             bytes: received,
@@ -213,22 +244,29 @@ fn other_classes_limit(bytes: Bytes) -> f64 {
 impl Check {
     /// `None` when the scrape satisfies the check, else what is wrong.
     fn verify(&self, metrics: &Metrics) -> Option<String> {
-        let namespace = pod(self.pod).namespace;
         let value = |class: Class| {
             let (internet, same_zone, same_region) = class.labels();
-            metrics
-                .metric(self.direction.metric())
-                .label("pod_name", self.pod)
-                .label("namespace", namespace)
+            let query = match self.subject {
+                Subject::Pod(name) => metrics
+                    .metric(self.direction.pod_metric())
+                    .label("pod_name", name)
+                    .label("namespace", pod(name).namespace),
+                Subject::Node => metrics
+                    .metric(self.direction.node_metric())
+                    .label("node", self.node),
+            };
+            query
                 .label("internet", internet)
                 .label("same_zone", same_zone)
                 .label("same_region", same_region)
                 .value()
         };
         let got = value(self.class);
+        // The node's own in-zone counters also hold the test's scrapes of the agent (loopback).
         let others: Vec<(Class, f64)> = Class::ALL
             .iter()
             .filter(|c| **c != self.class)
+            .filter(|c| !(self.subject == Subject::Node && **c == Class::InZone))
             .map(|c| (*c, value(*c)))
             .collect();
         let limit = other_classes_limit(self.bytes);
@@ -236,9 +274,13 @@ impl Check {
         if self.bytes.contains(got) && others_ok {
             return None;
         }
+        let whose = match self.subject {
+            Subject::Pod(name) => format!("pod {}/{name}", pod(name).namespace),
+            Subject::Node => "the node itself".to_owned(),
+        };
         let mut why = format!(
-            "agent on {}: {}/{} {} {}: expected {}, got {got}",
-            self.node, namespace, self.pod, self.direction, self.class, self.bytes
+            "agent on {}: {whose} {} {}: expected {}, got {got}",
+            self.node, self.direction, self.class, self.bytes
         );
         if got > 0.0 && !self.bytes.contains(got) {
             let _ = write!(
@@ -265,7 +307,13 @@ pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]
     }
     let deadline = Instant::now() + (interval * 3).max(Duration::from_secs(10));
     let nodes: Vec<&'static str> = NODES.iter().map(|n| n.name).collect();
-    let mut pods: Vec<&'static str> = checks.iter().map(|c| c.pod).collect();
+    let mut pods: Vec<&'static str> = checks
+        .iter()
+        .filter_map(|c| match c.subject {
+            Subject::Pod(name) => Some(name),
+            Subject::Node => None,
+        })
+        .collect();
     pods.sort_unstable();
     pods.dedup();
     loop {
@@ -284,7 +332,12 @@ pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]
             for name in pods.iter().filter(|p| pod(p).node != *node) {
                 let bytes: f64 = [Direction::Egress, Direction::Ingress]
                     .iter()
-                    .map(|d| metrics.metric(d.metric()).label("pod_name", name).value())
+                    .map(|d| {
+                        metrics
+                            .metric(d.pod_metric())
+                            .label("pod_name", name)
+                            .value()
+                    })
                     .sum();
                 if bytes != 0.0 {
                     problems.push(format!(
