@@ -89,7 +89,11 @@ impl Collector for Exposition {
             ),
         ] {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for series in s.series.iter().filter(|x| x.direction == direction && x.pod.is_none()) {
+            for series in s
+                .series
+                .iter()
+                .filter(|x| x.direction == direction && x.pod.is_none())
+            {
                 let (internet, same_zone, same_region) = series.class.kubecost_labels();
                 let labels = [
                     ("node", &*s.node_name),
@@ -139,7 +143,12 @@ impl Collector for Exposition {
             "1 when this node has a zone label; 0 means in-cluster traffic cannot be classified by zone.",
             i64::from(s.node_has_zone),
         )?;
-        counter(&mut encoder, "netcost_cycles", "Completed dump cycles.", st.cycles)?;
+        counter(
+            &mut encoder,
+            "netcost_cycles",
+            "Completed dump cycles.",
+            st.cycles,
+        )?;
         counter(
             &mut encoder,
             "netcost_conntrack_destroy_events",
@@ -192,7 +201,12 @@ impl Collector for Exposition {
     }
 }
 
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> Result<(), fmt::Error> {
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: i64,
+) -> Result<(), fmt::Error> {
     let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     ConstGauge::new(v).encode(metric)
 }
@@ -225,8 +239,15 @@ mod tests {
     use netcost_core::pipeline::PipelineStats;
 
     fn snapshot() -> Snapshot {
-        let pod = PodLabels { namespace: "shop".into(), name: "web-1".into(), uid: "u-1".into() };
-        let mut stats = PipelineStats { last_dump_entries: 42, ..PipelineStats::default() };
+        let pod = PodLabels {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            uid: "u-1".into(),
+        };
+        let mut stats = PipelineStats {
+            last_dump_entries: 42,
+            ..PipelineStats::default()
+        };
         stats.unattributed_bytes.insert(Unattributed::Transit, 7);
         Snapshot {
             generation: 3,
@@ -262,7 +283,10 @@ mod tests {
     fn rendered() -> String {
         render(Exposition {
             snapshot: Arc::new(snapshot()),
-            timing: CycleTiming { cycle_seconds: 0.25, checkpoint_failures: 0 },
+            timing: CycleTiming {
+                cycle_seconds: 0.25,
+                checkpoint_failures: 0,
+            },
         })
         .unwrap_or_else(|e| panic!("render: {e}"))
     }
@@ -270,8 +294,14 @@ mod tests {
     #[test]
     fn kubecost_metrics_have_the_exact_names_and_labels_of_the_design() {
         let text = rendered();
-        assert!(text.contains("# TYPE kubecost_pod_network_egress_bytes_total counter\n"), "{text}");
-        assert!(text.contains("# TYPE kubecost_pod_network_ingress_bytes_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE kubecost_pod_network_egress_bytes_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE kubecost_pod_network_ingress_bytes_total counter\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"true\",service=\"\"} 1234\n"
         ), "{text}");
@@ -293,7 +323,13 @@ mod tests {
         assert!(text.contains(
             "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\"} 5\n"
         ), "{text}");
-        assert!(text.contains("netcost_unattributed_bytes_total{reason=\"transit\"} 7\n"), "{text}");
-        assert!(text.contains("netcost_unattributed_bytes_total{reason=\"loopback\"} 0\n"), "{text}");
+        assert!(
+            text.contains("netcost_unattributed_bytes_total{reason=\"transit\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netcost_unattributed_bytes_total{reason=\"loopback\"} 0\n"),
+            "{text}"
+        );
     }
 }

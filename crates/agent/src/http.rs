@@ -27,14 +27,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     match exposition::render(exposition) {
         Ok(body) => {
             // Only now has a scraper seen the series of this generation at their current values.
-            shared.scraped_generation.fetch_max(generation, Ordering::Relaxed);
+            shared
+                .scraped_generation
+                .fetch_max(generation, Ordering::Relaxed);
             (
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
                 body,
             )
                 .into_response()
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "failed to encode metrics\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to encode metrics\n",
+        )
+            .into_response(),
     }
 }
 
@@ -55,6 +64,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first conntrack cycle not done yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first conntrack cycle not done yet\n",
+        )
+            .into_response()
     }
 }

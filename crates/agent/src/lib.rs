@@ -119,11 +119,17 @@ impl Shared {
 
     /// The values to serve now.
     pub fn exposition(&self) -> Exposition {
-        self.exposition.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.exposition
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn publish(&self, exposition: Exposition) {
-        *self.exposition.lock().unwrap_or_else(PoisonError::into_inner) = exposition;
+        *self
+            .exposition
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = exposition;
     }
 
     fn beat(&self) {
@@ -177,7 +183,10 @@ where
     let pipeline = build_pipeline(&settings)?;
     let stale_after = (settings.interval * 3).max(Duration::from_secs(30));
     let shared = Arc::new(Shared::new(
-        Exposition { snapshot: Arc::new(pipeline.snapshot()), timing: CycleTiming::default() },
+        Exposition {
+            snapshot: Arc::new(pipeline.snapshot()),
+            timing: CycleTiming::default(),
+        },
         stale_after.as_millis() as u64,
     ));
     let stop = Arc::new(AtomicBool::new(false));
@@ -188,7 +197,10 @@ where
         .map_err(AgentError::Server)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(settings.listen))
-        .map_err(|source| AgentError::Listen { addr: settings.listen, source })?;
+        .map_err(|source| AgentError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
     tracing::info!(listen = %settings.listen, node = %settings.node_name, "serving /metrics, /healthz, /readyz");
 
     let worker = {
@@ -261,7 +273,13 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
                 series = checkpoint.series.len(),
                 "continuing from checkpoint"
             );
-            Ok(Pipeline::restore(config, topology, classifier, checkpoint, now_ms()))
+            Ok(Pipeline::restore(
+                config,
+                topology,
+                classifier,
+                checkpoint,
+                now_ms(),
+            ))
         }
         Ok(None) => {
             tracing::info!(path = %path.display(), "no checkpoint yet: counting starts now");
@@ -300,7 +318,10 @@ fn pipeline_loop<S: FlowSource>(
             match result {
                 // This dump already resynced: entries whose events were lost are gone from it.
                 Ok(read) if read.events_lost > 0 => {
-                    tracing::warn!(lost = read.events_lost, "conntrack events were lost (ENOBUFS) during the cycle");
+                    tracing::warn!(
+                        lost = read.events_lost,
+                        "conntrack events were lost (ENOBUFS) during the cycle"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "conntrack dump failed; retrying next cycle"),
@@ -311,13 +332,19 @@ fn pipeline_loop<S: FlowSource>(
                 timing.checkpoint_failures += 1;
                 tracing::error!(error = %e, "checkpoint not written; a restart now would lose this cycle's bytes");
             }
-            shared.publish(Exposition { snapshot: Arc::new(pipeline.snapshot()), timing });
+            shared.publish(Exposition {
+                snapshot: Arc::new(pipeline.snapshot()),
+                timing,
+            });
             shared.ready.store(true, Ordering::Relaxed);
             tracing::debug!(seconds = timing.cycle_seconds, "cycle done");
         } else {
             match pipeline.drain_events(&mut source, now_ms()) {
                 Ok(read) if read.events_lost > 0 => {
-                    tracing::warn!(lost = read.events_lost, "conntrack events were lost (ENOBUFS); resyncing with a dump");
+                    tracing::warn!(
+                        lost = read.events_lost,
+                        "conntrack events were lost (ENOBUFS); resyncing with a dump"
+                    );
                     next_dump = Instant::now();
                 }
                 Ok(_) => {}

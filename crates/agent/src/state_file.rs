@@ -46,10 +46,17 @@ pub fn load(path: &Path, node_name: &str) -> Result<Option<Checkpoint>, StateFil
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StateFileError::Io { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(StateFileError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
-    let checkpoint = Checkpoint::decode(&bytes)
-        .map_err(|source| StateFileError::Corrupt { path: path.to_owned(), source })?;
+    let checkpoint = Checkpoint::decode(&bytes).map_err(|source| StateFileError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })?;
     if checkpoint.node_name != node_name {
         return Err(StateFileError::OtherNode {
             path: path.to_owned(),
@@ -62,7 +69,10 @@ pub fn load(path: &Path, node_name: &str) -> Result<Option<Checkpoint>, StateFil
 
 /// Replaces the checkpoint at `path` atomically.
 pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), StateFileError> {
-    let io_err = |source| StateFileError::Io { path: path.to_owned(), source };
+    let io_err = |source| StateFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -73,7 +83,9 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), StateFileError> 
     fs::rename(&tmp, path).map_err(io_err)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable only once the directory entry is.
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
     }
     Ok(())
 }
@@ -103,7 +115,10 @@ mod tests {
     fn a_saved_checkpoint_loads_back() {
         let dir = temp_dir("roundtrip");
         let path = dir.join("state");
-        let c = Checkpoint { node_name: "n1".into(), ..Checkpoint::default() };
+        let c = Checkpoint {
+            node_name: "n1".into(),
+            ..Checkpoint::default()
+        };
         save(&path, &c).expect("save");
         assert_eq!(load(&path, "n1").expect("load"), Some(c));
         assert!(!dir.join("state.tmp").exists());
@@ -119,7 +134,14 @@ mod tests {
     fn another_nodes_checkpoint_is_refused_by_name() {
         let dir = temp_dir("other");
         let path = dir.join("state");
-        save(&path, &Checkpoint { node_name: "n2".into(), ..Checkpoint::default() }).expect("save");
+        save(
+            &path,
+            &Checkpoint {
+                node_name: "n2".into(),
+                ..Checkpoint::default()
+            },
+        )
+        .expect("save");
         let err = load(&path, "n1").expect_err("must refuse").to_string();
         assert!(err.contains("\"n2\"") && err.contains("\"n1\""), "{err}");
     }
@@ -128,9 +150,19 @@ mod tests {
     fn a_truncated_file_is_reported_as_corrupt() {
         let dir = temp_dir("truncated");
         let path = dir.join("state");
-        save(&path, &Checkpoint { node_name: "n1".into(), ..Checkpoint::default() }).expect("save");
+        save(
+            &path,
+            &Checkpoint {
+                node_name: "n1".into(),
+                ..Checkpoint::default()
+            },
+        )
+        .expect("save");
         let bytes = fs::read(&path).expect("read");
         fs::write(&path, &bytes[..bytes.len() - 3]).expect("write");
-        assert!(matches!(load(&path, "n1"), Err(StateFileError::Corrupt { .. })));
+        assert!(matches!(
+            load(&path, "n1"),
+            Err(StateFileError::Corrupt { .. })
+        ));
     }
 }

@@ -22,7 +22,11 @@ const PODS_PER_NODE: u32 = 100;
 
 fn inventory() -> String {
     let mut yaml = String::from("apiVersion: v1\nkind: List\nitems:\n");
-    for (n, zone, region) in [(1, "zone-a", "region-1"), (2, "zone-b", "region-1"), (3, "zone-c", "region-2")] {
+    for (n, zone, region) in [
+        (1, "zone-a", "region-1"),
+        (2, "zone-b", "region-1"),
+        (3, "zone-c", "region-2"),
+    ] {
         yaml += &format!(
             "- apiVersion: v1\n  kind: Node\n  metadata: {{name: node-{n}, labels: {{topology.kubernetes.io/zone: {zone}, topology.kubernetes.io/region: {region}}}}}\n  status: {{addresses: [{{type: InternalIP, address: 192.168.0.{n}}}]}}\n"
         );
@@ -65,7 +69,8 @@ impl FlowSource for Generator {
                     (far, far)
                 }
                 _ => {
-                    let same = IpAddr::V4(Ipv4Addr::new(10, 1, 0, ((i + 7) % PODS_PER_NODE) as u8 + 1));
+                    let same =
+                        IpAddr::V4(Ipv4Addr::new(10, 1, 0, ((i + 7) % PODS_PER_NODE) as u8 + 1));
                     (same, same)
                 }
             };
@@ -75,13 +80,34 @@ impl FlowSource for Generator {
                 zone: 0,
                 status: 0,
                 mark: 0,
-                original: FlowTuple { src: local, dst, src_port: port, dst_port: 443, protocol: 6 },
-                reply: FlowTuple { src: reply_src, dst: local, src_port: 443, dst_port: port, protocol: 6 },
-                original_counters: Counters { bytes: self.dumps * 1_500, packets: self.dumps },
-                reply_counters: Counters { bytes: self.dumps * 9_000, packets: self.dumps * 6 },
+                original: FlowTuple {
+                    src: local,
+                    dst,
+                    src_port: port,
+                    dst_port: 443,
+                    protocol: 6,
+                },
+                reply: FlowTuple {
+                    src: reply_src,
+                    dst: local,
+                    src_port: 443,
+                    dst_port: port,
+                    protocol: 6,
+                },
+                original_counters: Counters {
+                    bytes: self.dumps * 1_500,
+                    packets: self.dumps,
+                },
+                reply_counters: Counters {
+                    bytes: self.dumps * 9_000,
+                    packets: self.dumps * 6,
+                },
             });
         }
-        Ok(ReadStats { entries: u64::from(self.entries), ..ReadStats::default() })
+        Ok(ReadStats {
+            entries: u64::from(self.entries),
+            ..ReadStats::default()
+        })
     }
     fn drain_destroyed(&mut self, _: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Infallible> {
         Ok(ReadStats::default())

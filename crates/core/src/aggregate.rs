@@ -132,7 +132,11 @@ impl Aggregator {
 
     /// Brings the set of local pods up to date: new pods get their zero series, pods no longer
     /// present start their grace period, and pods past it are removed.
-    pub fn sync_pods<'a>(&mut self, local_pods: impl IntoIterator<Item = &'a PodInfo>, now_ms: u64) {
+    pub fn sync_pods<'a>(
+        &mut self,
+        local_pods: impl IntoIterator<Item = &'a PodInfo>,
+        now_ms: u64,
+    ) {
         let mut present: HashMap<Arc<str>, ()> = HashMap::new();
         for pod in local_pods {
             present.insert(pod.uid.clone(), ());

@@ -112,8 +112,14 @@ impl Checkpoint {
         if bytes.len() < 8 || &bytes[..4] != MAGIC {
             return Err(CheckpointError::BadMagic);
         }
-        let body_len = bytes.len().checked_sub(8).ok_or(CheckpointError::Truncated(0))?;
-        let mut r = Reader { bytes: &bytes[..body_len], pos: 4 };
+        let body_len = bytes
+            .len()
+            .checked_sub(8)
+            .ok_or(CheckpointError::Truncated(0))?;
+        let mut r = Reader {
+            bytes: &bytes[..body_len],
+            pos: 4,
+        };
         let version = r.u32()?;
         if version != VERSION {
             return Err(CheckpointError::UnsupportedVersion(version));
@@ -152,30 +158,57 @@ impl Checkpoint {
             let owner = match r.u8()? {
                 0 => Owner::Node,
                 1 => Owner::Pod(Arc::from(r.string()?)),
-                _ => return Err(CheckpointError::Invalid { field: "series.owner" }),
+                _ => {
+                    return Err(CheckpointError::Invalid {
+                        field: "series.owner",
+                    });
+                }
             };
             let direction = match r.u8()? {
                 0 => Direction::Egress,
                 1 => Direction::Ingress,
-                _ => return Err(CheckpointError::Invalid { field: "series.direction" }),
+                _ => {
+                    return Err(CheckpointError::Invalid {
+                        field: "series.direction",
+                    });
+                }
             };
-            let class = *TrafficClass::ALL
-                .get(usize::from(r.u8()?))
-                .ok_or(CheckpointError::Invalid { field: "series.class" })?;
+            let class =
+                *TrafficClass::ALL
+                    .get(usize::from(r.u8()?))
+                    .ok_or(CheckpointError::Invalid {
+                        field: "series.class",
+                    })?;
             let service = match r.u8()? {
                 0 => None,
                 1 => Some(Arc::from(r.string()?)),
-                _ => return Err(CheckpointError::Invalid { field: "series.service" }),
+                _ => {
+                    return Err(CheckpointError::Invalid {
+                        field: "series.service",
+                    });
+                }
             };
             series.push(SavedSeries {
-                key: SeriesKey { owner, direction, class, service },
+                key: SeriesKey {
+                    owner,
+                    direction,
+                    class,
+                    service,
+                },
                 value: r.u64()?,
             });
         }
         if r.pos != body_len {
-            return Err(CheckpointError::Invalid { field: "trailing bytes" });
+            return Err(CheckpointError::Invalid {
+                field: "trailing bytes",
+            });
         }
-        Ok(Checkpoint { node_name, baselines, series, pods })
+        Ok(Checkpoint {
+            node_name,
+            baselines,
+            series,
+            pods,
+        })
     }
 }
 
@@ -199,8 +232,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
-        let end = self.pos.checked_add(n).ok_or(CheckpointError::Truncated(self.pos))?;
-        let slice = self.bytes.get(self.pos..end).ok_or(CheckpointError::Truncated(self.pos))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(CheckpointError::Truncated(self.pos))?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(CheckpointError::Truncated(self.pos))?;
         self.pos = end;
         Ok(slice)
     }
@@ -241,8 +280,17 @@ mod tests {
     fn sample() -> Checkpoint {
         Checkpoint {
             node_name: "node-a".into(),
-            baselines: vec![SavedBaseline { id: 7, fingerprint: 99, original_bytes: 1 << 40, reply_bytes: 5 }],
-            pods: vec![PodLabels { namespace: "shop".into(), name: "web-1".into(), uid: "u-1".into() }],
+            baselines: vec![SavedBaseline {
+                id: 7,
+                fingerprint: 99,
+                original_bytes: 1 << 40,
+                reply_bytes: 5,
+            }],
+            pods: vec![PodLabels {
+                namespace: "shop".into(),
+                name: "web-1".into(),
+                uid: "u-1".into(),
+            }],
             series: vec![
                 SavedSeries {
                     key: SeriesKey {
@@ -276,7 +324,10 @@ mod tests {
     fn every_truncation_is_refused() {
         let bytes = sample().encode();
         for len in 0..bytes.len() {
-            assert!(Checkpoint::decode(&bytes[..len]).is_err(), "accepted {len} bytes");
+            assert!(
+                Checkpoint::decode(&bytes[..len]).is_err(),
+                "accepted {len} bytes"
+            );
         }
     }
 
@@ -284,6 +335,9 @@ mod tests {
     fn a_flipped_byte_is_refused() {
         let mut bytes = sample().encode();
         bytes[20] ^= 0x40;
-        assert_eq!(Checkpoint::decode(&bytes), Err(CheckpointError::BadChecksum));
+        assert_eq!(
+            Checkpoint::decode(&bytes),
+            Err(CheckpointError::BadChecksum)
+        );
     }
 }

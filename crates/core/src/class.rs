@@ -63,9 +63,21 @@ mod tests {
 
     #[test]
     fn label_values_match_the_design_contract() {
-        assert_eq!(TrafficClass::InZone.kubecost_labels(), ("false", "true", "true"));
-        assert_eq!(TrafficClass::CrossZone.kubecost_labels(), ("false", "false", "true"));
-        assert_eq!(TrafficClass::CrossRegion.kubecost_labels(), ("false", "false", "false"));
-        assert_eq!(TrafficClass::Internet.kubecost_labels(), ("true", "false", "false"));
+        assert_eq!(
+            TrafficClass::InZone.kubecost_labels(),
+            ("false", "true", "true")
+        );
+        assert_eq!(
+            TrafficClass::CrossZone.kubecost_labels(),
+            ("false", "false", "true")
+        );
+        assert_eq!(
+            TrafficClass::CrossRegion.kubecost_labels(),
+            ("false", "false", "false")
+        );
+        assert_eq!(
+            TrafficClass::Internet.kubecost_labels(),
+            ("true", "false", "false")
+        );
     }
 }

@@ -305,10 +305,28 @@ mod tests {
             zone: 0,
             status: 0,
             mark: 0,
-            original: FlowTuple { src: a, dst: b, src_port: sport, dst_port: 80, protocol: 6 },
-            reply: FlowTuple { src: b, dst: a, src_port: 80, dst_port: sport, protocol: 6 },
-            original_counters: Counters { bytes: original, packets: 1 },
-            reply_counters: Counters { bytes: reply, packets: 1 },
+            original: FlowTuple {
+                src: a,
+                dst: b,
+                src_port: sport,
+                dst_port: 80,
+                protocol: 6,
+            },
+            reply: FlowTuple {
+                src: b,
+                dst: a,
+                src_port: 80,
+                dst_port: sport,
+                protocol: 6,
+            },
+            original_counters: Counters {
+                bytes: original,
+                packets: 1,
+            },
+            reply_counters: Counters {
+                bytes: reply,
+                packets: 1,
+            },
         }
     }
 
@@ -359,10 +377,13 @@ mod tests {
         let mut t = DeltaTracker::new();
         dump(&mut t, &[]);
         dump(&mut t, &[record(1, 1000, 100, 50)]);
-        assert_eq!(t.observe_destroyed(&record(1, 1000, 180, 90)), FlowDelta {
-            original_bytes: 80,
-            reply_bytes: 40
-        });
+        assert_eq!(
+            t.observe_destroyed(&record(1, 1000, 180, 90)),
+            FlowDelta {
+                original_bytes: 80,
+                reply_bytes: 40
+            }
+        );
         assert!(t.is_empty());
         // A later dump cannot see it any more; a duplicate event would be a new id's business.
         assert_eq!(dump(&mut t, &[]), (0, 0));
@@ -394,7 +415,10 @@ mod tests {
         let saved: Vec<_> = t.saved().collect();
         let mut restored = DeltaTracker::restore(saved);
         assert_eq!(
-            dump(&mut restored, &[record(1, 1000, 150, 120), record(2, 5, 10, 20)]),
+            dump(
+                &mut restored,
+                &[record(1, 1000, 150, 120), record(2, 5, 10, 20)]
+            ),
             (60, 40)
         );
     }

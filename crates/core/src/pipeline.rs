@@ -274,7 +274,8 @@ impl Pipeline {
             .by_source
             .into_iter()
             .map(|(owner, destinations)| {
-                let mut top: Vec<(IpAddr, (u64, TrafficClass))> = destinations.into_iter().collect();
+                let mut top: Vec<(IpAddr, (u64, TrafficClass))> =
+                    destinations.into_iter().collect();
                 top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
                 top.truncate(n);
                 TalkerReport {
@@ -304,14 +305,20 @@ impl Pipeline {
         match self.topology.lookup(ip) {
             Some(Endpoint::Pod(pod)) => format!("{}/{} ({ip})", pod.namespace, pod.name),
             Some(Endpoint::Node(node)) => format!("node/{} ({ip})", node.name),
-            Some(Endpoint::ServiceIp(svc)) => format!("service/{}/{} ({ip})", svc.namespace, svc.name),
+            Some(Endpoint::ServiceIp(svc)) => {
+                format!("service/{}/{} ({ip})", svc.namespace, svc.name)
+            }
             None => ip.to_string(),
         }
     }
 
     /// Bytes not attributed for `reason`, so far.
     pub fn unattributed_bytes(&self, reason: Unattributed) -> u64 {
-        self.stats.unattributed_bytes.get(&reason).copied().unwrap_or(0)
+        self.stats
+            .unattributed_bytes
+            .get(&reason)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -356,12 +363,16 @@ impl Step<'_> {
 
     fn record(&mut self, a: Attribution<'_>) {
         let Classification { class, service } =
-            self.classifier.classify(self.topology, self.local, a.remote);
+            self.classifier
+                .classify(self.topology, self.local, a.remote);
         let owner = match a.local {
             LocalEnd::Pod(pod) => Owner::Pod(pod.uid.clone()),
             LocalEnd::Node => Owner::Node,
         };
-        for (direction, bytes) in [(Direction::Egress, a.egress), (Direction::Ingress, a.ingress)] {
+        for (direction, bytes) in [
+            (Direction::Egress, a.egress),
+            (Direction::Ingress, a.ingress),
+        ] {
             if bytes == 0 {
                 continue;
             }

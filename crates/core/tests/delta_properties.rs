@@ -16,7 +16,11 @@ enum Op {
     /// A new flow with this id (reusing an id ends the old flow first, as the kernel would).
     Open { id: u8 },
     /// Flow at index `which` (modulo live flows) gains bytes.
-    Grow { which: u8, original: u16, reply: u16 },
+    Grow {
+        which: u8,
+        original: u16,
+        reply: u16,
+    },
     /// Flow ends; its event reaches the tracker unless `lost`.
     Close { which: u8, lost: bool },
     /// A dump cycle.
@@ -26,9 +30,13 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0u8..16).prop_map(|id| Op::Open { id }),
-        (any::<u8>(), any::<u16>(), any::<u16>())
-            .prop_map(|(which, original, reply)| Op::Grow { which, original, reply }),
-        (any::<u8>(), prop::bool::weighted(0.2)).prop_map(|(which, lost)| Op::Close { which, lost }),
+        (any::<u8>(), any::<u16>(), any::<u16>()).prop_map(|(which, original, reply)| Op::Grow {
+            which,
+            original,
+            reply
+        }),
+        (any::<u8>(), prop::bool::weighted(0.2))
+            .prop_map(|(which, lost)| Op::Close { which, lost }),
         Just(Op::Dump),
     ]
 }
@@ -51,10 +59,28 @@ fn record(f: &ModelFlow) -> FlowRecord {
         zone: 0,
         status: 0,
         mark: 0,
-        original: FlowTuple { src: a, dst: b, src_port: f.port, dst_port: 443, protocol: 6 },
-        reply: FlowTuple { src: b, dst: a, src_port: 443, dst_port: f.port, protocol: 6 },
-        original_counters: Counters { bytes: f.original, packets: 0 },
-        reply_counters: Counters { bytes: f.reply, packets: 0 },
+        original: FlowTuple {
+            src: a,
+            dst: b,
+            src_port: f.port,
+            dst_port: 443,
+            protocol: 6,
+        },
+        reply: FlowTuple {
+            src: b,
+            dst: a,
+            src_port: 443,
+            dst_port: f.port,
+            protocol: 6,
+        },
+        original_counters: Counters {
+            bytes: f.original,
+            packets: 0,
+        },
+        reply_counters: Counters {
+            bytes: f.reply,
+            packets: 0,
+        },
     }
 }
 

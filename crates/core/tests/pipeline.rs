@@ -75,7 +75,11 @@ items:
 fn topology(yaml: &str) -> Arc<Topology> {
     let inventory = Inventory::from_yaml_str(yaml, Path::new("test-cluster.yaml"))
         .unwrap_or_else(|e| panic!("test inventory: {e}"));
-    Arc::new(inventory.topology().unwrap_or_else(|e| panic!("test topology: {e}")))
+    Arc::new(
+        inventory
+            .topology()
+            .unwrap_or_else(|e| panic!("test topology: {e}")),
+    )
 }
 
 fn ip(text: &str) -> IpAddr {
@@ -96,14 +100,24 @@ struct Entry {
 
 impl Entry {
     fn record(&self) -> FlowRecord {
-        let (client, to, reply_from, reply_to) =
-            (ip(self.client), ip(self.to), ip(self.reply_from), ip(self.reply_to));
+        let (client, to, reply_from, reply_to) = (
+            ip(self.client),
+            ip(self.to),
+            ip(self.reply_from),
+            ip(self.reply_to),
+        );
         FlowRecord {
             id: self.id,
             zone: 0,
             status: 0,
             mark: 0,
-            original: FlowTuple { src: client, dst: to, src_port: 40000, dst_port: 80, protocol: 6 },
+            original: FlowTuple {
+                src: client,
+                dst: to,
+                src_port: 40000,
+                dst_port: 80,
+                protocol: 6,
+            },
             reply: FlowTuple {
                 src: reply_from,
                 dst: reply_to,
@@ -111,14 +125,28 @@ impl Entry {
                 dst_port: 40000,
                 protocol: 6,
             },
-            original_counters: Counters { bytes: self.sent, packets: 1 },
-            reply_counters: Counters { bytes: self.received, packets: 1 },
+            original_counters: Counters {
+                bytes: self.sent,
+                packets: 1,
+            },
+            reply_counters: Counters {
+                bytes: self.received,
+                packets: 1,
+            },
         }
     }
 }
 
 fn flow(id: u32, client: &'static str, to: &'static str, sent: u64, received: u64) -> Entry {
-    Entry { id, client, to, reply_from: to, reply_to: client, sent, received }
+    Entry {
+        id,
+        client,
+        to,
+        reply_from: to,
+        reply_to: client,
+        sent,
+        received,
+    }
 }
 
 /// Hands out one scripted dump (and the events queued before it) per call.
@@ -133,17 +161,30 @@ impl FlowSource for Script {
     fn dump(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Infallible> {
         let records = self.dumps.pop_front().unwrap_or_default();
         records.iter().for_each(&mut *sink);
-        Ok(ReadStats { entries: records.len() as u64, ..ReadStats::default() })
+        Ok(ReadStats {
+            entries: records.len() as u64,
+            ..ReadStats::default()
+        })
     }
-    fn drain_destroyed(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Infallible> {
+    fn drain_destroyed(
+        &mut self,
+        sink: &mut dyn FnMut(&FlowRecord),
+    ) -> Result<ReadStats, Infallible> {
         let records = self.events.pop_front().unwrap_or_default();
         records.iter().for_each(&mut *sink);
-        Ok(ReadStats { entries: records.len() as u64, ..ReadStats::default() })
+        Ok(ReadStats {
+            entries: records.len() as u64,
+            ..ReadStats::default()
+        })
     }
 }
 
 fn pipeline_on(node: &str, config: ClassificationConfig) -> Pipeline {
-    Pipeline::new(PipelineConfig::new(node), topology(CLUSTER), Classifier::new(config))
+    Pipeline::new(
+        PipelineConfig::new(node),
+        topology(CLUSTER),
+        Classifier::new(config),
+    )
 }
 
 /// Runs the priming dump (empty table), then one dump of `entries`, scraping in between so new
@@ -152,7 +193,9 @@ fn run(node: &str, entries: &[Entry]) -> Pipeline {
     let mut p = pipeline_on(node, ClassificationConfig::kubecost_default());
     let mut source = Script::default();
     source.dumps.push_back(vec![]);
-    source.dumps.push_back(entries.iter().map(Entry::record).collect());
+    source
+        .dumps
+        .push_back(entries.iter().map(Entry::record).collect());
     cycle(&mut p, &mut source, 1_000);
     cycle(&mut p, &mut source, 2_000);
     p
@@ -198,15 +241,18 @@ use TrafficClass::{CrossRegion, CrossZone, InZone, Internet};
 #[test]
 fn dnat_flow_is_classified_by_the_real_backend_zone() {
     // web-a calls the Service's ClusterIP; kube-proxy's DNAT picked db-b in zone-b.
-    let p = run("node-a", &[Entry {
-        id: 1,
-        client: "10.0.1.10",
-        to: "10.96.0.10",
-        reply_from: "10.0.2.20",
-        reply_to: "10.0.1.10",
-        sent: 3_000,
-        received: 70_000,
-    }]);
+    let p = run(
+        "node-a",
+        &[Entry {
+            id: 1,
+            client: "10.0.1.10",
+            to: "10.96.0.10",
+            reply_from: "10.0.2.20",
+            reply_to: "10.0.1.10",
+            sent: 3_000,
+            received: 70_000,
+        }],
+    );
     let s = p.snapshot();
     assert_eq!(pod_value(&s, "web-a", Egress, CrossZone), 3_000);
     assert_eq!(pod_value(&s, "web-a", Ingress, CrossZone), 70_000);
@@ -244,32 +290,42 @@ fn only_the_local_end_of_a_cross_node_flow_is_counted() {
 #[test]
 fn masqueraded_internet_egress_belongs_to_the_pod() {
     // SNAT: the reply goes back to the node's address, not the pod's.
-    let p = run("node-a", &[Entry {
-        id: 1,
-        client: "10.0.1.10",
-        to: "203.0.113.5",
-        reply_from: "203.0.113.5",
-        reply_to: "192.168.0.1",
-        sent: 12_345,
-        received: 678,
-    }]);
+    let p = run(
+        "node-a",
+        &[Entry {
+            id: 1,
+            client: "10.0.1.10",
+            to: "203.0.113.5",
+            reply_from: "203.0.113.5",
+            reply_to: "192.168.0.1",
+            sent: 12_345,
+            received: 678,
+        }],
+    );
     let s = p.snapshot();
     assert_eq!(pod_value(&s, "web-a", Egress, Internet), 12_345);
     assert_eq!(pod_value(&s, "web-a", Ingress, Internet), 678);
-    assert_eq!(node_value(&s, Egress, Internet), 0, "the node only translated the address");
+    assert_eq!(
+        node_value(&s, Egress, Internet),
+        0,
+        "the node only translated the address"
+    );
 }
 
 #[test]
 fn a_nodeport_connection_from_the_internet_is_ingress_of_the_backend_pod() {
-    let p = run("node-a", &[Entry {
-        id: 1,
-        client: "198.51.100.7",
-        to: "192.168.0.1",
-        reply_from: "10.0.1.10",
-        reply_to: "198.51.100.7",
-        sent: 800,
-        received: 50_000,
-    }]);
+    let p = run(
+        "node-a",
+        &[Entry {
+            id: 1,
+            client: "198.51.100.7",
+            to: "192.168.0.1",
+            reply_from: "10.0.1.10",
+            reply_to: "198.51.100.7",
+            sent: 800,
+            received: 50_000,
+        }],
+    );
     let s = p.snapshot();
     assert_eq!(pod_value(&s, "web-a", Ingress, Internet), 800);
     assert_eq!(pod_value(&s, "web-a", Egress, Internet), 50_000);
@@ -306,7 +362,10 @@ fn a_flow_that_lives_between_two_dumps_counts_through_its_destroy_event() {
     let mut p = pipeline_on("node-a", ClassificationConfig::kubecost_default());
     let mut source = Script::default();
     source.dumps.extend([vec![], vec![]]);
-    source.events.extend([vec![], vec![flow(5, "10.0.1.10", "10.0.2.20", 1_028, 528).record()]]);
+    source.events.extend([
+        vec![],
+        vec![flow(5, "10.0.1.10", "10.0.2.20", 1_028, 528).record()],
+    ]);
     cycle(&mut p, &mut source, 1_000);
     cycle(&mut p, &mut source, 2_000);
     let s = p.snapshot();
@@ -327,7 +386,11 @@ fn every_local_pod_has_its_series_at_zero_before_any_traffic() {
         assert_eq!(series.len(), 8, "{pod}: 4 classes x 2 directions");
         assert!(series.iter().all(|x| x.value == 0));
     }
-    assert!(s.series.iter().all(|x| x.pod.as_ref().is_none_or(|p| &*p.name != "db-b")));
+    assert!(
+        s.series
+            .iter()
+            .all(|x| x.pod.as_ref().is_none_or(|p| &*p.name != "db-b"))
+    );
 }
 
 #[test]
@@ -365,7 +428,10 @@ fn a_new_service_series_holds_its_bytes_until_a_scrape_saw_it_at_zero() {
 fn a_gone_pods_series_stay_for_the_grace_period_then_go_and_are_never_reused() {
     let mut p = pipeline_on("node-a", ClassificationConfig::kubecost_default());
     let mut source = Script::default();
-    source.dumps.extend([vec![], vec![flow(1, "10.0.1.10", "10.0.2.20", 700, 70).record()]]);
+    source.dumps.extend([
+        vec![],
+        vec![flow(1, "10.0.1.10", "10.0.2.20", 700, 70).record()],
+    ]);
     cycle(&mut p, &mut source, 1_000);
     cycle(&mut p, &mut source, 2_000);
 
@@ -376,13 +442,21 @@ fn a_gone_pods_series_stay_for_the_grace_period_then_go_and_are_never_reused() {
         let mut u: Vec<String> = s
             .series
             .iter()
-            .filter_map(|x| x.pod.as_ref().filter(|p| &*p.name == "web-a").map(|p| p.uid.to_string()))
+            .filter_map(|x| {
+                x.pod
+                    .as_ref()
+                    .filter(|p| &*p.name == "web-a")
+                    .map(|p| p.uid.to_string())
+            })
             .collect();
         u.dedup();
         u
     };
     let during_grace = p.snapshot();
-    assert_eq!(uids(&during_grace), vec!["uid-web-a".to_string(), "uid-web-a-2".to_string()]);
+    assert_eq!(
+        uids(&during_grace),
+        vec!["uid-web-a".to_string(), "uid-web-a-2".to_string()]
+    );
     let old_egress: u64 = during_grace
         .series
         .iter()
@@ -395,7 +469,11 @@ fn a_gone_pods_series_stay_for_the_grace_period_then_go_and_are_never_reused() {
     cycle(&mut p, &mut source, 3_000 + grace);
     let after = p.snapshot();
     assert_eq!(uids(&after), vec!["uid-web-a-2".to_string()]);
-    assert_eq!(total_of_pod(&after, "web-a"), 0, "the new pod starts from zero");
+    assert_eq!(
+        total_of_pod(&after, "web-a"),
+        0,
+        "the new pod starts from zero"
+    );
 }
 
 #[test]
@@ -403,13 +481,18 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
     let long = |sent| flow(1, "10.0.1.10", "10.0.2.20", sent, 0).record();
     let mut first = pipeline_on("node-a", ClassificationConfig::kubecost_default());
     let mut source = Script::default();
-    source.dumps.extend([vec![], vec![long(1_000)], vec![long(5_000)]]);
+    source
+        .dumps
+        .extend([vec![], vec![long(1_000)], vec![long(5_000)]]);
     cycle(&mut first, &mut source, 1_000);
     cycle(&mut first, &mut source, 2_000);
     let checkpoint = first.checkpoint();
     // The first agent counts on to 5_000 and dies before its next checkpoint.
     cycle(&mut first, &mut source, 3_000);
-    assert_eq!(pod_value(&first.snapshot(), "web-a", Egress, CrossZone), 5_000);
+    assert_eq!(
+        pod_value(&first.snapshot(), "web-a", Egress, CrossZone),
+        5_000
+    );
 
     let mut second = Pipeline::restore(
         PipelineConfig::new("node-a"),
@@ -421,7 +504,10 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
     let mut source = Script::default();
     source.dumps.push_back(vec![long(9_000)]);
     cycle(&mut second, &mut source, 5_000);
-    assert_eq!(pod_value(&second.snapshot(), "web-a", Egress, CrossZone), 9_000);
+    assert_eq!(
+        pod_value(&second.snapshot(), "web-a", Egress, CrossZone),
+        9_000
+    );
 }
 
 #[test]
@@ -440,10 +526,20 @@ fn the_traffic_log_lists_each_sources_top_destinations_by_bytes() {
     .collect();
     let mut p = run("node-a", &entries);
     let log = p.take_traffic_log(5);
-    let web = log.iter().find(|r| r.source == "shop/web-a").unwrap_or_else(|| panic!("{log:?}"));
+    let web = log
+        .iter()
+        .find(|r| r.source == "shop/web-a")
+        .unwrap_or_else(|| panic!("{log:?}"));
     let bytes: Vec<u64> = web.destinations.iter().map(|d| d.2).collect();
     assert_eq!(bytes, vec![900, 600, 300, 100, 50]);
-    assert!(web.destinations[1].0.starts_with("shop/db-b"), "{:?}", web.destinations);
+    assert!(
+        web.destinations[1].0.starts_with("shop/db-b"),
+        "{:?}",
+        web.destinations
+    );
     assert_eq!(web.destinations[1].1, CrossZone);
-    assert!(p.take_traffic_log(5).is_empty(), "the tally restarts after each log");
+    assert!(
+        p.take_traffic_log(5).is_empty(),
+        "the tally restarts after each log"
+    );
 }

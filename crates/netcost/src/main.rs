@@ -156,7 +156,9 @@ fn agent(args: AgentArgs) -> Result<()> {
             SourceArg::Proc => SourceKind::Proc(args.proc_path),
         },
         state_file: args.state_file,
-        traffic_log_interval: args.traffic_logging_enabled.then_some(args.traffic_log_interval),
+        traffic_log_interval: args
+            .traffic_logging_enabled
+            .then_some(args.traffic_log_interval),
         topology: Arc::new(topology),
         config,
     };

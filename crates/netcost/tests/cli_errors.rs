@@ -63,7 +63,11 @@ fn a_pod_ip_that_is_not_an_ip_names_the_file_the_field_and_the_value() {
 fn an_unknown_config_key_names_the_file_and_the_key() {
     let dir = scratch("bad-config");
     let inventory = write(&dir, "inventory.yaml", GOOD_INVENTORY);
-    let config = write(&dir, "config.yaml", "destinations:\n  in-zoen: [\"10.0.0.0/8\"]\n");
+    let config = write(
+        &dir,
+        "config.yaml",
+        "destinations:\n  in-zoen: [\"10.0.0.0/8\"]\n",
+    );
     let out = agent(&[
         "--inventory",
         inventory.to_str().unwrap_or_default(),

@@ -50,15 +50,27 @@ impl Prometheus {
         let child = Command::new("ip")
             .args(["netns", "exec", ns, "prometheus"])
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"))
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start prometheus (apt-get install prometheus): {e}"));
-        let prometheus = Prometheus { child, ns: ns.to_owned(), log };
+            .unwrap_or_else(|e| {
+                panic!("cannot start prometheus (apt-get install prometheus): {e}")
+            });
+        let prometheus = Prometheus {
+            child,
+            ns: ns.to_owned(),
+            log,
+        };
         prometheus.wait_until(Duration::from_secs(30), "ready", || {
-            matches!(http_get(&prometheus.ns, PROMETHEUS_PORT, "/-/ready"), Ok((200, _)))
+            matches!(
+                http_get(&prometheus.ns, PROMETHEUS_PORT, "/-/ready"),
+                Ok((200, _))
+            )
         });
         prometheus
     }
@@ -124,7 +136,8 @@ fn prometheus_increase_over_a_transfer_sees_every_byte_the_agent_counted() {
     let (egress, ingress) = (series("egress"), series("ingress"));
     // The series exist, at zero, before the first byte: Prometheus has stored a 0 sample.
     prometheus.wait_until(Duration::from_secs(30), "the zero sample of cli-a", || {
-        prometheus.query(&egress, None) == Some(0.0) && prometheus.query(&ingress, None) == Some(0.0)
+        prometheus.query(&egress, None) == Some(0.0)
+            && prometheus.query(&ingress, None) == Some(0.0)
     });
 
     // A short cross-zone transfer: it completes well within one scrape interval of the agent's
@@ -154,7 +167,9 @@ fn prometheus_increase_over_a_transfer_sees_every_byte_the_agent_counted() {
             flow.server_to_client(),
         ),
     );
-    let scrape = cluster.scrape("node-a1").unwrap_or_else(|e| panic!("scrape: {e}"));
+    let scrape = cluster
+        .scrape("node-a1")
+        .unwrap_or_else(|e| panic!("scrape: {e}"));
     let agent_value = |direction: &str| {
         scrape
             .metric(&format!("kubecost_pod_network_{direction}_bytes_total"))
@@ -166,7 +181,11 @@ fn prometheus_increase_over_a_transfer_sees_every_byte_the_agent_counted() {
             .value()
     };
     let (agent_egress, agent_ingress) = (agent_value("egress"), agent_value("ingress"));
-    assert!(agent_egress >= flow.client.sent as f64, "egress {agent_egress} < sent {}", flow.client.sent);
+    assert!(
+        agent_egress >= flow.client.sent as f64,
+        "egress {agent_egress} < sent {}",
+        flow.client.sent
+    );
     assert!(agent_ingress >= flow.server.sent as f64);
 
     // ...and Prometheus has caught up with them.
