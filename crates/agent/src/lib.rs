@@ -246,7 +246,10 @@ async fn shutdown_signal() {
 }
 
 fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
-    let config = PipelineConfig::new(settings.node_name.as_str());
+    let mut config = PipelineConfig::new(settings.node_name.as_str());
+    if settings.traffic_log_interval.is_none() {
+        config.talkers_per_source = 0;
+    }
     let classifier = Classifier::new(settings.config.clone());
     let topology = settings.topology.clone();
     match topology.node(&settings.node_name) {

@@ -30,7 +30,8 @@ pub struct PipelineConfig {
     pub pod_grace_ms: u64,
     /// How long a new series may hold bytes back waiting for a scrape, in milliseconds.
     pub pending_timeout_ms: u64,
-    /// How many destinations per source the traffic log tracks before lumping the rest together.
+    /// How many destinations per source the traffic log tracks before lumping the rest together;
+    /// 0 turns the tally off (the traffic log is disabled).
     pub talkers_per_source: usize,
 }
 
@@ -388,6 +389,9 @@ impl Step<'_> {
             );
         }
         self.stats.attributed_bytes += a.egress + a.ingress;
+        if self.talkers_per_source == 0 {
+            return;
+        }
         let destinations = self.talkers.by_source.entry(owner.clone()).or_default();
         let total = a.egress + a.ingress;
         let room = destinations.len() < self.talkers_per_source;

@@ -41,64 +41,58 @@ items:
   status: {addresses: [{type: InternalIP, address: 192.168.0.1}]}
 "#;
 
+/// Runs the agent on an inventory (and a config, if given) written to a scratch directory; returns
+/// whether it failed and what it printed.
+fn agent_on(case: &str, inventory: &str, config: Option<&str>) -> (bool, String) {
+    let dir = scratch(case);
+    let inventory = write(&dir, "inventory.yaml", inventory);
+    let mut args = vec![
+        "--inventory".to_owned(),
+        inventory.to_string_lossy().into_owned(),
+    ];
+    if let Some(config) = config {
+        let config = write(&dir, "config.yaml", config);
+        args.extend(["--config".to_owned(), config.to_string_lossy().into_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = agent(&args);
+    (!out.status.success(), stderr_of(&out))
+}
+
 #[test]
 fn a_pod_ip_that_is_not_an_ip_names_the_file_the_field_and_the_value() {
-    let dir = scratch("bad-ip");
-    let inventory = write(
-        &dir,
-        "inventory.yaml",
-        &format!(
-            "{GOOD_INVENTORY}- apiVersion: v1\n  kind: Pod\n  metadata: {{name: web-1, namespace: shop, uid: u1}}\n  spec: {{nodeName: node-a, containers: []}}\n  status: {{podIP: 10.0.0.x}}\n"
-        ),
+    let inventory = format!(
+        "{GOOD_INVENTORY}- apiVersion: v1\n  kind: Pod\n  metadata: {{name: web-1, namespace: shop, uid: u1}}\n  spec: {{nodeName: node-a, containers: []}}\n  status: {{podIP: 10.0.0.x}}\n"
     );
-    let out = agent(&["--inventory", inventory.to_str().unwrap_or_default()]);
-    let err = stderr_of(&out);
-    assert!(!out.status.success());
+    let (failed, err) = agent_on("bad-ip", &inventory, None);
+    assert!(failed, "{err}");
     assert!(err.contains("inventory.yaml"), "names the file: {err}");
-    assert!(err.contains("podIP"), "names the field: {err}");
+    assert!(
+        err.contains("items[1].status.podIP"),
+        "names the field: {err}"
+    );
     assert!(err.contains("10.0.0.x"), "shows the value: {err}");
 }
 
 #[test]
 fn an_unknown_config_key_names_the_file_and_the_key() {
-    let dir = scratch("bad-config");
-    let inventory = write(&dir, "inventory.yaml", GOOD_INVENTORY);
-    let config = write(
-        &dir,
-        "config.yaml",
-        "destinations:\n  in-zoen: [\"10.0.0.0/8\"]\n",
-    );
-    let out = agent(&[
-        "--inventory",
-        inventory.to_str().unwrap_or_default(),
-        "--config",
-        config.to_str().unwrap_or_default(),
-    ]);
-    let err = stderr_of(&out);
-    assert!(!out.status.success());
+    let config = "destinations:\n  in-zoen: [\"10.0.0.0/8\"]\n";
+    let (failed, err) = agent_on("bad-config", GOOD_INVENTORY, Some(config));
+    assert!(failed, "{err}");
     assert!(err.contains("config.yaml"), "names the file: {err}");
     assert!(err.contains("in-zoen"), "names the key: {err}");
 }
 
 #[test]
 fn a_cidr_that_does_not_parse_names_its_position_in_the_list() {
-    let dir = scratch("bad-cidr");
-    let inventory = write(&dir, "inventory.yaml", GOOD_INVENTORY);
-    let config = write(
-        &dir,
-        "config.yaml",
-        "destinations:\n  in-zone: [\"10.0.0.0/8\", \"172.16.0.0/33\"]\n",
-    );
-    let out = agent(&[
-        "--inventory",
-        inventory.to_str().unwrap_or_default(),
-        "--config",
-        config.to_str().unwrap_or_default(),
-    ]);
-    let err = stderr_of(&out);
-    assert!(!out.status.success());
+    let config = "destinations:\n  in-zone: [\"10.0.0.0/8\", \"172.16.0.0/33\"]\n";
+    let (failed, err) = agent_on("bad-cidr", GOOD_INVENTORY, Some(config));
+    assert!(failed, "{err}");
     assert!(err.contains("config.yaml"), "{err}");
-    assert!(err.contains("in-zone[1]"), "names the list entry: {err}");
+    assert!(
+        err.contains("destinations.in-zone[1]"),
+        "names the list entry: {err}"
+    );
     assert!(err.contains("172.16.0.0/33"), "shows the value: {err}");
 }
 

@@ -32,27 +32,11 @@ fn cluster_with_agents(case: &str) -> Cluster {
     cluster
 }
 
-/// A TCP flow from pod `client` to pod `server`: 3 MiB up and 1 MiB down, so that swapped
-/// directions show.
-fn pod_to_pod(cluster: &Cluster, client: &str, server: &str, v6: bool) -> TcpFlow {
-    let addr = pod_addr(server, v6, BACKEND_PORT);
-    TcpFlow {
-        client_ns: cluster.pod_ns(client),
-        server_ns: cluster.pod_ns(server),
-        listen: addr,
-        connect: addr,
-        client_sends: 3 * MIB,
-        server_sends: MIB,
-        client_pace: None,
-        client_pause: None,
-    }
-}
-
 #[test]
 fn traffic_between_two_pods_on_one_node_is_in_zone_for_both_pods() {
     let cluster = cluster_with_agents("same-node");
 
-    let flow = pod_to_pod(&cluster, "cli-a", "web-a", false).run();
+    let flow = cluster.pod_to_pod("cli-a", "web-a", false).run();
     let ended = Instant::now();
 
     let (up, down) = (flow.client_to_server(), flow.server_to_client());
@@ -71,7 +55,7 @@ fn traffic_between_two_pods_on_one_node_is_in_zone_for_both_pods() {
 fn pod_traffic_across_zones_is_cross_zone_and_counted_once_at_each_end() {
     let cluster = cluster_with_agents("cross-zone");
 
-    let flow = pod_to_pod(&cluster, "cli-a", "web-b", false).run();
+    let flow = cluster.pod_to_pod("cli-a", "web-b", false).run();
     let ended = Instant::now();
 
     let (up, down) = (flow.client_to_server(), flow.server_to_client());
@@ -94,7 +78,7 @@ fn service_traffic_across_regions_is_cross_region_by_the_real_backend_never_in_z
     // ClusterIP is in 10.0.0.0/8, which the config lists as in-zone.
     let flow = TcpFlow {
         connect: SocketAddr::from((CLUSTER_IP, CLUSTER_IP_PORT)),
-        ..pod_to_pod(&cluster, "cli-c", "web-a", false)
+        ..cluster.pod_to_pod("cli-c", "web-a", false)
     }
     .run();
     let ended = Instant::now();
@@ -120,7 +104,7 @@ fn masqueraded_pod_traffic_to_an_internet_host_is_internet_egress_and_ingress() 
         server_ns: cluster.internet_ns(),
         listen: server,
         connect: server,
-        ..pod_to_pod(&cluster, "cli-a", "web-a", false)
+        ..cluster.pod_to_pod("cli-a", "web-a", false)
     }
     .run();
     let ended = Instant::now();
@@ -178,7 +162,7 @@ fn traffic_of_a_node_itself_to_a_pod_in_another_zone_is_cross_zone_node_traffic(
     // web-b. Its address is in 192.168.0.0/16, which the config lists as in-zone.
     let flow = TcpFlow {
         client_ns: cluster.node_ns("node-a1"),
-        ..pod_to_pod(&cluster, "cli-a", "web-b", false)
+        ..cluster.pod_to_pod("cli-a", "web-b", false)
     }
     .run();
     let ended = Instant::now();
@@ -199,7 +183,7 @@ fn traffic_of_a_node_itself_to_a_pod_in_another_zone_is_cross_zone_node_traffic(
 fn ipv6_pod_traffic_across_zones_is_cross_zone_at_both_ends() {
     let cluster = cluster_with_agents("ipv6-cross-zone");
 
-    let flow = pod_to_pod(&cluster, "cli-a", "web-b", true).run();
+    let flow = cluster.pod_to_pod("cli-a", "web-b", true).run();
     let ended = Instant::now();
 
     let (up, down) = (flow.client_to_server(), flow.server_to_client());
@@ -287,7 +271,7 @@ fn an_agent_killed_and_restarted_mid_transfer_neither_loses_nor_doubles_bytes() 
     let transfer = TcpFlow {
         client_sends: 16 * MIB,
         client_pace: Some(Duration::from_secs(6)),
-        ..pod_to_pod(&cluster, "cli-a", "web-b", false)
+        ..cluster.pod_to_pod("cli-a", "web-b", false)
     }
     .spawn();
     std::thread::sleep(Duration::from_millis(2500));
@@ -331,7 +315,7 @@ fn bytes_that_a_flow_sent_before_the_agents_started_are_not_counted() {
         client_sends: before + 2 * MIB,
         server_sends: 0,
         client_pause: Some(pause.clone()),
-        ..pod_to_pod(&cluster, "cli-a", "web-b", false)
+        ..cluster.pod_to_pod("cli-a", "web-b", false)
     }
     .spawn();
     pause.wait_reached();
@@ -367,10 +351,10 @@ fn bytes_that_a_flow_sent_before_the_agents_started_are_not_counted() {
 fn the_test_cluster_routes_and_nats_every_path_and_conntrack_counts_it() {
     let cluster = Cluster::build("harness");
 
-    pod_to_pod(&cluster, "cli-a", "web-b", true).run();
+    cluster.pod_to_pod("cli-a", "web-b", true).run();
     TcpFlow {
         connect: SocketAddr::from((CLUSTER_IP, CLUSTER_IP_PORT)),
-        ..pod_to_pod(&cluster, "cli-c", "web-a", false)
+        ..cluster.pod_to_pod("cli-c", "web-a", false)
     }
     .run();
     let internet = SocketAddr::from((INTERNET_HOST, 9000));
@@ -378,13 +362,13 @@ fn the_test_cluster_routes_and_nats_every_path_and_conntrack_counts_it() {
         server_ns: cluster.internet_ns(),
         listen: internet,
         connect: internet,
-        ..pod_to_pod(&cluster, "cli-a", "web-a", false)
+        ..cluster.pod_to_pod("cli-a", "web-a", false)
     }
     .run();
     TcpFlow {
         client_ns: cluster.internet_ns(),
         connect: SocketAddr::from((node("node-b1").ipv4(), NODE_PORT)),
-        ..pod_to_pod(&cluster, "cli-b", "web-b", false)
+        ..cluster.pod_to_pod("cli-b", "web-b", false)
     }
     .run();
 

@@ -18,14 +18,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cluster::{AGENT_PORT, AgentOptions, BACKEND_PORT, Cluster, pod_addr};
+use support::cluster::{AGENT_PORT, AgentOptions, Cluster};
 use support::expect::{Class, expect_counts, pod_end};
 use support::metrics::http_get;
-use support::traffic::TcpFlow;
 
 const NETCOST: &str = env!("CARGO_BIN_EXE_netcost");
 const PROMETHEUS_PORT: u16 = 9390;
-const MIB: u64 = 1 << 20;
 
 /// The Prometheus server, killed on drop.
 struct Prometheus {
@@ -140,20 +138,9 @@ fn prometheus_increase_over_a_transfer_sees_every_byte_the_agent_counted() {
             && prometheus.query(&ingress, None) == Some(0.0)
     });
 
-    // A short cross-zone transfer: it completes well within one scrape interval of the agent's
-    // first look at it, which is exactly what a series born non-zero would lose.
-    let addr = pod_addr("web-b", false, BACKEND_PORT);
-    let flow = TcpFlow {
-        client_ns: cluster.pod_ns("cli-a"),
-        server_ns: cluster.pod_ns("web-b"),
-        listen: addr,
-        connect: addr,
-        client_sends: 2 * MIB,
-        server_sends: MIB / 2,
-        client_pace: None,
-        client_pause: None,
-    }
-    .run();
+    // A short cross-zone transfer (3 MiB up, 1 MiB down): it completes within about one cycle,
+    // which is exactly what a series born non-zero would lose.
+    let flow = cluster.pod_to_pod("cli-a", "web-b", false).run();
     let ended = Instant::now();
     // The agent's own counters are right (against the bytes sent)...
     expect_counts(

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::metrics::{self, Metrics};
 use super::netns::{run, run_in, run_with_stdin, try_run_in};
+use super::traffic::TcpFlow;
 
 /// Port every agent listens on, inside its node's namespace.
 pub const AGENT_PORT: u16 = 9301;
@@ -275,6 +276,23 @@ impl Cluster {
     /// The namespace of a node.
     pub fn node_ns(&self, node: &str) -> String {
         format!("{}-{node}", self.prefix)
+    }
+
+    /// A TCP flow from pod `client` to pod `server` on the backend port: 3 MiB up and 1 MiB
+    /// down, so that swapped directions show.
+    pub fn pod_to_pod(&self, client: &str, server: &str, v6: bool) -> TcpFlow {
+        const MIB: u64 = 1 << 20;
+        let addr = pod_addr(server, v6, BACKEND_PORT);
+        TcpFlow {
+            client_ns: self.pod_ns(client),
+            server_ns: self.pod_ns(server),
+            listen: addr,
+            connect: addr,
+            client_sends: 3 * MIB,
+            server_sends: MIB,
+            client_pace: None,
+            client_pause: None,
+        }
     }
 
     /// The namespace of a pod.
