@@ -71,6 +71,57 @@ fn pod_traffic_across_zones_is_cross_zone_and_counted_once_at_each_end() {
 }
 
 #[test]
+fn the_proc_source_counts_dnat_and_cross_zone_traffic_like_the_netlink_source() {
+    // Kubecost reads /proc/net/nf_conntrack; `--source proc` must give the same results for
+    // flows that are still in the table at a dump (it has no DESTROY events).
+    let mut cluster = Cluster::build("proc-source");
+    cluster.start_agents(
+        NETCOST,
+        AgentOptions {
+            source: "proc",
+            ..AgentOptions::default()
+        },
+    );
+
+    let cross_zone = cluster.pod_to_pod("cli-a", "web-b", false).run();
+    let via_service = TcpFlow {
+        connect: SocketAddr::from((CLUSTER_IP, CLUSTER_IP_PORT)),
+        ..cluster.pod_to_pod("cli-c", "web-a", false)
+    }
+    .run();
+    let ended = Instant::now();
+
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end(
+                "node-a1",
+                "cli-a",
+                Class::CrossZone,
+                cross_zone.client_to_server(),
+                cross_zone.server_to_client(),
+            ),
+            pod_end(
+                "node-b1",
+                "web-b",
+                Class::CrossZone,
+                cross_zone.server_to_client(),
+                cross_zone.client_to_server(),
+            ),
+            pod_end(
+                "node-c2",
+                "cli-c",
+                Class::CrossRegion,
+                via_service.client_to_server(),
+                via_service.server_to_client(),
+            ),
+        ]
+        .concat(),
+    );
+}
+
+#[test]
 fn service_traffic_across_regions_is_cross_region_by_the_real_backend_never_in_zone() {
     let cluster = cluster_with_agents("cluster-ip");
 
@@ -214,7 +265,13 @@ fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
     }
     // Every agent dumps first after it starts, so none dumps again before this plus INTERVAL.
     let started = Instant::now();
-    cluster.start_agents(NETCOST, AgentOptions { interval: INTERVAL });
+    cluster.start_agents(
+        NETCOST,
+        AgentOptions {
+            interval: INTERVAL,
+            ..AgentOptions::default()
+        },
+    );
 
     let server = pod_addr("web-b", false, PORT);
     let flows = UdpFlows {

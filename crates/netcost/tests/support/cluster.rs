@@ -202,12 +202,15 @@ pub fn pod(name: &str) -> &'static Pod {
 pub struct AgentOptions {
     /// `--interval`.
     pub interval: Duration,
+    /// `--source`: `netlink` or `proc`.
+    pub source: &'static str,
 }
 
 impl Default for AgentOptions {
     fn default() -> Self {
         AgentOptions {
             interval: Duration::from_secs(1),
+            source: "netlink",
         }
     }
 }
@@ -532,7 +535,7 @@ impl Cluster {
                 "--interval".to_owned(),
                 interval.clone(),
                 "--source".to_owned(),
-                "netlink".to_owned(),
+                self.options.source.to_owned(),
                 "--state-file".to_owned(),
                 self.path(&format!("{}.state", node.name)),
             ];
