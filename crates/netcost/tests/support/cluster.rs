@@ -606,7 +606,11 @@ impl Cluster {
                 );
             }
             if let Ok((200, _)) = metrics::http_get(&ns, AGENT_PORT, "/readyz") {
-                return;
+                // A ready agent is also healthy: its pipeline thread is beating.
+                match metrics::http_get(&ns, AGENT_PORT, "/healthz") {
+                    Ok((200, _)) => return,
+                    other => panic!("the agent on {node} is ready but not healthy: {other:?}"),
+                }
             }
             if Instant::now() > deadline {
                 panic!(
