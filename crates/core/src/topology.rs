@@ -1,10 +1,14 @@
 //! The cluster as the agent needs it: which IP is which pod, node or Service, and where each node
 //! sits (zone, region).
 //!
-//! Built by one code path, [`Topology::from_objects`], from Kubernetes `Node`, `Pod` and `Service`
-//! objects, whether they came from the API server or from an inventory file.
+//! Built by one code path from Kubernetes `Node`, `Pod` and `Service` objects, whether they came
+//! from the API server or from an inventory file: each object is parsed once
+//! ([`NodeInfo::from_node`], [`PodEntry::from_pod`], [`ServiceInfo::from_service`]) and the parsed
+//! parts are indexed by [`Topology::from_parts`]. [`Topology::from_objects`] does both for a file.
+//! A watch cache keeps the parsed parts between rebuilds: a pod costs a few hundred bytes, not the
+//! 2 KiB of a `k8s_openapi` `Pod`, and a rebuild re-indexes without re-parsing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -59,9 +63,9 @@ pub struct PodInfo {
     /// `status.podIPs` (or `status.podIP`). Empty for hostNetwork pods' own index entries, whose
     /// IPs are the node's.
     pub ips: Vec<IpAddr>,
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
-    /// The controller owner reference, if any.
+    /// The workload that owns the pod: the controller owner reference, with a ReplicaSet named
+    /// after its Deployment reported as the Deployment (see [`PodEntry::from_pod`]). Labels are not
+    /// kept: at 150,000 pods a label map per pod would be most of the index.
     pub owner: Option<Owner>,
 }
 
@@ -241,21 +245,97 @@ enum Slot {
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     nodes: Vec<NodeInfo>,
-    pods: Vec<PodInfo>,
-    /// Parallel to `pods`: false for pods in phase `Succeeded` or `Failed`.
-    pod_live: Vec<bool>,
+    /// Shared with the watch cache that built them, so a rebuild copies pointers, not pods.
+    pods: Vec<Arc<PodEntry>>,
     services: Vec<ServiceInfo>,
     node_by_name: HashMap<Arc<str>, u32>,
     pod_by_uid: HashMap<Arc<str>, u32>,
     by_ip: HashMap<IpAddr, Slot>,
 }
 
-/// What building the index needs to know about a pod beyond its [`PodInfo`].
-struct PodBuild {
+/// A pod parsed once, with what indexing needs beyond its [`PodInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEntry {
+    info: PodInfo,
+    /// False for pods in phase `Succeeded` or `Failed`.
+    live: bool,
     /// `metadata.creationTimestamp`, for the IP reuse rule.
     created: Option<Time>,
     /// IPs that stand for the pod's node: a hostNetwork pod's own IPs and its `status.hostIP`.
     node_ips: Vec<IpAddr>,
+}
+
+impl PodEntry {
+    /// Parses the fields the topology reads (DESIGN.md lists them). Strings many pods share
+    /// (namespace, node name, owner) come from `interner`.
+    pub fn from_pod(pod: &Pod, interner: &mut Interner) -> Result<PodEntry, TopologyError> {
+        pod_entry(pod, 0, interner)
+    }
+
+    /// The pod.
+    pub fn info(&self) -> &PodInfo {
+        &self.info
+    }
+
+    /// The same pod with another owner, for a watch cache that learns a ReplicaSet's Deployment
+    /// or a Job's CronJob after the pod.
+    pub fn with_owner(&self, owner: Option<Owner>) -> PodEntry {
+        let mut entry = self.clone();
+        entry.info.owner = owner;
+        entry
+    }
+}
+
+/// Shares one `Arc<str>` among equal strings (namespaces, node names, owner kinds and names),
+/// which 150,000 pods otherwise each allocate.
+#[derive(Debug, Default)]
+pub struct Interner {
+    strings: HashSet<Arc<str>>,
+}
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.strings.get(text) {
+            return shared.clone();
+        }
+        let shared = Arc::<str>::from(text);
+        self.strings.insert(shared.clone());
+        shared
+    }
+
+    /// Forgets strings nothing else holds any more (a deleted namespace, a removed node), so that
+    /// a long-running watch does not grow the interner forever.
+    pub fn prune(&mut self) {
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// How many distinct strings are held.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// True when no string is held.
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+}
+
+impl NodeInfo {
+    /// Parses the fields the topology reads from a `Node`.
+    pub fn from_node(node: &Node, interner: &mut Interner) -> Result<NodeInfo, TopologyError> {
+        node_info(node, 0, interner)
+    }
+}
+
+impl ServiceInfo {
+    /// Parses the fields the topology reads from a `Service`.
+    pub fn from_service(
+        service: &Service,
+        interner: &mut Interner,
+    ) -> Result<ServiceInfo, TopologyError> {
+        service_info(service, 0, interner)
+    }
 }
 
 impl Topology {
@@ -268,79 +348,85 @@ impl Topology {
         pods: &[Pod],
         services: &[Service],
     ) -> Result<Topology, TopologyError> {
-        let mut topo = Topology::default();
-        for (index, node) in nodes.iter().enumerate() {
-            let info = node_info(node, index)?;
-            let id = to_u32(topo.nodes.len());
+        let mut interner = Interner::default();
+        let nodes = nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| node_info(node, index, &mut interner))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pods = pods
+            .iter()
+            .enumerate()
+            .map(|(index, pod)| pod_entry(pod, index, &mut interner).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let services = services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| service_info(service, index, &mut interner))
+            .collect::<Result<Vec<_>, _>>()?;
+        Topology::from_parts(nodes, pods, services)
+    }
+
+    /// Indexes parsed objects. Fails on a node name or pod uid used twice; the error's
+    /// [`ObjectRef::index`] is the position in `nodes` or `pods`.
+    pub fn from_parts(
+        nodes: Vec<NodeInfo>,
+        pods: Vec<Arc<PodEntry>>,
+        services: Vec<ServiceInfo>,
+    ) -> Result<Topology, TopologyError> {
+        let mut topo = Topology {
+            node_by_name: HashMap::with_capacity(nodes.len()),
+            pod_by_uid: HashMap::with_capacity(pods.len()),
+            ..Topology::default()
+        };
+        for (index, info) in nodes.iter().enumerate() {
             if let Some(&earlier) = topo.node_by_name.get(&info.name) {
                 return Err(TopologyError::Duplicate {
-                    object: object_ref("Node", &node.metadata, index, false),
+                    object: parsed_ref("Node", None, &info.name, index),
                     field: "metadata.name".into(),
                     value: info.name.to_string(),
-                    other: object_ref(
-                        "Node",
-                        &nodes[earlier as usize].metadata,
-                        earlier as usize,
-                        false,
-                    ),
+                    other: parsed_ref("Node", None, &info.name, earlier as usize),
                 });
             }
-            topo.node_by_name.insert(info.name.clone(), id);
-            topo.nodes.push(info);
+            topo.node_by_name.insert(info.name.clone(), to_u32(index));
         }
-
-        let mut builds = Vec::with_capacity(pods.len());
-        for (index, pod) in pods.iter().enumerate() {
-            let (info, live, node_ips) = pod_info(pod, index)?;
-            let id = to_u32(topo.pods.len());
+        for (index, entry) in pods.iter().enumerate() {
+            let info = &entry.info;
             if let Some(&earlier) = topo.pod_by_uid.get(&info.uid) {
+                let other = &pods[earlier as usize].info;
                 return Err(TopologyError::Duplicate {
-                    object: object_ref("Pod", &pod.metadata, index, true),
+                    object: parsed_ref("Pod", Some(&info.namespace), &info.name, index),
                     field: "metadata.uid".into(),
                     value: info.uid.to_string(),
-                    other: object_ref(
-                        "Pod",
-                        &pods[earlier as usize].metadata,
-                        earlier as usize,
-                        true,
-                    ),
+                    other: parsed_ref("Pod", Some(&other.namespace), &other.name, earlier as usize),
                 });
             }
-            topo.pod_by_uid.insert(info.uid.clone(), id);
-            builds.push(PodBuild {
-                created: pod.metadata.creation_timestamp.clone(),
-                node_ips,
-            });
-            topo.pods.push(info);
-            topo.pod_live.push(live);
+            topo.pod_by_uid.insert(info.uid.clone(), to_u32(index));
         }
-
-        for (index, service) in services.iter().enumerate() {
-            let info = service_info(service, index)?;
-            topo.services.push(info);
-        }
-
-        topo.build_index(&builds);
+        topo.nodes = nodes;
+        topo.pods = pods;
+        topo.services = services;
+        topo.build_index();
         Ok(topo)
     }
 
     /// Fills `by_ip`, lowest priority first: Services, then pods (newest wins), then nodes.
-    fn build_index(&mut self, builds: &[PodBuild]) {
+    fn build_index(&mut self) {
         for (id, service) in self.services.iter().enumerate() {
             for ip in &service.cluster_ips {
                 self.by_ip.insert(*ip, Slot::Service(to_u32(id)));
             }
         }
-        for (id, pod) in self.pods.iter().enumerate() {
-            if !self.pod_live[id] {
+        for (id, entry) in self.pods.iter().enumerate() {
+            if !entry.live {
                 continue;
             }
-            for ip in &pod.ips {
+            for ip in &entry.info.ips {
                 let newer = match self.by_ip.get(ip) {
                     Some(Slot::Pod(other)) => {
                         // `>=`: on equal (or both missing) timestamps the later object wins, so
                         // that the result does not depend on hash order.
-                        builds[id].created >= builds[*other as usize].created
+                        entry.created >= self.pods[*other as usize].created
                     }
                     _ => true,
                 };
@@ -351,18 +437,19 @@ impl Topology {
         }
         // hostNetwork pods' IPs are their node's. Indexed before the node's own addresses only
         // so that those, being authoritative, are written last.
-        for (id, pod) in self.pods.iter().enumerate() {
-            if !self.pod_live[id] {
+        for entry in &self.pods {
+            if !entry.live {
                 continue;
             }
-            let Some(node_id) = pod
+            let Some(node_id) = entry
+                .info
                 .node_name
                 .as_ref()
                 .and_then(|n| self.node_by_name.get(n))
             else {
                 continue;
             };
-            for ip in &builds[id].node_ips {
+            for ip in &entry.node_ips {
                 self.by_ip.insert(*ip, Slot::Node(*node_id));
             }
         }
@@ -376,7 +463,7 @@ impl Topology {
     /// What `ip` is in this cluster, if anything. IPv4-mapped IPv6 is looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> Option<Endpoint<'_>> {
         Some(match *self.by_ip.get(&ip.to_canonical())? {
-            Slot::Pod(i) => Endpoint::Pod(&self.pods[i as usize]),
+            Slot::Pod(i) => Endpoint::Pod(&self.pods[i as usize].info),
             Slot::Node(i) => Endpoint::Node(&self.nodes[i as usize]),
             Slot::Service(i) => Endpoint::ServiceIp(&self.services[i as usize]),
         })
@@ -395,7 +482,7 @@ impl Topology {
 
     /// Every pod, in the order given, including finished and hostNetwork pods.
     pub fn pods(&self) -> impl Iterator<Item = &PodInfo> {
-        self.pods.iter()
+        self.pods.iter().map(|entry| &entry.info)
     }
 
     /// Every Service, in the order given.
@@ -409,17 +496,18 @@ impl Topology {
     pub fn pods_on_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodInfo> + 'a {
         self.pods
             .iter()
-            .zip(&self.pod_live)
-            .filter(move |(pod, live)| {
-                **live && !pod.host_network && pod.node_name.as_deref() == Some(node)
+            .filter(move |entry| {
+                entry.live
+                    && !entry.info.host_network
+                    && entry.info.node_name.as_deref() == Some(node)
             })
-            .map(|(pod, _)| pod)
+            .map(|entry| &entry.info)
     }
 
     /// The pod with `metadata.uid == uid`, finished or not.
     pub fn pod_by_uid(&self, uid: &str) -> Option<&PodInfo> {
         let id = *self.pod_by_uid.get(uid)?;
-        self.pods.get(id as usize)
+        self.pods.get(id as usize).map(|entry| &entry.info)
     }
 
     /// Where `ip` sits: for a pod, the locality of its node; for a node address, the node's.
@@ -436,6 +524,21 @@ impl Topology {
 /// Object counts stay far below `u32::MAX`; saturate rather than panic if they ever did not.
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The [`ObjectRef`] of an already parsed object, whose name is known to be there.
+fn parsed_ref(
+    kind: &'static str,
+    namespace: Option<&str>,
+    name: &str,
+    index: usize,
+) -> Box<ObjectRef> {
+    Box::new(ObjectRef {
+        kind,
+        namespace: namespace.map(str::to_owned),
+        name: Some(name.to_owned()),
+        index,
+    })
 }
 
 /// Boxed because errors carry it, and a small `Err` keeps every `Result` of the builder small.
@@ -461,14 +564,14 @@ fn namespace_of(meta: &ObjectMeta) -> &str {
     }
 }
 
-fn required_name(
+fn required_name<'a>(
     kind: &'static str,
-    meta: &ObjectMeta,
+    meta: &'a ObjectMeta,
     index: usize,
     namespaced: bool,
-) -> Result<Arc<str>, TopologyError> {
+) -> Result<&'a str, TopologyError> {
     match meta.name.as_deref() {
-        Some(name) if !name.is_empty() => Ok(Arc::from(name)),
+        Some(name) if !name.is_empty() => Ok(name),
         _ => Err(TopologyError::MissingField {
             object: object_ref(kind, meta, index, namespaced),
             field: "metadata.name".into(),
@@ -497,13 +600,17 @@ fn label<'a>(meta: &'a ObjectMeta, keys: &[&str]) -> Option<&'a str> {
         .find_map(|k| labels.get(*k).map(String::as_str).filter(|v| !v.is_empty()))
 }
 
-fn node_info(node: &Node, index: usize) -> Result<NodeInfo, TopologyError> {
+fn node_info(
+    node: &Node,
+    index: usize,
+    interner: &mut Interner,
+) -> Result<NodeInfo, TopologyError> {
     let meta = &node.metadata;
-    let name = required_name("Node", meta, index, false)?;
+    let name = interner.intern(required_name("Node", meta, index, false)?);
     let me = || object_ref("Node", meta, index, false);
     let locality = Locality {
-        zone: label(meta, &ZONE_LABELS).map(Arc::from),
-        region: label(meta, &REGION_LABELS).map(Arc::from),
+        zone: label(meta, &ZONE_LABELS).map(|z| interner.intern(z)),
+        region: label(meta, &REGION_LABELS).map(|r| interner.intern(r)),
     };
 
     let mut addresses = Vec::new();
@@ -568,12 +675,12 @@ fn node_info(node: &Node, index: usize) -> Result<NodeInfo, TopologyError> {
     })
 }
 
-/// Returns the pod, whether it is live (not `Succeeded`/`Failed`), and the IPs that stand for its
-/// node (for a hostNetwork pod: its IPs and `status.hostIP`; for other pods: none).
-fn pod_info(pod: &Pod, index: usize) -> Result<(PodInfo, bool, Vec<IpAddr>), TopologyError> {
+/// The pod, whether it is live (not `Succeeded`/`Failed`), and the IPs that stand for its node
+/// (for a hostNetwork pod: its IPs and `status.hostIP`; for other pods: none).
+fn pod_entry(pod: &Pod, index: usize, interner: &mut Interner) -> Result<PodEntry, TopologyError> {
     let meta = &pod.metadata;
     let me = || object_ref("Pod", meta, index, true);
-    let name = required_name("Pod", meta, index, true)?;
+    let name = Arc::from(required_name("Pod", meta, index, true)?);
     let uid = match meta.uid.as_deref() {
         Some(uid) if !uid.is_empty() => Arc::<str>::from(uid),
         _ => {
@@ -589,7 +696,7 @@ fn pod_info(pod: &Pod, index: usize) -> Result<(PodInfo, bool, Vec<IpAddr>), Top
     let node_name = spec
         .and_then(|s| s.node_name.as_deref())
         .filter(|n| !n.is_empty())
-        .map(Arc::<str>::from);
+        .map(|n| interner.intern(n));
     let live = !matches!(
         status.and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
@@ -635,17 +742,22 @@ fn pod_info(pod: &Pod, index: usize) -> Result<(PodInfo, bool, Vec<IpAddr>), Top
         Vec::new()
     };
 
+    ips.shrink_to_fit();
     let info = PodInfo {
-        namespace: Arc::from(namespace_of(meta)),
+        namespace: interner.intern(namespace_of(meta)),
         name,
         uid,
         node_name,
         host_network,
         ips,
-        labels: meta.labels.clone().unwrap_or_default(),
-        owner: owner_of(meta),
+        owner: owner_of(meta, interner),
     };
-    Ok((info, live, node_ips))
+    Ok(PodEntry {
+        info,
+        live,
+        created: meta.creation_timestamp.clone(),
+        node_ips,
+    })
 }
 
 /// The controller owner reference (the one with `controller: true`, or else the first one).
@@ -654,7 +766,7 @@ fn pod_info(pod: &Pod, index: usize) -> Result<(PodInfo, bool, Vec<IpAddr>), Top
 /// `pod-template-hash` label is reported as its Deployment: the Deployment controller names
 /// ReplicaSets that way and labels their pods with the hash. Without the matching label the
 /// ReplicaSet is kept as is, since a bare ReplicaSet can have any name.
-fn owner_of(meta: &ObjectMeta) -> Option<Owner> {
+fn owner_of(meta: &ObjectMeta, interner: &mut Interner) -> Option<Owner> {
     let refs = meta.owner_references.as_deref()?;
     let chosen: &OwnerReference = refs
         .iter()
@@ -674,21 +786,26 @@ fn owner_of(meta: &ObjectMeta) -> Option<Owner> {
                 .filter(|d| !d.is_empty())
         }) {
             return Some(Owner {
-                kind: Arc::from("Deployment"),
-                name: Arc::from(deployment),
+                kind: interner.intern("Deployment"),
+                name: interner.intern(deployment),
             });
         }
     }
     Some(Owner {
-        kind: Arc::from(chosen.kind.as_str()),
-        name: Arc::from(chosen.name.as_str()),
+        kind: interner.intern(&chosen.kind),
+        // Interned too: a Deployment's pods all name it.
+        name: interner.intern(&chosen.name),
     })
 }
 
-fn service_info(service: &Service, index: usize) -> Result<ServiceInfo, TopologyError> {
+fn service_info(
+    service: &Service,
+    index: usize,
+    interner: &mut Interner,
+) -> Result<ServiceInfo, TopologyError> {
     let meta = &service.metadata;
     let me = || object_ref("Service", meta, index, true);
-    let name = required_name("Service", meta, index, true)?;
+    let name = Arc::from(required_name("Service", meta, index, true)?);
     let spec = service.spec.as_ref();
     let mut cluster_ips = Vec::new();
     let mut add = |text: &str, field: &dyn Fn() -> String| -> Result<(), TopologyError> {
@@ -713,7 +830,7 @@ fn service_info(service: &Service, index: usize) -> Result<ServiceInfo, Topology
     }
     cluster_ips.dedup();
     Ok(ServiceInfo {
-        namespace: Arc::from(namespace_of(meta)),
+        namespace: interner.intern(namespace_of(meta)),
         name,
         cluster_ips,
     })
