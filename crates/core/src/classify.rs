@@ -6,8 +6,8 @@
 //! 2. a known cluster endpoint (a pod or node IP whose node has a zone), compared by locality;
 //! 3. the `internet` list;
 //! 4. the `in-zone`, `in-region` and `cross-region` lists (most specific prefix wins);
-//! 5. a cloud provider's published ranges, through [`ProviderRanges`] (none yet: they come with
-//!    the cloud-tagging work);
+//! 5. a cloud provider's published ranges, through [`ProviderRanges`] (implemented by
+//!    [`crate::cloud::CloudRanges`]);
 //! 6. otherwise internet.
 //!
 //! Step 2 comes before the lists on purpose: Kubecost's default `in-zone` list holds 10.0.0.0/8,
@@ -34,15 +34,14 @@ use crate::topology::{Endpoint, Locality, Topology};
 pub struct Classification {
     /// Where the remote end sits.
     pub class: TrafficClass,
-    /// The service it belongs to (a user `services` entry, or later a cloud service such as
-    /// `aws-s3`), if any.
+    /// The service it belongs to (a user `services` entry, or a cloud service such as `aws-s3`),
+    /// if any.
     pub service: Option<Arc<str>>,
 }
 
 /// Extension point for step 5: a cloud provider's published IP ranges (AWS `ip-ranges.json`,
 /// Google `cloud.json`, Azure service tags), switched on by `services.amazon-web-services` and
-/// friends. Implemented by the cloud-tagging work; until then a [`Classifier`] has none and step 5
-/// is skipped.
+/// friends. [`crate::cloud::CloudRanges`] implements it; a [`Classifier`] without one skips step 5.
 pub trait ProviderRanges: Debug + Send + Sync {
     /// The class and service of `remote` if it is in a provider's range, seen from `local`; `None`
     /// lets the decision fall through to "internet".

@@ -24,7 +24,7 @@
 //! ```
 //!
 //! What it does not do: decide a class (see [`crate::classify`]), or load the cloud providers'
-//! published ranges that the three provider switches turn on (that comes with cloud tagging).
+//! published ranges that the three provider switches turn on (see [`crate::cloud`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -283,6 +283,15 @@ impl ClassificationConfig {
     /// prefix across the three), if any.
     pub fn listed_class(&self, ip: IpAddr) -> Option<TrafficClass> {
         self.lists.get_lpm(&IpNet::from(ip)).map(|(_, c)| *c)
+    }
+
+    /// Whether the `services` switch of `provider` is on.
+    pub fn provider_enabled(&self, provider: crate::cloud::Provider) -> bool {
+        match provider {
+            crate::cloud::Provider::Aws => self.amazon_web_services,
+            crate::cloud::Provider::Gcp => self.google_cloud_services,
+            crate::cloud::Provider::Azure => self.azure_cloud_services,
+        }
     }
 
     /// The user-defined service `ip` belongs to (most specific prefix), if any.

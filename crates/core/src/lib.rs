@@ -7,6 +7,7 @@
 //! - [`delta`]: per-flow baselines turning cumulative counters into byte deltas;
 //! - [`topology`] and [`inventory`]: which IP is which pod, node or Service, and where nodes sit;
 //! - [`config`] and [`classify`]: Kubecost's classification config and the decision it drives;
+//! - [`cloud`]: the cloud providers' published ranges, for service tags and their regions;
 //! - [`attribute`]: which local pod (or the node) a delta belongs to, and the real remote end;
 //! - [`aggregate`]: counters per pod × direction × class × service, ready to export;
 //! - [`pipeline`]: one `tick` that runs all of the above over a source;
@@ -23,6 +24,7 @@ pub mod attribute;
 pub mod checkpoint;
 pub mod class;
 pub mod classify;
+pub mod cloud;
 pub mod config;
 pub mod delta;
 pub mod flow;

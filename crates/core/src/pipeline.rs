@@ -154,6 +154,18 @@ impl Pipeline {
         pipeline
     }
 
+    /// Replaces the classifier, for example with fresh cloud provider ranges. Cheap: a
+    /// [`Classifier`] is a pair of `Arc`s. Flows already counted keep their class; bytes from now
+    /// on are classified by the new one.
+    pub fn set_classifier(&mut self, classifier: Classifier) {
+        self.classifier = classifier;
+    }
+
+    /// The classifier in use.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
     /// Replaces the topology (for example after a watch event) and syncs the local pods.
     pub fn set_topology(&mut self, topology: Arc<Topology>, now_ms: u64) {
         self.local = topology
