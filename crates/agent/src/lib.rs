@@ -132,6 +132,13 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner) = exposition;
     }
 
+    fn publish_timing(&self, timing: CycleTiming) {
+        self.exposition
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .timing = timing;
+    }
+
     fn beat(&self) {
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
     }
@@ -318,6 +325,7 @@ fn pipeline_loop<S: FlowSource>(
             let result = pipeline.dump_cycle(&mut source, now_ms());
             timing.cycle_seconds = started.elapsed().as_secs_f64();
             next_dump = now + settings.interval;
+            let cycle_ok = result.is_ok();
             match result {
                 // This dump already resynced: entries whose events were lost are gone from it.
                 Ok(read) if read.events_lost > 0 => {
@@ -329,17 +337,29 @@ fn pipeline_loop<S: FlowSource>(
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "conntrack dump failed; retrying next cycle"),
             }
-            if let Some(path) = &settings.state_file
-                && let Err(e) = state_file::save(path, &pipeline.checkpoint())
-            {
-                timing.checkpoint_failures += 1;
-                tracing::error!(error = %e, "checkpoint not written; a restart now would lose this cycle's bytes");
+            let saved = match &settings.state_file {
+                Some(path) => state_file::save(path, &pipeline.checkpoint()),
+                None => Ok(()),
+            };
+            match saved {
+                Ok(()) => {
+                    shared.publish(Exposition {
+                        snapshot: Arc::new(pipeline.snapshot()),
+                        timing,
+                    });
+                    if cycle_ok {
+                        shared.ready.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    // Publishing values the checkpoint does not hold would let a crash take the
+                    // counters backwards, which Prometheus reads as a reset and counts twice.
+                    // Keep serving the last checkpointed values; counting goes on in memory.
+                    timing.checkpoint_failures += 1;
+                    shared.publish_timing(timing);
+                    tracing::error!(error = %e, "checkpoint not written; /metrics keeps the last checkpointed values until a write succeeds");
+                }
             }
-            shared.publish(Exposition {
-                snapshot: Arc::new(pipeline.snapshot()),
-                timing,
-            });
-            shared.ready.store(true, Ordering::Relaxed);
             tracing::debug!(seconds = timing.cycle_seconds, "cycle done");
         } else {
             match pipeline.drain_events(&mut source, now_ms()) {

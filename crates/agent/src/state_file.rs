@@ -73,8 +73,10 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), StateFileError> 
         path: path.to_owned(),
         source,
     };
+    // Per process, so that two agents briefly sharing a hostPath during a rollout cannot write
+    // into each other's temporary file.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".tmp.{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let mut file = fs::File::create(&tmp).map_err(io_err)?;
     file.write_all(&checkpoint.encode()).map_err(io_err)?;
@@ -121,7 +123,8 @@ mod tests {
         };
         save(&path, &c).expect("save");
         assert_eq!(load(&path, "n1").expect("load"), Some(c));
-        assert!(!dir.join("state.tmp").exists());
+        let leftovers = fs::read_dir(&dir).expect("list").count();
+        assert_eq!(leftovers, 1, "only the state file remains");
     }
 
     #[test]

@@ -58,8 +58,8 @@ struct SeriesValue {
     pending: u64,
     /// The snapshot generation the series first appeared in.
     born_generation: u64,
-    /// When the series was created, to release pending bytes even if nobody scrapes.
-    born_ms: u64,
+    /// When the pending bytes started waiting, to release them even if nobody scrapes.
+    pending_since_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,9 +73,11 @@ struct PodEntry {
 pub struct SavedSeries {
     /// Which counter.
     pub key: SeriesKey,
-    /// Its value, pending bytes included: after a restart they are exported at once, because
-    /// the series existed before.
+    /// Its exported value.
     pub value: u64,
+    /// Bytes that were still waiting for a scrape to see the series at zero. They wait again
+    /// after a restart: if the series was never scraped, its zero must be seen first.
+    pub pending: u64,
 }
 
 /// One exported counter with its labels resolved.
@@ -116,7 +118,7 @@ impl Aggregator {
             grace_ms,
             pending_timeout_ms,
         };
-        aggregator.create_zero_series(&Owner::Node, 0);
+        aggregator.create_zero_series(&Owner::Node);
         aggregator
     }
 
@@ -154,7 +156,7 @@ impl Aggregator {
                             gone_since_ms: None,
                         },
                     );
-                    self.create_zero_series(&Owner::Pod(pod.uid.clone()), now_ms);
+                    self.create_zero_series(&Owner::Pod(pod.uid.clone()));
                 }
             }
         }
@@ -184,12 +186,19 @@ impl Aggregator {
     }
 
     /// Restores a counter from a checkpoint.
-    pub fn restore_series(&mut self, saved: SavedSeries) {
+    pub fn restore_series(&mut self, saved: SavedSeries, now_ms: u64) {
         self.series.insert(
             saved.key,
             SeriesValue {
                 exported: saved.value,
-                ..SeriesValue::default()
+                pending: saved.pending,
+                // Restored values are served at once; pending ones wait for a new scrape.
+                born_generation: if saved.pending > 0 {
+                    self.generation
+                } else {
+                    0
+                },
+                pending_since_ms: (saved.pending > 0).then_some(now_ms),
             },
         );
     }
@@ -207,13 +216,13 @@ impl Aggregator {
         let generation = self.generation;
         let value = self.series.entry(key).or_insert(SeriesValue {
             born_generation: generation,
-            born_ms: now_ms,
             ..SeriesValue::default()
         });
         if value.born_generation > self.scraped_generation && value.exported == 0 {
-            value.pending += bytes;
+            value.pending = value.pending.saturating_add(bytes);
+            value.pending_since_ms.get_or_insert(now_ms);
         } else {
-            value.exported += bytes;
+            value.exported = value.exported.saturating_add(bytes);
         }
     }
 
@@ -223,12 +232,13 @@ impl Aggregator {
         let scraped = self.scraped_generation;
         let timeout = self.pending_timeout_ms;
         for value in self.series.values_mut() {
-            if value.pending > 0
-                && (value.born_generation <= scraped
-                    || now_ms.saturating_sub(value.born_ms) >= timeout)
-            {
-                value.exported += value.pending;
+            let waited_long = value
+                .pending_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) >= timeout);
+            if value.pending > 0 && (value.born_generation <= scraped || waited_long) {
+                value.exported = value.exported.saturating_add(value.pending);
                 value.pending = 0;
+                value.pending_since_ms = None;
             }
         }
         self.generation += 1;
@@ -262,14 +272,15 @@ impl Aggregator {
             .iter()
             .map(|(key, value)| SavedSeries {
                 key: key.clone(),
-                value: value.exported + value.pending,
+                value: value.exported,
+                pending: value.pending,
             })
             .collect();
         let pods = self.pods.values().map(|p| p.labels.clone()).collect();
         (series, pods)
     }
 
-    fn create_zero_series(&mut self, owner: &Owner, now_ms: u64) {
+    fn create_zero_series(&mut self, owner: &Owner) {
         for class in TrafficClass::ALL {
             for direction in Direction::ALL {
                 self.series
@@ -281,7 +292,6 @@ impl Aggregator {
                     })
                     .or_insert(SeriesValue {
                         born_generation: self.generation,
-                        born_ms: now_ms,
                         ..SeriesValue::default()
                     });
             }

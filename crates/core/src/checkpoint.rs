@@ -4,11 +4,11 @@
 //! Format (all integers little-endian), chosen to stay small at a million entries (24 bytes per
 //! baseline) and to reject a truncated or foreign file instead of misreading it:
 //! ```text
-//! magic "NCCK" | version u32 | node name (str)
+//! magic "NCCK" | version u32 | node name (str) | primed u8
 //! baselines: count u64, then per entry: id u32, fingerprint u32, original u64, reply u64
 //! pods:      count u64, then per pod: namespace, name, uid (str each)
 //! series:    count u64, then per series: owner (u8 0 = node | 1 = pod + uid str),
-//!            direction u8, class u8, service (u8 0 = none | 1 + str), value u64
+//!            direction u8, class u8, service (u8 0 = none | 1 + str), value u64, pending u64
 //! checksum u64: FNV-1a of everything before it
 //! ```
 //! where `str` is a u32 length followed by UTF-8 bytes.
@@ -20,13 +20,16 @@ use crate::class::{Direction, TrafficClass};
 use crate::delta::SavedBaseline;
 
 const MAGIC: &[u8; 4] = b"NCCK";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Everything the agent needs to continue counting after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Checkpoint {
     /// The node it was written on; a checkpoint of another node is refused.
     pub node_name: String,
+    /// True when written after a complete first dump. If false, the baselines may be partial and
+    /// the restored agent must take baselines again before counting new entries in full.
+    pub primed: bool,
     /// Per-flow baselines.
     pub baselines: Vec<SavedBaseline>,
     /// Exported counters.
@@ -66,6 +69,7 @@ impl Checkpoint {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         put_str(&mut out, &self.node_name);
+        out.push(u8::from(self.primed));
         out.extend_from_slice(&(self.baselines.len() as u64).to_le_bytes());
         for b in &self.baselines {
             out.extend_from_slice(&b.id.to_le_bytes());
@@ -101,6 +105,7 @@ impl Checkpoint {
                 }
             }
             out.extend_from_slice(&s.value.to_le_bytes());
+            out.extend_from_slice(&s.pending.to_le_bytes());
         }
         let sum = fnv64(&out);
         out.extend_from_slice(&sum.to_le_bytes());
@@ -133,6 +138,11 @@ impl Checkpoint {
             return Err(CheckpointError::BadChecksum);
         }
         let node_name = r.string()?;
+        let primed = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(CheckpointError::Invalid { field: "primed" }),
+        };
         let n = r.count(24)?;
         let mut baselines = Vec::with_capacity(n);
         for _ in 0..n {
@@ -152,7 +162,7 @@ impl Checkpoint {
                 uid: r.string()?.into(),
             });
         }
-        let n = r.count(12)?;
+        let n = r.count(20)?;
         let mut series = Vec::with_capacity(n);
         for _ in 0..n {
             let owner = match r.u8()? {
@@ -196,6 +206,7 @@ impl Checkpoint {
                     service,
                 },
                 value: r.u64()?,
+                pending: r.u64()?,
             });
         }
         if r.pos != body_len {
@@ -205,6 +216,7 @@ impl Checkpoint {
         }
         Ok(Checkpoint {
             node_name,
+            primed,
             baselines,
             series,
             pods,
@@ -280,6 +292,7 @@ mod tests {
     fn sample() -> Checkpoint {
         Checkpoint {
             node_name: "node-a".into(),
+            primed: true,
             baselines: vec![SavedBaseline {
                 id: 7,
                 fingerprint: 99,
@@ -300,6 +313,7 @@ mod tests {
                         service: Some("aws-s3".into()),
                     },
                     value: 12345,
+                    pending: 7,
                 },
                 SavedSeries {
                     key: SeriesKey {
@@ -309,6 +323,7 @@ mod tests {
                         service: None,
                     },
                     value: 1,
+                    pending: 0,
                 },
             ],
         }

@@ -6,23 +6,30 @@
 //! tracker counts their remainder and forgets the entry.
 //!
 //! Rules that keep bytes from being counted twice or going negative:
-//! - An entry is known by its `CTA_ID` *and* a fingerprint of its original tuple and zone. The
-//!   kernel may reuse an id for a new entry; a different fingerprint means a new flow, counted
-//!   from zero.
+//! - An entry is known by its `CTA_ID` *and* a fingerprint of its original tuple and zone, as one
+//!   key. The kernel's id is a 32-bit hash that it calls "almost unique": at a million entries
+//!   about a hundred live pairs share one, and an id is reused for new entries. Keying by both
+//!   keeps two live flows with one id apart, and counts a reused id's new flow from zero.
 //! - A counter lower than its baseline means the counters were reset (for instance by another
 //!   tool's `CTRZERO` request): the current value is counted as new bytes, never a negative delta.
 //! - The first dump of an agent that starts without a checkpoint only records baselines: bytes an
 //!   entry carried before the agent started happened before it was watching. Entries that appear
 //!   later are new flows and count from zero.
-//! - After a sweep, entries not seen in the last dump are forgotten. Their DESTROY event, if it
-//!   was lost, cannot be recovered; [`SweepStats::vanished`] counts them.
+//! - An entry missing from one dump is kept until it is also missing from the next one, then
+//!   forgotten. Its DESTROY event may still be queued (a drain has a budget), or the entry may
+//!   have been skipped as malformed; forgetting it at once would count its whole life again when
+//!   the event or the next dump arrives. [`SweepStats::vanished`] counts the forgotten ones: if
+//!   their event was lost, their last bytes are lost too.
+//! - Until the first dump has ended, a DESTROY event of an unknown entry counts nothing: on
+//!   kernels that send events for every entry (`nf_conntrack_events=1`, the default before
+//!   5.19), it may be a flow that was running long before the agent started.
 //!
 //! The alternative design, `IPCTNL_MSG_CT_GET_CTRZERO`, needs no baselines but zeroes the counters
 //! for every other reader of the table; netcost does not use it, so other tools keep seeing true
 //! totals.
 //!
-//! Memory: one entry is 24 bytes (4-byte key, 20-byte packed value, alignment 4) plus the hash
-//! table's control byte.
+//! Memory: one entry is 24 bytes (an 8-byte key, two 8-byte counters whose top bits hold the
+//! sweep flags) plus the hash table's control byte.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -65,46 +72,59 @@ pub struct SavedBaseline {
     pub reply_bytes: u64,
 }
 
-/// Packed so that an entry costs 24 bytes: `[fingerprint|generation, orig lo, orig hi, reply lo,
-/// reply hi]`. The top bit of the first word is the generation of the last dump that saw the
-/// entry, which is all a sweep needs.
+/// The bytes already counted for one entry. The top two bits of `reply` are flags, which caps
+/// a counter at 2^62 bytes (4 EiB), far above anything one flow carries.
 #[derive(Clone, Copy)]
-struct Baseline([u32; 5]);
+struct Baseline {
+    original: u64,
+    reply: u64,
+}
 
-const GENERATION_BIT: u32 = 1 << 31;
+/// Generation of the last dump that saw the entry (or marked it missed).
+const GENERATION_BIT: u64 = 1 << 63;
+/// The entry was missing from one dump; missing from the next too, it is forgotten.
+const MISSED_BIT: u64 = 1 << 62;
+const COUNTER_MASK: u64 = MISSED_BIT - 1;
 
 impl Baseline {
-    fn new(fingerprint: u32, generation: bool, original: u64, reply: u64) -> Self {
-        let mut b = Baseline([0; 5]);
-        b.set_tag(fingerprint, generation);
-        b.set_counters(original, reply);
+    fn new(generation: bool, original: u64, reply: u64) -> Self {
+        let mut b = Baseline {
+            original: 0,
+            reply: 0,
+        };
+        b.set(generation, original, reply);
         b
     }
-    fn fingerprint(&self) -> u32 {
-        self.0[0] & !GENERATION_BIT
-    }
-    fn generation(&self) -> bool {
-        self.0[0] & GENERATION_BIT != 0
-    }
-    fn set_tag(&mut self, fingerprint: u32, generation: bool) {
-        self.0[0] = (fingerprint & !GENERATION_BIT) | if generation { GENERATION_BIT } else { 0 };
-    }
     fn original(&self) -> u64 {
-        u64::from(self.0[1]) | (u64::from(self.0[2]) << 32)
+        self.original
     }
     fn reply(&self) -> u64 {
-        u64::from(self.0[3]) | (u64::from(self.0[4]) << 32)
+        self.reply & COUNTER_MASK
     }
-    fn set_counters(&mut self, original: u64, reply: u64) {
-        self.0[1] = original as u32;
-        self.0[2] = (original >> 32) as u32;
-        self.0[3] = reply as u32;
-        self.0[4] = (reply >> 32) as u32;
+    fn generation(&self) -> bool {
+        self.reply & GENERATION_BIT != 0
+    }
+    fn missed(&self) -> bool {
+        self.reply & MISSED_BIT != 0
+    }
+    /// Records counters seen by the dump of `generation`, clearing the missed flag.
+    fn set(&mut self, generation: bool, original: u64, reply: u64) {
+        self.original = original.min(COUNTER_MASK);
+        self.reply = reply.min(COUNTER_MASK) | if generation { GENERATION_BIT } else { 0 };
+    }
+    /// Marks the entry missed by the dump of `generation`.
+    fn mark_missed(&mut self, generation: bool) {
+        self.reply =
+            (self.reply & COUNTER_MASK) | MISSED_BIT | if generation { GENERATION_BIT } else { 0 };
     }
 }
 
-/// A hasher for `u32` ids: one multiply spreads sequential ids (as the simulator and `/proc`
-/// fallback produce) over the whole table, at a fraction of SipHash's cost on the hot path.
+fn key(id: u32, fingerprint: u32) -> u64 {
+    (u64::from(id) << 32) | u64::from(fingerprint)
+}
+
+/// A hasher for the `(id, fingerprint)` key: one multiply spreads sequential ids (as the
+/// simulator produces) over the whole table, at a fraction of SipHash's cost on the hot path.
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -117,12 +137,12 @@ impl Hasher for IdHasher {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn write_u64(&mut self, key: u64) {
+        self.0 = (key ^ (key >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
-/// A 31-bit fingerprint of an entry's identity: its original tuple and zone. Entries with equal
+/// A 32-bit fingerprint of an entry's identity: its original tuple and zone. Entries with equal
 /// ids but different fingerprints are different flows.
 pub fn fingerprint(zone: u16, original: &FlowTuple) -> u32 {
     // FNV-1a over the identity fields; stable across runs, so it can be checkpointed.
@@ -144,12 +164,12 @@ pub fn fingerprint(zone: u16, original: &FlowTuple) -> u32 {
     }
     eat(&original.src_port.to_be_bytes());
     eat(&original.dst_port.to_be_bytes());
-    h & !GENERATION_BIT
+    h
 }
 
 /// Per-flow baselines and the rules that turn counters into deltas. See the module docs.
 pub struct DeltaTracker {
-    baselines: HashMap<u32, Baseline, BuildHasherDefault<IdHasher>>,
+    baselines: HashMap<u64, Baseline, BuildHasherDefault<IdHasher>>,
     generation: bool,
     /// False until the first dump ended; during it, live entries are baselined, not counted.
     primed: bool,
@@ -171,28 +191,34 @@ impl DeltaTracker {
         }
     }
 
-    /// A tracker restored from a checkpoint. Entries missing from `saved` are new since the
-    /// checkpoint and count from zero.
-    pub fn restore(saved: impl IntoIterator<Item = SavedBaseline>) -> Self {
+    /// A tracker restored from a checkpoint. If the checkpoint was `primed` (written after a
+    /// complete first dump), entries missing from `saved` are new since it and count from zero;
+    /// otherwise the next dump only takes baselines, as on a fresh start.
+    pub fn restore(saved: impl IntoIterator<Item = SavedBaseline>, primed: bool) -> Self {
         let mut tracker = DeltaTracker::new();
         for s in saved {
             tracker.baselines.insert(
-                s.id,
-                Baseline::new(s.fingerprint, false, s.original_bytes, s.reply_bytes),
+                key(s.id, s.fingerprint),
+                Baseline::new(false, s.original_bytes, s.reply_bytes),
             );
         }
-        tracker.primed = true;
+        tracker.primed = primed;
         tracker
     }
 
     /// The baselines, for a checkpoint.
     pub fn saved(&self) -> impl Iterator<Item = SavedBaseline> + '_ {
-        self.baselines.iter().map(|(&id, b)| SavedBaseline {
-            id,
-            fingerprint: b.fingerprint(),
+        self.baselines.iter().map(|(&key, b)| SavedBaseline {
+            id: (key >> 32) as u32,
+            fingerprint: key as u32,
             original_bytes: b.original(),
             reply_bytes: b.reply(),
         })
+    }
+
+    /// True once a dump has ended: entries new from now on count from zero.
+    pub fn is_primed(&self) -> bool {
+        self.primed
     }
 
     /// Number of entries with a baseline.
@@ -212,22 +238,20 @@ impl DeltaTracker {
 
     /// Takes a live entry from a dump and returns the bytes it gained since it was last seen.
     pub fn observe_live(&mut self, record: &FlowRecord) -> FlowDelta {
-        let fp = fingerprint(record.zone, &record.original);
+        let key = key(record.id, fingerprint(record.zone, &record.original));
         let original = record.original_counters.bytes;
         let reply = record.reply_counters.bytes;
         let generation = self.generation;
-        let primed = self.primed;
-        match self.baselines.get_mut(&record.id) {
+        match self.baselines.get_mut(&key) {
             Some(b) => {
-                let delta = delta_against(b, fp, original, reply);
-                b.set_tag(fp, generation);
-                b.set_counters(original, reply);
+                let delta = delta_against(b, original, reply);
+                b.set(generation, original, reply);
                 delta
             }
             None => {
                 self.baselines
-                    .insert(record.id, Baseline::new(fp, generation, original, reply));
-                if primed {
+                    .insert(key, Baseline::new(generation, original, reply));
+                if self.primed {
                     FlowDelta {
                         original_bytes: original,
                         reply_bytes: reply,
@@ -242,29 +266,35 @@ impl DeltaTracker {
     /// Takes an entry from a DESTROY event (final counters), returns its remaining bytes and
     /// forgets it.
     pub fn observe_destroyed(&mut self, record: &FlowRecord) -> FlowDelta {
-        let fp = fingerprint(record.zone, &record.original);
+        let key = key(record.id, fingerprint(record.zone, &record.original));
         let original = record.original_counters.bytes;
         let reply = record.reply_counters.bytes;
-        match self.baselines.get(&record.id) {
-            Some(b) if b.fingerprint() == fp => {
-                let delta = delta_against(b, fp, original, reply);
-                self.baselines.remove(&record.id);
-                delta
-            }
-            // An unknown entry, or one whose id now belongs to a live newer flow: the destroyed
-            // flow was never counted, so all of its bytes are new. The live baseline stays.
-            _ => FlowDelta {
+        match self.baselines.remove(&key) {
+            Some(b) => delta_against(&b, original, reply),
+            // Never seen by a dump: it was born and died between two dumps, so all of its bytes
+            // are new; unless no dump has ended yet, when it may predate the agent.
+            None if self.primed => FlowDelta {
                 original_bytes: original,
                 reply_bytes: reply,
             },
+            None => FlowDelta::default(),
         }
     }
 
-    /// Ends a dump: forgets entries the dump did not see.
+    /// Ends a dump: marks entries it did not see as missed, and forgets those missed twice.
     pub fn end_dump(&mut self) -> SweepStats {
         let generation = self.generation;
         let before = self.baselines.len();
-        self.baselines.retain(|_, b| b.generation() == generation);
+        self.baselines.retain(|_, b| {
+            if b.generation() == generation {
+                return true;
+            }
+            if b.missed() {
+                return false;
+            }
+            b.mark_missed(generation);
+            true
+        });
         self.primed = true;
         SweepStats {
             vanished: (before - self.baselines.len()) as u64,
@@ -272,14 +302,7 @@ impl DeltaTracker {
     }
 }
 
-fn delta_against(b: &Baseline, fp: u32, original: u64, reply: u64) -> FlowDelta {
-    if b.fingerprint() != fp {
-        // The id was reused by a new flow: everything it carries is new.
-        return FlowDelta {
-            original_bytes: original,
-            reply_bytes: reply,
-        };
-    }
+fn delta_against(b: &Baseline, original: u64, reply: u64) -> FlowDelta {
     FlowDelta {
         original_bytes: grown(b.original(), original),
         reply_bytes: grown(b.reply(), reply),
@@ -398,12 +421,14 @@ mod tests {
     }
 
     #[test]
-    fn entries_missing_from_a_dump_are_swept() {
+    fn entries_missing_from_two_dumps_in_a_row_are_swept() {
         let mut t = DeltaTracker::new();
         dump(&mut t, &[record(1, 1, 1, 1), record(2, 2, 2, 2)]);
-        t.begin_dump();
-        t.observe_live(&record(1, 1, 1, 1));
-        assert_eq!(t.end_dump().vanished, 1);
+        for expected_vanished in [0, 1] {
+            t.begin_dump();
+            t.observe_live(&record(1, 1, 1, 1));
+            assert_eq!(t.end_dump().vanished, expected_vanished);
+        }
         assert_eq!(t.len(), 1);
     }
 
@@ -413,7 +438,7 @@ mod tests {
         dump(&mut t, &[]);
         dump(&mut t, &[record(1, 1000, 100, 100)]);
         let saved: Vec<_> = t.saved().collect();
-        let mut restored = DeltaTracker::restore(saved);
+        let mut restored = DeltaTracker::restore(saved, true);
         assert_eq!(
             dump(
                 &mut restored,
@@ -425,6 +450,6 @@ mod tests {
 
     #[test]
     fn a_baseline_costs_24_bytes() {
-        assert_eq!(std::mem::size_of::<(u32, Baseline)>(), 24);
+        assert_eq!(std::mem::size_of::<(u64, Baseline)>(), 24);
     }
 }

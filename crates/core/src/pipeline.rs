@@ -143,12 +143,12 @@ impl Pipeline {
         now_ms: u64,
     ) -> Self {
         let mut pipeline = Pipeline::new(config, topology.clone(), classifier);
-        pipeline.tracker = DeltaTracker::restore(checkpoint.baselines);
+        pipeline.tracker = DeltaTracker::restore(checkpoint.baselines, checkpoint.primed);
         for pod in checkpoint.pods {
             pipeline.aggregator.restore_pod(pod, now_ms);
         }
         for series in checkpoint.series {
-            pipeline.aggregator.restore_series(series);
+            pipeline.aggregator.restore_series(series, now_ms);
         }
         pipeline.set_topology(topology, now_ms);
         pipeline
@@ -177,12 +177,19 @@ impl Pipeline {
         self.topology = topology;
     }
 
-    /// Runs one cycle: dump, drain events, sweep, and start a new snapshot generation.
+    /// Runs one cycle: drain events, dump, drain events, sweep, and start a new snapshot
+    /// generation.
+    ///
+    /// The first drain keeps the window small in which an entry can end and be recreated with
+    /// the same id and tuple (the kernel reuses a freed entry's memory, and its id hashes that
+    /// address with the tuple) before its DESTROY event is read: inside that window the new
+    /// flow would be measured against the old one's baseline.
     pub fn dump_cycle<S: FlowSource>(
         &mut self,
         source: &mut S,
         now_ms: u64,
     ) -> Result<ReadStats, S::Error> {
+        let mut total = self.drain_events_inner(source, now_ms)?;
         self.tracker.begin_dump();
         let read = {
             let mut step = self.step(now_ms);
@@ -190,7 +197,10 @@ impl Pipeline {
         };
         self.stats.last_dump_entries = read.entries;
         self.note_read(read);
-        let events = self.drain_events_inner(source, now_ms)?;
+        total.add(read);
+        // The dump is complete, so the sweep and the generation change happen even if the
+        // drain fails: a half-finished cycle would leave stale generation marks behind.
+        let events = self.drain_events_inner(source, now_ms);
         self.stats.vanished += self.tracker.end_dump().vanished;
         self.stats.tracked_entries = self.tracker.len() as u64;
         self.stats.cycles += 1;
@@ -198,8 +208,7 @@ impl Pipeline {
         self.aggregator
             .sync_pods(self.topology.pods_on_node(&self.config.node_name), now_ms);
         self.aggregator.advance(now_ms);
-        let mut total = read;
-        total.add(events);
+        total.add(events?);
         Ok(total)
     }
 
@@ -274,6 +283,7 @@ impl Pipeline {
         let (series, pods) = self.aggregator.saved();
         Checkpoint {
             node_name: self.config.node_name.to_string(),
+            primed: self.tracker.is_primed(),
             baselines: self.tracker.saved().collect(),
             series,
             pods,
@@ -366,8 +376,9 @@ impl Step<'_> {
             attributions[slot] = Some(a);
         });
         if let Some(reason) = unattributed {
-            *self.stats.unattributed_bytes.entry(reason).or_insert(0) +=
-                delta.original_bytes + delta.reply_bytes;
+            let bytes = delta.original_bytes.saturating_add(delta.reply_bytes);
+            let total = self.stats.unattributed_bytes.entry(reason).or_insert(0);
+            *total = total.saturating_add(bytes);
         }
         for a in attributions.into_iter().flatten() {
             self.record(a);
@@ -400,19 +411,22 @@ impl Step<'_> {
                 self.now_ms,
             );
         }
-        self.stats.attributed_bytes += a.egress + a.ingress;
+        let total = a.egress.saturating_add(a.ingress);
+        self.stats.attributed_bytes = self.stats.attributed_bytes.saturating_add(total);
         if self.talkers_per_source == 0 {
             return;
         }
         let destinations = self.talkers.by_source.entry(owner.clone()).or_default();
-        let total = a.egress + a.ingress;
         let room = destinations.len() < self.talkers_per_source;
         match destinations.get_mut(&a.remote) {
-            Some(entry) => entry.0 += total,
+            Some(entry) => entry.0 = entry.0.saturating_add(total),
             None if room => {
                 destinations.insert(a.remote, (total, class));
             }
-            None => *self.talkers.other.entry(owner).or_insert(0) += total,
+            None => {
+                let other = self.talkers.other.entry(owner).or_insert(0);
+                *other = other.saturating_add(total);
+            }
         }
     }
 }

@@ -362,7 +362,10 @@ fn a_flow_that_lives_between_two_dumps_counts_through_its_destroy_event() {
     let mut p = pipeline_on("node-a", ClassificationConfig::kubecost_default());
     let mut source = Script::default();
     source.dumps.extend([vec![], vec![]]);
+    // A cycle drains events before and after its dump; the flow's event arrives after the
+    // first (priming) cycle.
     source.events.extend([
+        vec![],
         vec![],
         vec![flow(5, "10.0.1.10", "10.0.2.20", 1_028, 528).record()],
     ]);
