@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use netcost_core::attribute::Unattributed;
+
+use crate::cloud::CloudStatus;
 use netcost_core::class::Direction;
 use netcost_core::pipeline::Snapshot;
 use prometheus_client::collector::Collector;
@@ -25,6 +27,10 @@ pub struct CycleTiming {
     pub cycle_seconds: f64,
     /// Checkpoint writes that failed.
     pub checkpoint_failures: u64,
+    /// Nodes of the current topology without a zone label.
+    pub nodes_without_zone: u64,
+    /// Topologies received from the Kubernetes API after the first.
+    pub topology_updates: u64,
 }
 
 /// What one scrape renders.
@@ -43,6 +49,68 @@ pub fn render(exposition: Exposition) -> Result<String, fmt::Error> {
     let mut out = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
     Ok(out)
+}
+
+/// Renders `exposition` and the cloud ranges' `cloud` status together.
+pub fn render_with_cloud(
+    exposition: Exposition,
+    cloud: Arc<CloudStatus>,
+) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(exposition));
+    registry.register_collector(Box::new(CloudMetrics(cloud)));
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+/// `netcost_cloud_ranges_*`: which table is in use per provider, how old it is, and failed
+/// refreshes. Labels are bounded: three providers, three sources, six reasons.
+#[derive(Debug)]
+struct CloudMetrics(Arc<CloudStatus>);
+
+impl Collector for CloudMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let providers = &self.0.providers;
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_cloud_ranges_timestamp_seconds",
+                "When the cloud ranges in use were published (Unix time), by provider and where they came from (builtin, file, url).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in providers {
+                let labels = [("provider", p.provider.as_str()), ("source", p.source)];
+                ConstGauge::new(p.published_seconds as i64)
+                    .encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_cloud_ranges_prefixes",
+                "Published prefixes in the cloud ranges in use, by provider.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in providers {
+                ConstGauge::new(p.prefixes as i64)
+                    .encode(metric.encode_family(&[("provider", p.provider.as_str())])?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "netcost_cloud_ranges_refresh_failures",
+            "Reads of a configured cloud ranges file or URL that failed, by provider and reason; the last good table stays in use.",
+            None,
+            MetricType::Counter,
+        )?;
+        for p in providers {
+            for (reason, count) in &p.failures {
+                let labels = [("provider", p.provider.as_str()), ("reason", *reason)];
+                ConstCounter::new(*count).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Collector for Exposition {
@@ -142,6 +210,18 @@ impl Collector for Exposition {
             "netcost_node_zone_known",
             "1 when this node has a zone label; 0 means in-cluster traffic cannot be classified by zone.",
             i64::from(s.node_has_zone),
+        )?;
+        gauge(
+            &mut encoder,
+            "netcost_nodes_without_zone",
+            "Nodes of the cluster without a zone label; traffic with their pods is classified by the config's address lists.",
+            self.timing.nodes_without_zone as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_topology_updates",
+            "Topologies received from the Kubernetes API watchers after the first.",
+            self.timing.topology_updates,
         )?;
         counter(
             &mut encoder,
@@ -315,6 +395,45 @@ mod tests {
         assert!(text.contains(
             "kubecost_pod_network_ingress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"true\",same_zone=\"false\",same_region=\"false\",service=\"aws-s3\"} 18446744073709551000\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn cloud_ranges_age_size_and_failures_are_exported_per_provider() {
+        use crate::cloud::ProviderStatus;
+        use netcost_core::cloud::Provider;
+        let cloud = CloudStatus {
+            providers: vec![ProviderStatus {
+                provider: Provider::Aws,
+                source: "builtin",
+                published_seconds: 1_753_388_594,
+                prefixes: 13_344,
+                failures: [("read", 2)].into_iter().collect(),
+            }],
+        };
+        let text = render_with_cloud(
+            Exposition {
+                snapshot: Arc::new(snapshot()),
+                timing: CycleTiming::default(),
+            },
+            Arc::new(cloud),
+        )
+        .unwrap_or_else(|e| panic!("render: {e}"));
+        assert!(text.contains("netcost_cloud_ranges_timestamp_seconds{provider=\"aws\",source=\"builtin\"} 1753388594\n"), "{text}");
+        assert!(
+            text.contains("netcost_cloud_ranges_prefixes{provider=\"aws\"} 13344\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "netcost_cloud_ranges_refresh_failures_total{provider=\"aws\",reason=\"read\"} 2\n"
+            ),
+            "{text}"
+        );
+        // The pipeline's metrics are still there.
+        assert!(
+            text.contains("kubecost_network_costs_parsed_entries 42\n"),
+            "{text}"
+        );
     }
 
     #[test]

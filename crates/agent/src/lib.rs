@@ -10,12 +10,16 @@
 //! events are drained every [`AgentSettings::event_drain_period`] so the kernel's queue does not
 //! overflow; a lost event (ENOBUFS) triggers an immediate resync dump.
 //!
+//! Cloud provider ranges (service tags) are loaded at start and refreshed by a thread of their
+//! own ([`cloud`]); a new table reaches the pipeline thread through [`cloud::CloudShared`].
+//!
 //! What it does not do: parse netlink (`netcost-conntrack`), decide classes (`netcost-core`),
 //! or read the command line (the `netcost` binary).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod cloud;
 pub mod exposition;
 pub mod http;
 pub mod state_file;
@@ -65,6 +69,8 @@ pub struct AgentSettings {
     pub topology: Arc<Topology>,
     /// Classification config.
     pub config: ClassificationConfig,
+    /// Cloud provider ranges: current files or URLs, and the refresh period.
+    pub cloud: cloud::CloudSettings,
 }
 
 /// Why the agent stopped.
@@ -102,6 +108,8 @@ pub struct Shared {
     /// True once the first cycle completed.
     pub ready: AtomicBool,
     heartbeat_ms: AtomicU64,
+    /// The cloud ranges' status and a new table waiting for the pipeline thread.
+    pub cloud: cloud::CloudShared,
     /// A heartbeat older than this makes `/healthz` fail.
     pub stale_after_ms: u64,
 }
@@ -113,6 +121,7 @@ impl Shared {
             scraped_generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             heartbeat_ms: AtomicU64::new(now_ms()),
+            cloud: cloud::CloudShared::default(),
             stale_after_ms,
         }
     }
@@ -187,7 +196,11 @@ pub fn run_with_source<S>(settings: AgentSettings, source: S) -> Result<(), Agen
 where
     S: FlowSource + Send + 'static,
 {
-    let pipeline = build_pipeline(&settings)?;
+    let mut pipeline = build_pipeline(&settings)?;
+    let cloud_tables = cloud::CloudTables::load(&settings.cloud, &settings.config);
+    if let Some(ranges) = cloud_tables.ranges() {
+        pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
+    }
     let stale_after = (settings.interval * 3).max(Duration::from_secs(30));
     let shared = Arc::new(Shared::new(
         Exposition {
@@ -196,6 +209,13 @@ where
         },
         stale_after.as_millis() as u64,
     ));
+    shared.cloud.set_status(cloud_tables.status());
+    cloud::spawn_refresher(
+        cloud_tables,
+        settings.cloud.refresh,
+        Arc::downgrade(&shared),
+    )
+    .map_err(AgentError::Server)?;
     let stop = Arc::new(AtomicBool::new(false));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -318,6 +338,9 @@ fn pipeline_loop<S: FlowSource>(
     let mut next_traffic_log = settings.traffic_log_interval.map(|d| Instant::now() + d);
     loop {
         let stopping = stop.load(Ordering::Relaxed);
+        if let Some(ranges) = shared.cloud.take_ranges() {
+            pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
+        }
         let now = Instant::now();
         if now >= next_dump || stopping {
             pipeline.note_scraped(shared.scraped_generation.load(Ordering::Relaxed));

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use netcost_agent::cloud::{CloudSettings, RangeSource};
 use netcost_agent::{AgentSettings, SourceKind};
+use netcost_core::cloud::Provider;
 use netcost_core::config::ClassificationConfig;
 use netcost_core::inventory::Inventory;
 
@@ -73,6 +75,14 @@ struct AgentArgs {
     /// How often DESTROY events are read between dumps.
     #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DUR", hide = true)]
     event_drain_period: Duration,
+    /// A cloud provider's current ranges: aws=PATH_OR_URL, gcp=PATH_OR_URL or azure=PATH_OR_URL
+    /// (AWS ip-ranges.json, Google cloud.json, Azure Service Tags JSON). Repeatable. A provider
+    /// without one uses the built-in July 2025 table.
+    #[arg(long = "cloud-ranges", value_name = "PROVIDER=PATH_OR_URL", value_parser = RangeSource::parse_flag)]
+    cloud_ranges: Vec<(Provider, RangeSource)>,
+    /// How often --cloud-ranges files and URLs are read again.
+    #[arg(long, default_value = "24h", value_parser = parse_duration, value_name = "DUR")]
+    cloud_ranges_refresh: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -161,6 +171,10 @@ fn agent(args: AgentArgs) -> Result<()> {
             .then_some(args.traffic_log_interval),
         topology: Arc::new(topology),
         config,
+        cloud: CloudSettings {
+            sources: args.cloud_ranges,
+            refresh: args.cloud_ranges_refresh,
+        },
     };
     netcost_agent::run(settings).context("agent stopped")
 }
