@@ -246,3 +246,56 @@ impl<C: Clock> FlowSource for Clocked<C> {
         self.sim.drain_destroyed(sink)
     }
 }
+
+/// What [`run_bare`] measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BareReport {
+    /// Dumps done.
+    pub dumps: u64,
+    /// Entries in the last dump.
+    pub entries: u64,
+    /// DESTROY events read, in all.
+    pub destroy_events: u64,
+    /// Median milliseconds to encode and parse one dump.
+    pub median_dump_ms: f64,
+}
+
+/// Runs the simulator alone in real time for `duration`: a dump every `interval` into a sink that
+/// only counts, events drained every 200 ms. This is the simulator's own cost and memory, to set
+/// against an agent run on it (`netcost simulate --agent`).
+pub fn run_bare(
+    sim: Simulator,
+    interval: std::time::Duration,
+    duration: std::time::Duration,
+) -> Result<BareReport, SimError> {
+    let mut source = Clocked {
+        sim,
+        clock: WallClock::default(),
+    };
+    let started = Instant::now();
+    let mut next_dump = started;
+    let mut report = BareReport::default();
+    let mut times = Vec::new();
+    while started.elapsed() < duration {
+        if Instant::now() >= next_dump {
+            let t = Instant::now();
+            report.entries = source.dump(&mut |_| {})?.entries;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            report.dumps += 1;
+            next_dump += interval;
+            tracing::info!(
+                entries = report.entries,
+                ms = times.last().copied().unwrap_or(0.0),
+                "dump"
+            );
+        }
+        report.destroy_events += source.drain_destroyed(&mut |_| {})?.entries;
+        let wait = next_dump
+            .saturating_duration_since(Instant::now())
+            .min(std::time::Duration::from_millis(200));
+        std::thread::sleep(wait);
+    }
+    times.sort_by(f64::total_cmp);
+    report.median_dump_ms = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    Ok(report)
+}
