@@ -27,10 +27,6 @@ pub struct CycleTiming {
     pub cycle_seconds: f64,
     /// Checkpoint writes that failed.
     pub checkpoint_failures: u64,
-    /// Nodes of the current topology without a zone label.
-    pub nodes_without_zone: u64,
-    /// Topologies received from the Kubernetes API after the first.
-    pub topology_updates: u64,
 }
 
 /// What one scrape renders.
@@ -211,17 +207,6 @@ impl Collector for Exposition {
             "1 when this node has a zone label; 0 means in-cluster traffic cannot be classified by zone.",
             i64::from(s.node_has_zone),
         )?;
-        gauge(
-            &mut encoder,
-            "netcost_nodes_without_zone",
-            "Nodes of the cluster without a zone label; traffic with their pods is classified by the config's address lists.",
-            self.timing.nodes_without_zone as i64,
-        )?;
-        counter(
-            &mut encoder,
-            "netcost_topology_updates",
-            "Topologies received from the Kubernetes API watchers after the first.",
-            self.timing.topology_updates,
         )?;
         counter(
             &mut encoder,
