@@ -207,7 +207,6 @@ impl Collector for Exposition {
             "1 when this node has a zone label; 0 means in-cluster traffic cannot be classified by zone.",
             i64::from(s.node_has_zone),
         )?;
-        )?;
         counter(
             &mut encoder,
             "netcost_cycles",
