@@ -1,0 +1,303 @@
+//! Allocation: bytes per pod, direction, class and service over a window, priced and summed by
+//! namespace, workload, pod, node or a pod label.
+//!
+//! Internet egress is priced for the whole cluster first, then shared out: its tiers depend on
+//! the month's total volume, not on any one pod's. For each month segment of the window the
+//! engine takes the cluster's internet egress before the segment (month to date) and during it,
+//! prices the difference on the tier curve, and gives each pod its share by bytes.
+
+use std::collections::BTreeMap;
+
+use netcost_core::class::{Direction, TrafficClass};
+use serde::Serialize;
+
+use crate::pricing::PriceSheet;
+
+/// Who a pod is, as far as allocation needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodIdentity {
+    /// Namespace (empty for the node's own traffic).
+    pub namespace: String,
+    /// Pod name (`node/<name>` for the node's own traffic).
+    pub pod: String,
+    /// The node it ran on, if known.
+    pub node: Option<String>,
+    /// The region of that node, if known: it prices cross-region egress.
+    pub region: Option<String>,
+    /// Owning workload as `(kind, name)`, if known.
+    pub workload: Option<(String, String)>,
+    /// Pod labels, for aggregation by label.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Bytes one pod moved in one direction and class, to one service, during one month segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The pod.
+    pub pod: PodIdentity,
+    /// Sent or received.
+    pub direction: Direction,
+    /// Billing class of the remote end.
+    pub class: TrafficClass,
+    /// Cloud or user service of the remote end.
+    pub service: Option<String>,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The usage of one month segment, with the cluster's internet egress before it in that month.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SegmentUsage {
+    /// Internet egress bytes of the whole cluster from the month's start to the segment's start.
+    pub internet_egress_before: u64,
+    /// What each pod did during the segment.
+    pub usages: Vec<Usage>,
+}
+
+/// What to sum by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aggregate {
+    /// `namespace`.
+    Namespace,
+    /// `workload`: controller kind and name, within the namespace.
+    Workload,
+    /// `pod`, within the namespace.
+    Pod,
+    /// `node`.
+    Node,
+    /// `label:<key>`: a pod label's value.
+    Label(String),
+}
+
+impl Aggregate {
+    /// Parses `namespace`, `workload`, `pod`, `node` or `label:<key>`.
+    pub fn parse(text: &str) -> Result<Aggregate, String> {
+        match text {
+            "namespace" => Ok(Aggregate::Namespace),
+            "workload" => Ok(Aggregate::Workload),
+            "pod" => Ok(Aggregate::Pod),
+            "node" => Ok(Aggregate::Node),
+            _ => match text.strip_prefix("label:") {
+                Some(key) if !key.is_empty() => Ok(Aggregate::Label(key.to_owned())),
+                _ => Err(format!(
+                    "unknown aggregate {text:?}: use namespace, workload, pod, node or label:<key>"
+                )),
+            },
+        }
+    }
+
+    fn key_of(&self, pod: &PodIdentity) -> String {
+        match self {
+            Aggregate::Namespace => or_unallocated(&pod.namespace),
+            Aggregate::Pod => format!("{}/{}", pod.namespace, pod.pod),
+            Aggregate::Node => pod.node.clone().unwrap_or_else(|| UNALLOCATED.to_owned()),
+            Aggregate::Workload => match &pod.workload {
+                Some((kind, name)) => format!("{}/{}/{}", pod.namespace, kind, name),
+                None => format!("{}/Pod/{}", pod.namespace, pod.pod),
+            },
+            Aggregate::Label(key) => pod
+                .labels
+                .get(key)
+                .map(|v| format!("{key}={v}"))
+                .unwrap_or_else(|| UNALLOCATED.to_owned()),
+        }
+    }
+}
+
+/// The name of the bucket for bytes that lack the aggregated property.
+pub const UNALLOCATED: &str = "__unallocated__";
+
+fn or_unallocated(s: &str) -> String {
+    if s.is_empty() {
+        UNALLOCATED.to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Bytes and cost of one class.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct ClassCost {
+    /// Bytes sent.
+    pub egress_bytes: u64,
+    /// Bytes received.
+    pub ingress_bytes: u64,
+    /// Cost of both directions, in the sheet's currency (USD).
+    pub cost: f64,
+}
+
+impl ClassCost {
+    fn add(&mut self, other: &ClassCost) {
+        self.egress_bytes += other.egress_bytes;
+        self.ingress_bytes += other.ingress_bytes;
+        self.cost += other.cost;
+    }
+}
+
+/// One row of an allocation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Allocation {
+    /// The aggregate's value (a namespace, `ns/Kind/name`, `ns/pod`, a node, `key=value`).
+    pub name: String,
+    /// In-zone traffic (free on every provider).
+    pub in_zone: ClassCost,
+    /// Cross-zone traffic.
+    pub cross_zone: ClassCost,
+    /// Cross-region traffic.
+    pub cross_region: ClassCost,
+    /// Internet traffic (including a NAT gateway charge, if the sheet has one).
+    pub internet: ClassCost,
+    /// Bytes and cost per cloud or user service.
+    pub services: BTreeMap<String, ClassCost>,
+    /// Total cost.
+    pub total_cost: f64,
+    /// Share of the window's total cost, 0 to 1.
+    pub share: f64,
+    /// Cost projected to a 730-hour month at this window's rate.
+    pub monthly_rate: f64,
+}
+
+impl Allocation {
+    fn class_mut(&mut self, class: TrafficClass) -> &mut ClassCost {
+        match class {
+            TrafficClass::InZone => &mut self.in_zone,
+            TrafficClass::CrossZone => &mut self.cross_zone,
+            TrafficClass::CrossRegion => &mut self.cross_region,
+            TrafficClass::Internet => &mut self.internet,
+        }
+    }
+
+    /// Bytes in both directions and every class.
+    pub fn total_bytes(&self) -> u64 {
+        [
+            self.in_zone,
+            self.cross_zone,
+            self.cross_region,
+            self.internet,
+        ]
+        .iter()
+        .map(|c| c.egress_bytes + c.ingress_bytes)
+        .sum()
+    }
+}
+
+/// Hours in the month used for projections (365 × 24 / 12), as cloud price pages use.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// Prices `segments` with `sheet` and sums by `aggregate`. `window_seconds` scales the monthly
+/// projection. Rows are sorted by cost, highest first, then by name; the last element returned
+/// is the total row, named `__total__`.
+pub fn allocate(
+    segments: &[SegmentUsage],
+    sheet: &PriceSheet,
+    aggregate: &Aggregate,
+    window_seconds: i64,
+) -> (Vec<Allocation>, Allocation) {
+    let mut rows: BTreeMap<String, Allocation> = BTreeMap::new();
+    for segment in segments {
+        let internet_cost_per_byte = internet_cost_per_byte(segment, sheet);
+        for usage in &segment.usages {
+            let cost = usage_cost(usage, sheet, internet_cost_per_byte);
+            let class_cost = match usage.direction {
+                Direction::Egress => ClassCost {
+                    egress_bytes: usage.bytes,
+                    ingress_bytes: 0,
+                    cost,
+                },
+                Direction::Ingress => ClassCost {
+                    egress_bytes: 0,
+                    ingress_bytes: usage.bytes,
+                    cost,
+                },
+            };
+            let name = aggregate.key_of(&usage.pod);
+            let row = rows.entry(name.clone()).or_insert_with(|| Allocation {
+                name,
+                ..Allocation::default()
+            });
+            row.class_mut(usage.class).add(&class_cost);
+            if let Some(service) = &usage.service {
+                row.services
+                    .entry(service.clone())
+                    .or_default()
+                    .add(&class_cost);
+            }
+            row.total_cost += cost;
+        }
+    }
+    let mut total = Allocation {
+        name: "__total__".into(),
+        ..Allocation::default()
+    };
+    for row in rows.values() {
+        for class in TrafficClass::ALL {
+            let c = match class {
+                TrafficClass::InZone => row.in_zone,
+                TrafficClass::CrossZone => row.cross_zone,
+                TrafficClass::CrossRegion => row.cross_region,
+                TrafficClass::Internet => row.internet,
+            };
+            total.class_mut(class).add(&c);
+        }
+        for (service, c) in &row.services {
+            total.services.entry(service.clone()).or_default().add(c);
+        }
+        total.total_cost += row.total_cost;
+    }
+    let hours = (window_seconds as f64 / 3_600.0).max(f64::MIN_POSITIVE);
+    let mut rows: Vec<Allocation> = rows.into_values().collect();
+    let grand_total = total.total_cost;
+    for row in rows.iter_mut().chain(std::iter::once(&mut total)) {
+        row.share = if grand_total > 0.0 {
+            row.total_cost / grand_total
+        } else {
+            0.0
+        };
+        row.monthly_rate = row.total_cost / hours * HOURS_PER_MONTH;
+    }
+    rows.sort_by(|a, b| {
+        b.total_cost
+            .total_cmp(&a.total_cost)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    (rows, total)
+}
+
+/// The segment's internet egress cost per byte: the tier curve priced over the cluster's
+/// volume, divided by the bytes, so each pod pays its share.
+fn internet_cost_per_byte(segment: &SegmentUsage, sheet: &PriceSheet) -> f64 {
+    let bytes: u64 = segment
+        .usages
+        .iter()
+        .filter(|u| u.class == TrafficClass::Internet && u.direction == Direction::Egress)
+        .map(|u| u.bytes)
+        .sum();
+    if bytes == 0 {
+        return 0.0;
+    }
+    let before = sheet.unit.of_bytes(segment.internet_egress_before);
+    let after = sheet
+        .unit
+        .of_bytes(segment.internet_egress_before.saturating_add(bytes));
+    sheet.internet_egress_cost(before, after) / bytes as f64
+}
+
+fn usage_cost(usage: &Usage, sheet: &PriceSheet, internet_cost_per_byte: f64) -> f64 {
+    let units = sheet.unit.of_bytes(usage.bytes);
+    let nat = |units: f64| sheet.nat_gateway.map_or(0.0, |p| p * units);
+    match (usage.class, usage.direction) {
+        (TrafficClass::InZone, _) => 0.0,
+        (TrafficClass::CrossZone, Direction::Egress) => units * sheet.cross_zone_egress,
+        (TrafficClass::CrossZone, Direction::Ingress) => units * sheet.cross_zone_ingress,
+        (TrafficClass::CrossRegion, Direction::Egress) => {
+            units * sheet.cross_region.price(usage.pod.region.as_deref(), None)
+        }
+        // The sending region's egress is what providers bill; counting the receiver too would
+        // bill every cross-region byte twice inside one cluster.
+        (TrafficClass::CrossRegion, Direction::Ingress) => 0.0,
+        (TrafficClass::Internet, Direction::Egress) => {
+            usage.bytes as f64 * internet_cost_per_byte + nat(units)
+        }
+        (TrafficClass::Internet, Direction::Ingress) => units * sheet.internet_ingress + nat(units),
+    }
+}

@@ -1,0 +1,526 @@
+//! Price sheets: what a provider charges per unit of traffic, by class and direction.
+//!
+//! Every built-in figure carries its source and the date it was read. Prices are per *billing
+//! unit*, and the unit is part of the sheet: GCP prices per GiB (2^30 bytes), OpenCost's defaults
+//! are per GiB, and AWS and Azure price "per GB", which netcost takes as 10^9 bytes (see
+//! [`Unit::Gb`]). Converting bytes to units happens in one place, [`Unit::of_bytes`].
+//!
+//! What is billed, by class and direction of a pod's counters:
+//! - in-zone: free everywhere;
+//! - cross-zone: egress at `cross_zone.egress`, ingress at `cross_zone.ingress` (AWS bills both
+//!   sides, $0.01/GB each; GCP bills the sender only; Azure stopped billing it in 2024);
+//! - cross-region: egress at the price of the source region (or of the region pair, where set);
+//!   ingress is free, because the sending region's egress is what the provider bills;
+//! - internet: egress by monthly volume tiers, after a monthly free allowance; ingress free;
+//! - optionally, a NAT gateway processing charge on internet bytes in both directions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The byte size of one billing unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Unit {
+    /// 10^9 bytes. AWS and Azure publish prices "per GB" without defining it as binary on their
+    /// data-transfer pages; netcost reads it as decimal. A pricing file can switch to `GiB`.
+    #[serde(rename = "GB")]
+    Gb,
+    /// 2^30 bytes. GCP's network pricing is "per GiB delivered"; OpenCost's defaults are per GiB.
+    #[serde(rename = "GiB")]
+    Gib,
+}
+
+impl Unit {
+    /// Bytes in one unit.
+    pub fn bytes(self) -> f64 {
+        match self {
+            Unit::Gb => 1e9,
+            Unit::Gib => 1_073_741_824.0,
+        }
+    }
+
+    /// `bytes` expressed in this unit.
+    pub fn of_bytes(self, bytes: u64) -> f64 {
+        bytes as f64 / self.bytes()
+    }
+
+    /// The unit's name, as written in pricing files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Gb => "GB",
+            Unit::Gib => "GiB",
+        }
+    }
+}
+
+/// One step of a tiered price: the month's units from the previous tier's bound up to `up_to`
+/// (cumulative monthly volume; `None` for no limit) cost `price` each.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Upper bound of the tier in units per month, cumulative; `None` for the last tier.
+    #[serde(default)]
+    pub up_to: Option<f64>,
+    /// Price per unit inside the tier.
+    pub price: f64,
+}
+
+/// Cross-region prices: by the sender's region, with overrides for region pairs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CrossRegion {
+    /// Price per unit when no region-specific price applies.
+    pub default: f64,
+    /// Price per unit by source region.
+    pub by_source_region: BTreeMap<String, f64>,
+    /// Price per unit by `(source, destination)` region, where it differs from the source price.
+    pub pairs: BTreeMap<(String, String), f64>,
+}
+
+impl CrossRegion {
+    /// The price of one unit sent from `source` to `destination` (either may be unknown).
+    pub fn price(&self, source: Option<&str>, destination: Option<&str>) -> f64 {
+        if let (Some(s), Some(d)) = (source, destination)
+            && let Some(p) = self.pairs.get(&(s.to_owned(), d.to_owned()))
+        {
+            return *p;
+        }
+        source
+            .and_then(|s| self.by_source_region.get(s))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// The prices of one provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceSheet {
+    /// `aws`, `gcp`, `azure`, `opencost` or `custom`.
+    pub provider: String,
+    /// Where the figures come from, with the date they were read.
+    pub source: String,
+    /// The billing unit of every price in the sheet.
+    pub unit: Unit,
+    /// Cross-zone price per unit sent.
+    pub cross_zone_egress: f64,
+    /// Cross-zone price per unit received.
+    pub cross_zone_ingress: f64,
+    /// Cross-region egress prices.
+    pub cross_region: CrossRegion,
+    /// Internet egress units free each month before the tiers apply.
+    pub internet_free_per_month: f64,
+    /// Internet egress tiers, in order; the last has no upper bound.
+    pub internet_egress_tiers: Vec<Tier>,
+    /// Internet ingress price per unit (free on every major cloud).
+    pub internet_ingress: f64,
+    /// NAT gateway processing price per unit of internet traffic, both directions, if the
+    /// cluster's internet traffic goes through one.
+    pub nat_gateway: Option<f64>,
+}
+
+/// Why a pricing file was refused. The message names the file, the field and the reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PricingError {
+    /// The file could not be read.
+    #[error("{}: cannot read the pricing file: {error}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid YAML or has a field of the wrong type or name.
+    #[error("{}: {reason}", file.display())]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// What the parser said, with the position.
+        reason: String,
+    },
+    /// A field has a value the pricing model cannot use.
+    #[error("{}: {field}: {reason}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// The field path, e.g. `internet_egress.tiers[2].up_to`.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PriceSheet {
+    /// AWS, us-east-1 on-demand data transfer prices.
+    ///
+    /// Source: aws.amazon.com/ec2/pricing/on-demand ("Data Transfer" section) and
+    /// aws.amazon.com/vpc/pricing (NAT gateway), read 2026-11-25:
+    /// - across Availability Zones in one region: $0.01/GB in each direction;
+    /// - to the internet: first 100 GB/month free (aggregated across services), then $0.09/GB up
+    ///   to 10 TB, $0.085/GB for the next 40 TB, $0.07/GB for the next 100 TB, $0.05/GB above
+    ///   150 TB;
+    /// - between regions: $0.02/GB out of US regions (other source regions cost more; set them
+    ///   in a pricing file);
+    /// - NAT gateway data processing: $0.045/GB (off by default: not every cluster uses one).
+    pub fn aws() -> PriceSheet {
+        PriceSheet {
+            provider: "aws".into(),
+            source: "aws.amazon.com/ec2/pricing/on-demand and aws.amazon.com/vpc/pricing, \
+                     us-east-1, read 2026-11-25"
+                .into(),
+            unit: Unit::Gb,
+            cross_zone_egress: 0.01,
+            cross_zone_ingress: 0.01,
+            cross_region: CrossRegion {
+                default: 0.02,
+                ..CrossRegion::default()
+            },
+            internet_free_per_month: 100.0,
+            internet_egress_tiers: vec![
+                tier(Some(10_240.0), 0.09),
+                tier(Some(51_200.0), 0.085),
+                tier(Some(153_600.0), 0.07),
+                tier(None, 0.05),
+            ],
+            internet_ingress: 0.0,
+            nat_gateway: None,
+        }
+    }
+
+    /// The AWS NAT gateway processing charge, $0.045/GB (aws.amazon.com/vpc/pricing, us-east-1,
+    /// read 2026-11-25), for clusters whose internet traffic goes through one.
+    pub const AWS_NAT_GATEWAY_PER_GB: f64 = 0.045;
+
+    /// GCP Premium Tier prices.
+    ///
+    /// Source: cloud.google.com/vpc/network-pricing and cloud.google.com/network-tiers/pricing,
+    /// read 2026-11-25. Prices are per GiB:
+    /// - between zones of one region: $0.01/GiB, billed to the sender;
+    /// - between regions in North America: $0.02/GiB (other continents cost more);
+    /// - to the internet (Premium Tier, from North America): $0.12/GiB for the first TiB of the
+    ///   month, $0.11/GiB up to 10 TiB, $0.08/GiB above.
+    pub fn gcp() -> PriceSheet {
+        PriceSheet {
+            provider: "gcp".into(),
+            source: "cloud.google.com/vpc/network-pricing and \
+                     cloud.google.com/network-tiers/pricing, read 2026-11-25"
+                .into(),
+            unit: Unit::Gib,
+            cross_zone_egress: 0.01,
+            cross_zone_ingress: 0.0,
+            cross_region: CrossRegion {
+                default: 0.02,
+                ..CrossRegion::default()
+            },
+            internet_free_per_month: 0.0,
+            internet_egress_tiers: vec![
+                tier(Some(1_024.0), 0.12),
+                tier(Some(10_240.0), 0.11),
+                tier(None, 0.08),
+            ],
+            internet_ingress: 0.0,
+            nat_gateway: None,
+        }
+    }
+
+    /// Azure prices (Microsoft premium global network, Zone 1: North America and Europe).
+    ///
+    /// Source: azure.microsoft.com/pricing/details/bandwidth, read 2026-11-25:
+    /// - between availability zones: free. Azure announced inter-AZ charges for 2021, began
+    ///   billing them in April 2024 and withdrew them at Microsoft Build in May 2024 (as
+    ///   summarised at blog.vjirovsky.cz/azure-may-2024-cost-storage);
+    /// - between regions within North America or Europe: $0.02/GB;
+    /// - to the internet: first 100 GB/month free, then $0.087/GB for the next 10 TB, $0.083/GB
+    ///   for the next 40 TB, $0.07/GB for the next 100 TB, $0.05/GB beyond (so the cumulative
+    ///   bounds sit 100 GB above AWS's).
+    pub fn azure() -> PriceSheet {
+        PriceSheet {
+            provider: "azure".into(),
+            source: "azure.microsoft.com/pricing/details/bandwidth, Zone 1, read 2026-11-25; \
+                     inter-AZ transfer free since May 2024"
+                .into(),
+            unit: Unit::Gb,
+            cross_zone_egress: 0.0,
+            cross_zone_ingress: 0.0,
+            cross_region: CrossRegion {
+                default: 0.02,
+                ..CrossRegion::default()
+            },
+            internet_free_per_month: 100.0,
+            internet_egress_tiers: vec![
+                tier(Some(10_340.0), 0.087),
+                tier(Some(51_300.0), 0.083),
+                tier(Some(153_700.0), 0.07),
+                tier(None, 0.05),
+            ],
+            internet_ingress: 0.0,
+            nat_gateway: None,
+        }
+    }
+
+    /// OpenCost's defaults: $0.01/GiB across zones, $0.01/GiB across regions, $0.12/GiB to the
+    /// internet, egress only, no tiers (OpenCost's default `network` pricing:
+    /// `zoneNetworkEgress`, `regionNetworkEgress`, `internetNetworkEgress`).
+    pub fn opencost() -> PriceSheet {
+        PriceSheet {
+            provider: "opencost".into(),
+            source: "OpenCost default network prices (zoneNetworkEgress 0.01, \
+                     regionNetworkEgress 0.01, internetNetworkEgress 0.12 per GiB)"
+                .into(),
+            unit: Unit::Gib,
+            cross_zone_egress: 0.01,
+            cross_zone_ingress: 0.0,
+            cross_region: CrossRegion {
+                default: 0.01,
+                ..CrossRegion::default()
+            },
+            internet_free_per_month: 0.0,
+            internet_egress_tiers: vec![tier(None, 0.12)],
+            internet_ingress: 0.0,
+            nat_gateway: None,
+        }
+    }
+
+    /// A sheet with every price zero, to be filled by a pricing file.
+    pub fn custom() -> PriceSheet {
+        PriceSheet {
+            provider: "custom".into(),
+            source: "pricing file".into(),
+            unit: Unit::Gib,
+            cross_zone_egress: 0.0,
+            cross_zone_ingress: 0.0,
+            cross_region: CrossRegion::default(),
+            internet_free_per_month: 0.0,
+            internet_egress_tiers: vec![tier(None, 0.0)],
+            internet_ingress: 0.0,
+            nat_gateway: None,
+        }
+    }
+
+    /// The built-in sheet called `name`.
+    pub fn builtin(name: &str) -> Option<PriceSheet> {
+        match name {
+            "aws" => Some(PriceSheet::aws()),
+            "gcp" => Some(PriceSheet::gcp()),
+            "azure" => Some(PriceSheet::azure()),
+            "opencost" => Some(PriceSheet::opencost()),
+            "custom" => Some(PriceSheet::custom()),
+            _ => None,
+        }
+    }
+
+    /// The cost of internet egress for a month whose volume went from `before` to `after`
+    /// units: the tiers and the free allowance apply to the month's running total, so the same
+    /// units cost less late in a heavy month.
+    pub fn internet_egress_cost(&self, before: f64, after: f64) -> f64 {
+        self.cumulative_internet_cost(after) - self.cumulative_internet_cost(before)
+    }
+
+    /// The cost of the first `units` of internet egress in a month. Tier bounds are cumulative
+    /// monthly volume, and the free allowance is the bottom of the first tier (AWS: "up to
+    /// 100 GB free, next 9.999 TB at $0.09").
+    fn cumulative_internet_cost(&self, units: f64) -> f64 {
+        let mut floor = 0.0_f64;
+        let mut cost = 0.0;
+        for tier in &self.internet_egress_tiers {
+            let ceiling = tier.up_to.unwrap_or(f64::INFINITY);
+            let billed_from = floor.max(self.internet_free_per_month);
+            let billed = (units.min(ceiling) - billed_from).max(0.0);
+            cost += billed * tier.price;
+            if units <= ceiling {
+                break;
+            }
+            floor = ceiling;
+        }
+        cost
+    }
+
+    /// Reads a pricing file: a base sheet (`provider`) with any price overridden.
+    pub fn load(path: &Path) -> Result<PriceSheet, PricingError> {
+        let text = std::fs::read_to_string(path).map_err(|error| PricingError::Read {
+            file: path.to_owned(),
+            error,
+        })?;
+        PriceSheet::from_yaml_str(&text, path)
+    }
+
+    /// Parses a pricing file's text; `file` names it in errors.
+    pub fn from_yaml_str(text: &str, file: &Path) -> Result<PriceSheet, PricingError> {
+        let raw: RawPricing = serde_saphyr::from_str(text).map_err(|e| PricingError::Parse {
+            file: file.to_owned(),
+            reason: e.to_string(),
+        })?;
+        raw.apply(file)
+    }
+}
+
+fn tier(up_to: Option<f64>, price: f64) -> Tier {
+    Tier { up_to, price }
+}
+
+/// The pricing file, as written. Every field but `provider` is optional and overrides the base.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPricing {
+    provider: String,
+    #[serde(default)]
+    unit: Option<Unit>,
+    #[serde(default)]
+    cross_zone: Option<RawCrossZone>,
+    #[serde(default)]
+    cross_region: Option<RawCrossRegion>,
+    #[serde(default)]
+    internet_egress: Option<RawInternet>,
+    #[serde(default)]
+    internet_ingress: Option<f64>,
+    #[serde(default)]
+    nat_gateway: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrossZone {
+    #[serde(default)]
+    egress: Option<f64>,
+    #[serde(default)]
+    ingress: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrossRegion {
+    #[serde(default)]
+    default: Option<f64>,
+    #[serde(default)]
+    by_source_region: BTreeMap<String, f64>,
+    #[serde(default)]
+    pairs: Vec<RawPair>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPair {
+    from: String,
+    to: String,
+    price: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInternet {
+    #[serde(default)]
+    free_per_month: Option<f64>,
+    #[serde(default)]
+    tiers: Option<Vec<Tier>>,
+}
+
+impl RawPricing {
+    fn apply(self, file: &Path) -> Result<PriceSheet, PricingError> {
+        let invalid = |field: String, reason: &str| PricingError::Invalid {
+            file: file.to_owned(),
+            field,
+            reason: reason.to_owned(),
+        };
+        let mut sheet = PriceSheet::builtin(&self.provider).ok_or_else(|| {
+            invalid(
+                "provider".into(),
+                &format!(
+                    "{:?} is not a known provider; expected aws, gcp, azure, opencost or custom",
+                    self.provider
+                ),
+            )
+        })?;
+        let price = |field: &str, value: f64| -> Result<f64, PricingError> {
+            if value.is_finite() && value >= 0.0 {
+                Ok(value)
+            } else {
+                Err(invalid(
+                    field.to_owned(),
+                    "a price must be a number of at least 0",
+                ))
+            }
+        };
+        if let Some(unit) = self.unit {
+            sheet.unit = unit;
+        }
+        if let Some(cz) = self.cross_zone {
+            if let Some(v) = cz.egress {
+                sheet.cross_zone_egress = price("cross_zone.egress", v)?;
+            }
+            if let Some(v) = cz.ingress {
+                sheet.cross_zone_ingress = price("cross_zone.ingress", v)?;
+            }
+        }
+        if let Some(cr) = self.cross_region {
+            if let Some(v) = cr.default {
+                sheet.cross_region.default = price("cross_region.default", v)?;
+            }
+            for (region, v) in cr.by_source_region {
+                let v = price(&format!("cross_region.by_source_region.{region}"), v)?;
+                sheet.cross_region.by_source_region.insert(region, v);
+            }
+            for (i, pair) in cr.pairs.into_iter().enumerate() {
+                let v = price(&format!("cross_region.pairs[{i}].price"), pair.price)?;
+                sheet.cross_region.pairs.insert((pair.from, pair.to), v);
+            }
+        }
+        if let Some(internet) = self.internet_egress {
+            if let Some(v) = internet.free_per_month {
+                sheet.internet_free_per_month = price("internet_egress.free_per_month", v)?;
+            }
+            if let Some(tiers) = internet.tiers {
+                validate_tiers(&tiers, &invalid, &price)?;
+                sheet.internet_egress_tiers = tiers;
+            }
+        }
+        if let Some(v) = self.internet_ingress {
+            sheet.internet_ingress = price("internet_ingress", v)?;
+        }
+        if let Some(v) = self.nat_gateway {
+            sheet.nat_gateway = Some(price("nat_gateway", v)?);
+        }
+        sheet.source = format!("{} (overridden by {})", sheet.source, file.display());
+        Ok(sheet)
+    }
+}
+
+fn validate_tiers(
+    tiers: &[Tier],
+    invalid: &dyn Fn(String, &str) -> PricingError,
+    price: &dyn Fn(&str, f64) -> Result<f64, PricingError>,
+) -> Result<(), PricingError> {
+    if tiers.is_empty() {
+        return Err(invalid(
+            "internet_egress.tiers".into(),
+            "needs at least one tier; the last one has no up_to",
+        ));
+    }
+    let mut floor = 0.0;
+    for (i, t) in tiers.iter().enumerate() {
+        price(&format!("internet_egress.tiers[{i}].price"), t.price)?;
+        let last = i + 1 == tiers.len();
+        match (t.up_to, last) {
+            (None, true) => {}
+            (None, false) => {
+                return Err(invalid(
+                    format!("internet_egress.tiers[{i}].up_to"),
+                    "only the last tier may have no upper bound",
+                ));
+            }
+            (Some(_), true) => {
+                return Err(invalid(
+                    format!("internet_egress.tiers[{i}].up_to"),
+                    "the last tier must have no upper bound, so every volume has a price",
+                ));
+            }
+            (Some(limit), false) if !(limit.is_finite() && limit > floor) => {
+                return Err(invalid(
+                    format!("internet_egress.tiers[{i}].up_to"),
+                    &format!("must be greater than the previous tier's bound ({floor})"),
+                ));
+            }
+            (Some(limit), false) => floor = limit,
+        }
+    }
+    Ok(())
+}

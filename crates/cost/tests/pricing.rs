@@ -1,0 +1,335 @@
+//! Prices and allocations checked against figures computed by hand from the price sheets.
+
+use std::path::Path;
+
+use netcost_core::class::{Direction, TrafficClass};
+use netcost_cost::allocate::{Aggregate, PodIdentity, SegmentUsage, Usage, allocate};
+use netcost_cost::pricing::{PriceSheet, PricingError, Unit};
+
+const GB: u64 = 1_000_000_000;
+const GIB: u64 = 1 << 30;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9 * b.abs().max(1.0)
+}
+
+fn pod(namespace: &str, name: &str, region: &str) -> PodIdentity {
+    PodIdentity {
+        namespace: namespace.into(),
+        pod: name.into(),
+        node: Some("node-a".into()),
+        region: Some(region.into()),
+        workload: Some(("Deployment".into(), name.trim_end_matches("-0").into())),
+        ..PodIdentity::default()
+    }
+}
+
+fn usage(pod: &PodIdentity, direction: Direction, class: TrafficClass, bytes: u64) -> Usage {
+    Usage {
+        pod: pod.clone(),
+        direction,
+        class,
+        service: None,
+        bytes,
+    }
+}
+
+#[test]
+fn aws_internet_tiers_are_crossed_within_a_month() {
+    let aws = PriceSheet::aws();
+    // 9,000 GB already this month, 2,000 GB more: 1,240 GB at $0.09 up to the 10,240 GB
+    // bound, then 760 GB at $0.085.
+    let expected = 1_240.0 * 0.09 + 760.0 * 0.085;
+    assert!(close(aws.internet_egress_cost(9_000.0, 11_000.0), expected));
+}
+
+#[test]
+fn the_monthly_free_allowance_is_the_bottom_of_the_first_tier() {
+    let aws = PriceSheet::aws();
+    assert!(close(aws.internet_egress_cost(0.0, 150.0), 50.0 * 0.09));
+    assert!(close(aws.internet_egress_cost(0.0, 80.0), 0.0));
+    assert!(close(
+        aws.internet_egress_cost(80.0, 10_240.0),
+        10_140.0 * 0.09
+    ));
+}
+
+#[test]
+fn gcp_premium_tiers_are_per_gib() {
+    let gcp = PriceSheet::gcp();
+    assert_eq!(gcp.unit, Unit::Gib);
+    let expected = 1_024.0 * 0.12 + (10_240.0 - 1_024.0) * 0.11 + 1_000.0 * 0.08;
+    assert!(close(gcp.internet_egress_cost(0.0, 11_240.0), expected));
+    assert!(close(Unit::Gib.of_bytes(GIB), 1.0));
+    assert!(close(Unit::Gb.of_bytes(GIB), 1.073_741_824));
+}
+
+#[test]
+fn aws_bills_cross_zone_on_both_sides_and_gcp_only_the_sender() {
+    let (a, b) = (
+        pod("shop", "web-0", "us-east-1"),
+        pod("shop", "db-0", "us-east-1"),
+    );
+    // One flow, 5 GB from web to db in another zone: web's egress and db's ingress.
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            usage(&a, Direction::Egress, TrafficClass::CrossZone, 5 * GB),
+            usage(&b, Direction::Ingress, TrafficClass::CrossZone, 5 * GB),
+        ],
+    };
+    let (_, aws) = allocate(
+        std::slice::from_ref(&segment),
+        &PriceSheet::aws(),
+        &Aggregate::Pod,
+        3_600,
+    );
+    assert!(close(aws.total_cost, 5.0 * 0.01 * 2.0));
+    let (_, gcp) = allocate(
+        std::slice::from_ref(&segment),
+        &PriceSheet::gcp(),
+        &Aggregate::Pod,
+        3_600,
+    );
+    assert!(close(gcp.total_cost, 5e9 / GIB as f64 * 0.01));
+    let (_, azure) = allocate(&[segment], &PriceSheet::azure(), &Aggregate::Pod, 3_600);
+    assert!(
+        close(azure.total_cost, 0.0),
+        "Azure inter-AZ transfer is free since May 2024"
+    );
+}
+
+#[test]
+fn cross_region_egress_is_priced_by_the_source_region_and_ingress_is_free() {
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: aws\ncross_region:\n  by_source_region: {ap-southeast-2: 0.098}\n",
+        Path::new("pricing.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sydney = pod("batch", "etl-0", "ap-southeast-2");
+    let virginia = pod("batch", "sink-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            usage(
+                &sydney,
+                Direction::Egress,
+                TrafficClass::CrossRegion,
+                10 * GB,
+            ),
+            usage(
+                &virginia,
+                Direction::Ingress,
+                TrafficClass::CrossRegion,
+                10 * GB,
+            ),
+            usage(
+                &virginia,
+                Direction::Egress,
+                TrafficClass::CrossRegion,
+                3 * GB,
+            ),
+        ],
+    };
+    let (rows, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
+    assert!(close(total.total_cost, 10.0 * 0.098 + 3.0 * 0.02));
+    let sink = rows
+        .iter()
+        .find(|r| r.name == "batch/sink-0")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert!(close(sink.total_cost, 3.0 * 0.02));
+}
+
+#[test]
+fn internet_egress_cost_is_shared_by_bytes_after_the_cluster_crosses_a_tier() {
+    let (a, b) = (
+        pod("shop", "web-0", "us-east-1"),
+        pod("media", "cdn-0", "us-east-1"),
+    );
+    let segment = SegmentUsage {
+        internet_egress_before: 10_000 * GB,
+        usages: vec![
+            usage(&a, Direction::Egress, TrafficClass::Internet, 300 * GB),
+            usage(&b, Direction::Egress, TrafficClass::Internet, 700 * GB),
+            usage(&b, Direction::Ingress, TrafficClass::Internet, 900 * GB),
+        ],
+    };
+    let (rows, total) = allocate(
+        &[segment],
+        &PriceSheet::aws(),
+        &Aggregate::Namespace,
+        86_400,
+    );
+    let cluster = 240.0 * 0.09 + 760.0 * 0.085;
+    assert!(
+        close(total.total_cost, cluster),
+        "ingress from the internet is free"
+    );
+    let media = rows
+        .iter()
+        .find(|r| r.name == "media")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert!(close(media.total_cost, cluster * 0.7));
+    assert!(close(media.share, 0.7));
+    assert!(close(media.monthly_rate, cluster * 0.7 * 730.0 / 24.0));
+    assert_eq!(media.internet.egress_bytes, 700 * GB);
+    assert_eq!(media.internet.ingress_bytes, 900 * GB);
+    assert_eq!(rows[0].name, "media", "rows are sorted by cost");
+}
+
+#[test]
+fn a_new_month_starts_the_tiers_again() {
+    let a = pod("shop", "web-0", "us-east-1");
+    let late_november = SegmentUsage {
+        internet_egress_before: 200_000 * GB,
+        usages: vec![usage(
+            &a,
+            Direction::Egress,
+            TrafficClass::Internet,
+            100 * GB,
+        )],
+    };
+    let early_december = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![usage(
+            &a,
+            Direction::Egress,
+            TrafficClass::Internet,
+            100 * GB,
+        )],
+    };
+    let (_, total) = allocate(
+        &[late_november, early_december],
+        &PriceSheet::aws(),
+        &Aggregate::Namespace,
+        86_400,
+    );
+    assert!(
+        close(total.total_cost, 100.0 * 0.05 + 0.0),
+        "December's first 100 GB are free"
+    );
+}
+
+#[test]
+fn the_nat_gateway_charge_applies_to_internet_bytes_both_ways() {
+    let sheet =
+        PriceSheet::from_yaml_str("provider: aws\nnat_gateway: 0.045\n", Path::new("p.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sheet.nat_gateway, Some(PriceSheet::AWS_NAT_GATEWAY_PER_GB));
+    let a = pod("shop", "web-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 1_000 * GB,
+        usages: vec![
+            usage(&a, Direction::Egress, TrafficClass::Internet, 10 * GB),
+            usage(&a, Direction::Ingress, TrafficClass::Internet, 20 * GB),
+        ],
+    };
+    let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
+    assert!(close(total.total_cost, 10.0 * 0.09 + 30.0 * 0.045));
+}
+
+#[test]
+fn the_opencost_preset_prices_egress_per_gib() {
+    let a = pod("shop", "web-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            usage(&a, Direction::Egress, TrafficClass::CrossZone, 2 * GIB),
+            usage(&a, Direction::Egress, TrafficClass::CrossRegion, 3 * GIB),
+            usage(&a, Direction::Egress, TrafficClass::Internet, 4 * GIB),
+            usage(&a, Direction::Ingress, TrafficClass::CrossZone, 50 * GIB),
+        ],
+    };
+    let (_, total) = allocate(&[segment], &PriceSheet::opencost(), &Aggregate::Pod, 3_600);
+    assert!(close(
+        total.total_cost,
+        2.0 * 0.01 + 3.0 * 0.01 + 4.0 * 0.12
+    ));
+}
+
+#[test]
+fn aggregation_by_workload_and_label_groups_pods() {
+    let mut a = pod("shop", "web-0", "us-east-1");
+    a.labels.insert("team".into(), "checkout".into());
+    let mut b = a.clone();
+    b.pod = "web-1".into();
+    let c = pod("shop", "db-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: [&a, &b, &c]
+            .iter()
+            .map(|p| usage(p, Direction::Egress, TrafficClass::CrossZone, GB))
+            .collect(),
+    };
+    let (by_workload, _) = allocate(
+        std::slice::from_ref(&segment),
+        &PriceSheet::aws(),
+        &Aggregate::Workload,
+        3_600,
+    );
+    let names: Vec<&str> = by_workload.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["shop/Deployment/web", "shop/Deployment/db"]);
+    let (by_team, _) = allocate(
+        &[segment],
+        &PriceSheet::aws(),
+        &Aggregate::Label("team".into()),
+        3_600,
+    );
+    let team = by_team
+        .iter()
+        .find(|r| r.name == "team=checkout")
+        .unwrap_or_else(|| panic!("{by_team:?}"));
+    assert!(close(team.total_cost, 2.0 * 0.01));
+    assert!(by_team.iter().any(|r| r.name == "__unallocated__"));
+}
+
+fn refused(text: &str) -> String {
+    match PriceSheet::from_yaml_str(text, Path::new("pricing.yaml")) {
+        Ok(sheet) => panic!("accepted {text:?} as {sheet:?}"),
+        Err(e @ PricingError::Parse { .. } | e @ PricingError::Invalid { .. }) => e.to_string(),
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+#[test]
+fn bad_pricing_files_name_the_file_the_field_and_the_reason() {
+    let e = refused("provider: oracle\n");
+    assert!(
+        e.contains("pricing.yaml") && e.contains("provider") && e.contains("oracle"),
+        "{e}"
+    );
+    let e = refused("provider: aws\ncross_zone: {egress: -1}\n");
+    assert!(
+        e.contains("cross_zone.egress") && e.contains("at least 0"),
+        "{e}"
+    );
+    let e = refused(
+        "provider: aws\ninternet_egress:\n  tiers: [{up_to: 100, price: 0.1}, {up_to: 50, price: 0.05}, {price: 0.01}]\n",
+    );
+    assert!(e.contains("internet_egress.tiers[1].up_to"), "{e}");
+    let e = refused("provider: aws\ninternet_egress:\n  tiers: [{up_to: 100, price: 0.1}]\n");
+    assert!(
+        e.contains("internet_egress.tiers[0].up_to") && e.contains("last tier"),
+        "{e}"
+    );
+    let e = refused("provider: aws\ncross_zone: {egres: 0.1}\n");
+    assert!(e.contains("pricing.yaml") && e.contains("egres"), "{e}");
+    let e = refused("provider: aws\nunit: MB\n");
+    assert!(e.contains("pricing.yaml") && e.contains("MB"), "{e}");
+}
+
+#[test]
+fn a_pricing_file_overrides_only_what_it_names() {
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: gcp\nunit: GB\ncross_zone: {ingress: 0.01}\n",
+        Path::new("pricing.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sheet.unit, Unit::Gb);
+    assert!(close(sheet.cross_zone_ingress, 0.01));
+    assert!(close(
+        sheet.cross_zone_egress,
+        PriceSheet::gcp().cross_zone_egress
+    ));
+    assert!(sheet.source.contains("pricing.yaml"));
+}
