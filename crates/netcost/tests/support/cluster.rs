@@ -204,6 +204,8 @@ pub struct AgentOptions {
     pub interval: Duration,
     /// `--source`: `netlink` or `proc`.
     pub source: &'static str,
+    /// More agent flags, e.g. `--cloud-ranges aws=FILE`.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for AgentOptions {
@@ -211,6 +213,7 @@ impl Default for AgentOptions {
         AgentOptions {
             interval: Duration::from_secs(1),
             source: "netlink",
+            extra_args: Vec::new(),
         }
     }
 }
@@ -507,6 +510,27 @@ impl Cluster {
         ip(&ns, &["route", "add", "default", "via", "203.0.113.1"]);
     }
 
+    /// Gives the internet host one more address, routed to it by the fabric: for example one inside
+    /// a cloud provider's published range. It exists only inside the test's own namespaces.
+    pub fn add_internet_address(&self, addr: Ipv4Addr) {
+        ip(
+            &self.internet_ns(),
+            &["addr", "add", &format!("{addr}/32"), "dev", "eth0"],
+        );
+        ip(
+            &self.fabric_ns(),
+            &[
+                "route",
+                "add",
+                &format!("{addr}/32"),
+                "via",
+                &INTERNET_HOST.to_string(),
+                "dev",
+                "inet0",
+            ],
+        );
+    }
+
     /// Sets sysctls in a node's namespace, e.g. conntrack timeouts.
     pub fn node_sysctl(&self, node: &str, settings: &[(&str, &str)]) {
         sysctl(&self.node_ns(node), settings);
@@ -518,7 +542,7 @@ impl Cluster {
         self.options = options;
         let interval = format!("{}ms", self.options.interval.as_millis());
         for node in &NODES {
-            let args = vec![
+            let args: Vec<String> = vec![
                 "netns".to_owned(),
                 "exec".to_owned(),
                 self.node_ns(node.name),
@@ -538,7 +562,10 @@ impl Cluster {
                 self.options.source.to_owned(),
                 "--state-file".to_owned(),
                 self.path(&format!("{}.state", node.name)),
-            ];
+            ]
+            .into_iter()
+            .chain(self.options.extra_args.iter().cloned())
+            .collect();
             let log = self.dir.join(format!("{}.log", node.name));
             self.agents.push(Agent {
                 node: node.name,
