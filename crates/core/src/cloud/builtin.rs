@@ -18,7 +18,8 @@
 //!   v4 count; per entry: start - previous start, prefix_len u8, service index, region index + 1 (0 = none)
 //!   v6 count; the same, with 128-bit starts
 //! ```
-//! Entries are sorted by address, so the deltas are small: about 5 bytes per prefix.
+//! Entries are sorted by address, so the deltas are small: about 6 bytes per kept entry, 344 KB
+//! for the July 2025 files.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
