@@ -512,6 +512,10 @@ impl Cluster {
 
     /// Gives the internet host one more address, routed to it by the fabric: for example one inside
     /// a cloud provider's published range. It exists only inside the test's own namespaces.
+    #[allow(
+        dead_code,
+        reason = "only cloud_e2e.rs uses it, and every test binary compiles this module"
+    )]
     pub fn add_internet_address(&self, addr: Ipv4Addr) {
         ip(
             &self.internet_ns(),
