@@ -27,6 +27,10 @@ pub struct CycleTiming {
     pub cycle_seconds: f64,
     /// Checkpoint writes that failed.
     pub checkpoint_failures: u64,
+    /// Nodes of the current topology without a zone label.
+    pub nodes_without_zone: u64,
+    /// Topologies received from the Kubernetes API after the first.
+    pub topology_updates: u64,
 }
 
 /// What one scrape renders.
@@ -207,6 +211,18 @@ impl Collector for Exposition {
             "1 when this node has a zone label; 0 means in-cluster traffic cannot be classified by zone.",
             i64::from(s.node_has_zone),
         )?;
+        gauge(
+            &mut encoder,
+            "netcost_nodes_without_zone",
+            "Nodes of the cluster without a zone label; traffic with their pods is classified by the config's address lists.",
+            self.timing.nodes_without_zone as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_topology_updates",
+            "Topologies received from the Kubernetes API watchers after the first.",
+            self.timing.topology_updates,
+        )?;
         counter(
             &mut encoder,
             "netcost_cycles",
@@ -350,6 +366,8 @@ mod tests {
             timing: CycleTiming {
                 cycle_seconds: 0.25,
                 checkpoint_failures: 0,
+                nodes_without_zone: 2,
+                topology_updates: 3,
             },
         })
         .unwrap_or_else(|e| panic!("render: {e}"))
@@ -418,6 +436,13 @@ mod tests {
             text.contains("kubecost_network_costs_parsed_entries 42\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nodes_without_zone_and_topology_updates_are_exported() {
+        let text = rendered();
+        assert!(text.contains("netcost_nodes_without_zone 2\n"), "{text}");
+        assert!(text.contains("netcost_topology_updates_total 3\n"), "{text}");
     }
 
     #[test]

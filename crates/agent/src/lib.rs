@@ -69,6 +69,9 @@ pub struct AgentSettings {
     pub topology: Arc<Topology>,
     /// Classification config.
     pub config: ClassificationConfig,
+    /// Later topologies (from the Kubernetes API watchers); `None` keeps `topology` for good.
+    /// A watch channel, not a queue: only the newest topology matters.
+    pub topology_updates: Option<tokio::sync::watch::Receiver<Arc<Topology>>>,
     /// Cloud provider ranges: current files or URLs, and the refresh period.
     pub cloud: cloud::CloudSettings,
 }
@@ -326,6 +329,13 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
     }
 }
 
+fn nodes_without_zone(topology: &Topology) -> u64 {
+    topology
+        .nodes()
+        .filter(|n| n.locality.zone.is_none())
+        .count() as u64
+}
+
 fn pipeline_loop<S: FlowSource>(
     settings: AgentSettings,
     mut pipeline: Pipeline,
@@ -333,11 +343,24 @@ fn pipeline_loop<S: FlowSource>(
     shared: &Shared,
     stop: &AtomicBool,
 ) {
-    let mut timing = CycleTiming::default();
+    let mut timing = CycleTiming {
+        nodes_without_zone: nodes_without_zone(&settings.topology),
+        ..CycleTiming::default()
+    };
     let mut next_dump = Instant::now();
     let mut next_traffic_log = settings.traffic_log_interval.map(|d| Instant::now() + d);
+    let mut topology_updates = settings.topology_updates.clone();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
+        // A closed channel (the watchers are gone) keeps the last topology: counting goes on.
+        if let Some(updates) = &mut topology_updates
+            && updates.has_changed().unwrap_or(false)
+        {
+            let topology = updates.borrow_and_update().clone();
+            timing.nodes_without_zone = nodes_without_zone(&topology);
+            timing.topology_updates += 1;
+            pipeline.set_topology(topology, now_ms());
+        }
         if let Some(ranges) = shared.cloud.take_ranges() {
             pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
         }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use netcost_agent::cloud::{CloudSettings, RangeSource};
 use netcost_agent::{AgentSettings, SourceKind};
@@ -41,10 +41,13 @@ struct AgentArgs {
     /// The node this agent runs on.
     #[arg(long, env = "NODE_NAME")]
     node_name: String,
-    /// Static topology (a YAML list of Node, Pod and Service objects). Required until the
-    /// Kubernetes API watchers land.
+    /// Static topology (a YAML list of Node, Pod and Service objects). Without it, Nodes, Pods
+    /// and Services are watched through the Kubernetes API (in-cluster config, else KUBECONFIG).
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// When this node has no zone label, ask the cloud metadata endpoint (AWS, GCP, Azure).
+    #[arg(long, env = "ZONE_FROM_CLOUD_METADATA", default_value = "false", action = clap::ArgAction::Set)]
+    zone_from_cloud_metadata: bool,
     /// Classification config in Kubecost's network-costs format; Kubecost's defaults without it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -139,18 +142,25 @@ fn init_logging() {
 }
 
 fn agent(args: AgentArgs) -> Result<()> {
-    let Some(inventory_path) = &args.inventory else {
-        bail!(
-            "--inventory is required: topology from the Kubernetes API is not built yet; \
-             pass a YAML list of Node, Pod and Service objects (see examples/inventory.yaml)"
-        );
-    };
     // Everything is read and validated before anything starts: never half-configured.
-    let inventory = Inventory::load(inventory_path)?;
-    let topology = inventory.topology()?;
+    let inventory = match &args.inventory {
+        Some(path) => Some(Inventory::load(path)?.topology()?),
+        None => None,
+    };
     let config = match &args.config {
         Some(path) => ClassificationConfig::load(path)?,
         None => ClassificationConfig::kubecost_default(),
+    };
+    let (topology, topology_updates) = match inventory {
+        Some(topology) => (Arc::new(topology), None),
+        None => {
+            let mut k8s = netcost_k8s::K8sSettings::new(args.node_name.as_str());
+            if args.zone_from_cloud_metadata {
+                k8s.cloud_metadata = Some(netcost_k8s::cloud_zone::METADATA_ADDR);
+            }
+            let feed = netcost_k8s::start(k8s).context("topology from the Kubernetes API")?;
+            (feed.initial, Some(feed.updates))
+        }
     };
     let mut listen = args.listen;
     if let Some(port) = args.host_port {
@@ -169,7 +179,8 @@ fn agent(args: AgentArgs) -> Result<()> {
         traffic_log_interval: args
             .traffic_logging_enabled
             .then_some(args.traffic_log_interval),
-        topology: Arc::new(topology),
+        topology,
+        topology_updates,
         config,
         cloud: CloudSettings {
             sources: args.cloud_ranges,

@@ -1,0 +1,453 @@
+//! The watch cache: watcher events in, a [`Topology`] out. Pure and synchronous, so tests feed it
+//! events by hand.
+//!
+//! It keeps parsed parts ([`PodEntry`], [`NodeInfo`], [`ServiceInfo`]), never whole
+//! `k8s_openapi` objects: a `Pod` is 2,176 bytes before its first string, a `PodEntry` a few
+//! hundred bytes with its strings, and successive topologies share the entries.
+//!
+//! Re-lists follow the reflector's rule: between `Init` and `InitDone` the new list is gathered
+//! aside and the old content stays in use; at `InitDone` it replaces the old content whole, so an
+//! object deleted while the watch was down leaves the index. An entry that did not change is
+//! carried over rather than re-allocated, so a re-list of 150,000 pods does not double the cache.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::Event;
+use netcost_core::topology::{
+    Interner, NodeInfo, Owner, PodEntry, ServiceInfo, Topology, TopologyError,
+};
+
+/// One watcher event, of any of the five watched kinds.
+// Each event is moved once, from its stream into the cache; boxing the big variants would add an
+// allocation per event to save a 2 KiB copy.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Update {
+    /// A Node event.
+    Node(Event<Node>),
+    /// A Pod event.
+    Pod(Event<Pod>),
+    /// A Service event.
+    Service(Event<Service>),
+    /// A ReplicaSet event; only its metadata is watched, for its owner.
+    ReplicaSet(Event<PartialObjectMeta<ReplicaSet>>),
+    /// A Job event; only its metadata is watched, for its owner.
+    Job(Event<PartialObjectMeta<Job>>),
+}
+
+/// Zone and region to give the local node when its labels have none (from the cloud metadata
+/// endpoint, see [`crate::cloud_zone`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFallback {
+    /// The zone, e.g. `us-east-1a`.
+    pub zone: String,
+    /// The region, e.g. `us-east-1`, where the provider says.
+    pub region: Option<String>,
+}
+
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+const REGION_LABEL: &str = "topology.kubernetes.io/region";
+const LEGACY_ZONE_LABEL: &str = "failure-domain.beta.kubernetes.io/zone";
+
+/// One kind's objects, with the re-list buffer.
+#[derive(Debug)]
+struct Relisting<K, V> {
+    live: HashMap<K, V>,
+    /// The list being gathered between `Init` and `InitDone`.
+    next: Option<HashMap<K, V>>,
+    /// True once a first `InitDone` arrived.
+    synced: bool,
+}
+
+impl<K, V> Default for Relisting<K, V> {
+    fn default() -> Self {
+        Relisting {
+            live: HashMap::new(),
+            next: None,
+            synced: false,
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone + PartialEq> Relisting<K, V> {
+    fn init(&mut self) {
+        self.next = Some(HashMap::new());
+    }
+
+    /// An object of the list being gathered (or, outside a re-list, a plain apply).
+    fn init_apply(&mut self, key: K, value: V) {
+        let value = match self.live.get(&key) {
+            Some(old) if *old == value => old.clone(),
+            _ => value,
+        };
+        match &mut self.next {
+            Some(next) => next.insert(key, value),
+            None => self.live.insert(key, value),
+        };
+    }
+
+    fn init_done(&mut self) {
+        if let Some(next) = self.next.take() {
+            self.live = next;
+        }
+        self.synced = true;
+    }
+
+    /// Returns whether anything changed.
+    fn apply(&mut self, key: K, value: V) -> bool {
+        if self.live.get(&key) == Some(&value) {
+            return false;
+        }
+        self.live.insert(key, value);
+        true
+    }
+
+    fn delete<Q: Eq + Hash + ?Sized>(&mut self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        self.live.remove(key).is_some()
+    }
+}
+
+/// Key of a namespaced object.
+type NsName = (Arc<str>, Box<str>);
+
+/// Everything the watchers have reported, ready to become a [`Topology`].
+#[derive(Debug)]
+pub struct ClusterCache {
+    local_node: String,
+    zone_fallback: Option<ZoneFallback>,
+    interner: Interner,
+    nodes: Relisting<Arc<str>, NodeInfo>,
+    /// Keyed by uid: a StatefulSet pod re-created under the same name is another pod.
+    pods: Relisting<Arc<str>, Arc<PodEntry>>,
+    services: Relisting<NsName, ServiceInfo>,
+    /// ReplicaSet → its controller (a Deployment, or another controller that makes ReplicaSets).
+    replica_sets: Relisting<NsName, Owner>,
+    /// Job → its controller (a CronJob).
+    jobs: Relisting<NsName, Owner>,
+    rejected: u64,
+}
+
+impl ClusterCache {
+    /// An empty cache for the agent on `local_node`.
+    pub fn new(local_node: impl Into<String>) -> Self {
+        ClusterCache {
+            local_node: local_node.into(),
+            zone_fallback: None,
+            interner: Interner::default(),
+            nodes: Relisting::default(),
+            pods: Relisting::default(),
+            services: Relisting::default(),
+            replica_sets: Relisting::default(),
+            jobs: Relisting::default(),
+            rejected: 0,
+        }
+    }
+
+    /// Gives the local node this zone when its labels name none.
+    pub fn with_zone_fallback(mut self, fallback: Option<ZoneFallback>) -> Self {
+        self.zone_fallback = fallback;
+        self
+    }
+
+    /// True once every kind has been listed once.
+    pub fn synced(&self) -> bool {
+        self.owners_synced() && self.nodes.synced && self.pods.synced && self.services.synced
+    }
+
+    /// True once ReplicaSets and Jobs have been listed once.
+    pub fn owners_synced(&self) -> bool {
+        self.replica_sets.synced && self.jobs.synced
+    }
+
+    /// Objects skipped because the topology could not read them (an invalid IP, a missing uid).
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// How many pods are cached.
+    pub fn pod_count(&self) -> usize {
+        self.pods.live.len()
+    }
+
+    /// Applies one event; returns whether the topology may have changed.
+    pub fn apply(&mut self, update: Update) -> bool {
+        match update {
+            Update::Node(event) => self.node_event(event),
+            Update::Pod(event) => self.pod_event(event),
+            Update::Service(event) => self.service_event(event),
+            Update::ReplicaSet(event) => {
+                owner_event(&mut self.replica_sets, &mut self.interner, event)
+            }
+            Update::Job(event) => owner_event(&mut self.jobs, &mut self.interner, event),
+        }
+    }
+
+    fn node_event(&mut self, event: Event<Node>) -> bool {
+        match event {
+            Event::Init => self.nodes.init(),
+            Event::InitDone => self.nodes.init_done(),
+            Event::InitApply(node) => {
+                if let Some((key, info)) = self.node_info(&node) {
+                    self.nodes.init_apply(key, info);
+                }
+            }
+            Event::Apply(node) => {
+                return match self.node_info(&node) {
+                    Some((key, info)) => self.nodes.apply(key, info),
+                    None => delete_by_name(&mut self.nodes, &node.metadata),
+                };
+            }
+            Event::Delete(node) => return delete_by_name(&mut self.nodes, &node.metadata),
+        }
+        true
+    }
+
+    fn node_info(&mut self, node: &Node) -> Option<(Arc<str>, NodeInfo)> {
+        let local = node.metadata.name.as_deref() == Some(self.local_node.as_str());
+        let patched;
+        let node = match &self.zone_fallback {
+            Some(fallback) if local && !has_zone(&node.metadata) => {
+                patched = with_zone(node, fallback);
+                &patched
+            }
+            _ => node,
+        };
+        match NodeInfo::from_node(node, &mut self.interner) {
+            Ok(info) => Some((info.name.clone(), info)),
+            Err(e) => {
+                self.reject(&e);
+                None
+            }
+        }
+    }
+
+    fn pod_event(&mut self, event: Event<Pod>) -> bool {
+        match event {
+            Event::Init => self.pods.init(),
+            Event::InitDone => self.pods.init_done(),
+            Event::InitApply(pod) => {
+                if let Some((key, entry)) = self.pod_entry(&pod) {
+                    self.pods.init_apply(key, entry);
+                }
+            }
+            Event::Apply(pod) => {
+                return match self.pod_entry(&pod) {
+                    Some((key, entry)) => self.pods.apply(key, entry),
+                    // Never leave a stale IP behind an object that no longer reads.
+                    None => delete_by_uid(&mut self.pods, &pod.metadata),
+                };
+            }
+            Event::Delete(pod) => return delete_by_uid(&mut self.pods, &pod.metadata),
+        }
+        true
+    }
+
+    fn pod_entry(&mut self, pod: &Pod) -> Option<(Arc<str>, Arc<PodEntry>)> {
+        let mut entry = match PodEntry::from_pod(pod, &mut self.interner) {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.reject(&e);
+                return None;
+            }
+        };
+        // The pod names its ReplicaSet or Job; the workload is that object's own controller.
+        let controller = pod.metadata.owner_references.as_deref().and_then(|refs| {
+            refs.iter()
+                .find(|r| r.controller == Some(true))
+                .or_else(|| refs.first())
+        });
+        if let Some(parent) = controller.and_then(|r| {
+            self.parent_of(&r.kind, &entry.info().namespace, &r.name)
+                .cloned()
+        }) {
+            entry = entry.with_owner(Some(parent));
+        }
+        Some((entry.info().uid.clone(), Arc::new(entry)))
+    }
+
+    fn service_event(&mut self, event: Event<Service>) -> bool {
+        match event {
+            Event::Init => self.services.init(),
+            Event::InitDone => self.services.init_done(),
+            Event::InitApply(service) => {
+                if let Some((key, info)) = self.service_info(&service) {
+                    self.services.init_apply(key, info);
+                }
+            }
+            Event::Apply(service) => {
+                return match self.service_info(&service) {
+                    Some((key, info)) => self.services.apply(key, info),
+                    None => {
+                        delete_namespaced(&mut self.services, &mut self.interner, &service.metadata)
+                    }
+                };
+            }
+            Event::Delete(service) => {
+                return delete_namespaced(
+                    &mut self.services,
+                    &mut self.interner,
+                    &service.metadata,
+                );
+            }
+        }
+        true
+    }
+
+    fn service_info(&mut self, service: &Service) -> Option<(NsName, ServiceInfo)> {
+        match ServiceInfo::from_service(service, &mut self.interner) {
+            Ok(info) => Some(((info.namespace.clone(), Box::from(&*info.name)), info)),
+            Err(e) => {
+                self.reject(&e);
+                None
+            }
+        }
+    }
+
+    fn reject(&mut self, error: &TopologyError) {
+        self.rejected += 1;
+        tracing::warn!(%error, "Kubernetes object left out of the topology");
+    }
+
+    /// The controller of a ReplicaSet or Job, when one is known.
+    fn parent_of(&self, kind: &str, namespace: &Arc<str>, name: &str) -> Option<&Owner> {
+        let owners = match kind {
+            "ReplicaSet" => &self.replica_sets,
+            "Job" => &self.jobs,
+            _ => return None,
+        };
+        owners.live.get(&(namespace.clone(), Box::from(name)))
+    }
+
+    /// Builds the topology of what the cache holds now.
+    ///
+    /// Pods seen before their ReplicaSet or Job get their workload here, once the owner is known.
+    pub fn topology(&mut self) -> Result<Topology, TopologyError> {
+        let mut late = Vec::new();
+        for (uid, entry) in &self.pods.live {
+            let info = entry.info();
+            if let Some(owner) = &info.owner
+                && let Some(parent) = self.parent_of(&owner.kind, &info.namespace, &owner.name)
+            {
+                late.push((uid.clone(), entry.with_owner(Some(parent.clone()))));
+            }
+        }
+        for (uid, entry) in late {
+            self.pods.live.insert(uid, Arc::new(entry));
+        }
+        let nodes = self.nodes.live.values().cloned().collect();
+        let pods = self.pods.live.values().cloned().collect();
+        let services = self.services.live.values().cloned().collect();
+        // Strings of deleted namespaces, nodes and Jobs go once no entry holds them.
+        self.interner.prune();
+        Topology::from_parts(nodes, pods, services)
+    }
+}
+
+fn owner_event<K>(
+    owners: &mut Relisting<NsName, Owner>,
+    interner: &mut Interner,
+    event: Event<PartialObjectMeta<K>>,
+) -> bool {
+    let parsed = |interner: &mut Interner, meta: &ObjectMeta| -> Option<(NsName, Owner)> {
+        let name = meta.name.as_deref().filter(|n| !n.is_empty())?;
+        let controller = meta
+            .owner_references
+            .as_deref()?
+            .iter()
+            .find(|r| r.controller == Some(true))?;
+        let key = (namespace(interner, meta), Box::from(name));
+        let owner = Owner {
+            kind: interner.intern(&controller.kind),
+            name: interner.intern(&controller.name),
+        };
+        Some((key, owner))
+    };
+    match event {
+        Event::Init => owners.init(),
+        Event::InitDone => owners.init_done(),
+        // A bare ReplicaSet or Job (no controller) needs no entry: the pod's own reference is it.
+        Event::InitApply(object) => {
+            if let Some((key, owner)) = parsed(interner, &object.metadata) {
+                owners.init_apply(key, owner);
+            }
+        }
+        Event::Apply(object) => {
+            return match parsed(interner, &object.metadata) {
+                Some((key, owner)) => owners.apply(key, owner),
+                None => delete_namespaced(owners, interner, &object.metadata),
+            };
+        }
+        Event::Delete(object) => return delete_namespaced(owners, interner, &object.metadata),
+    }
+    true
+}
+
+fn namespace(interner: &mut Interner, meta: &ObjectMeta) -> Arc<str> {
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => interner.intern(ns),
+        _ => interner.intern("default"),
+    }
+}
+
+fn delete_by_name<V: Clone + PartialEq>(
+    objects: &mut Relisting<Arc<str>, V>,
+    meta: &ObjectMeta,
+) -> bool {
+    match meta.name.as_deref() {
+        Some(name) => objects.delete(name),
+        None => false,
+    }
+}
+
+fn delete_by_uid<V: Clone + PartialEq>(
+    objects: &mut Relisting<Arc<str>, V>,
+    meta: &ObjectMeta,
+) -> bool {
+    match meta.uid.as_deref() {
+        Some(uid) => objects.delete(uid),
+        None => false,
+    }
+}
+
+fn delete_namespaced<V: Clone + PartialEq>(
+    objects: &mut Relisting<NsName, V>,
+    interner: &mut Interner,
+    meta: &ObjectMeta,
+) -> bool {
+    match meta.name.as_deref() {
+        Some(name) => objects.delete(&(namespace(interner, meta), Box::from(name))),
+        None => false,
+    }
+}
+
+fn has_zone(meta: &ObjectMeta) -> bool {
+    meta.labels.as_ref().is_some_and(|labels| {
+        [ZONE_LABEL, LEGACY_ZONE_LABEL]
+            .iter()
+            .any(|k| labels.get(*k).is_some_and(|v| !v.is_empty()))
+    })
+}
+
+/// The node with the fallback's zone (and region, unless it has one) as labels, so that it goes
+/// through the same parsing as a labelled node.
+fn with_zone(node: &Node, fallback: &ZoneFallback) -> Node {
+    let mut node = node.clone();
+    let labels = node.metadata.labels.get_or_insert_with(Default::default);
+    labels.insert(ZONE_LABEL.to_owned(), fallback.zone.clone());
+    if let Some(region) = &fallback.region {
+        labels
+            .entry(REGION_LABEL.to_owned())
+            .or_insert_with(|| region.clone());
+    }
+    node
+}
