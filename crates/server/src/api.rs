@@ -1,0 +1,134 @@
+//! The cost API: `GET /api/v1/allocation?window=&aggregate=&filter=` as JSON, or as CSV with
+//! `format=csv` (or at `/api/v1/allocation.csv`). Errors are JSON
+//! `{"error": {"code", "message"}}`: 400 for a bad window, aggregate or filter, 502 when the
+//! backend is unreachable or refuses the query.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+
+use crate::engine::{Engine, EngineError};
+use crate::render;
+
+/// The API routes over `engine`.
+pub fn router(engine: Engine) -> Router {
+    Router::new()
+        .route("/api/v1/allocation", get(allocation_json))
+        .route("/api/v1/allocation.csv", get(allocation_csv))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(engine)
+}
+
+/// A JSON error response.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn engine_error(e: &EngineError) -> Response {
+    let status = if e.is_client_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    error_response(status, e.code(), &e.to_string())
+}
+
+async fn run(
+    engine: Engine,
+    params: HashMap<String, String>,
+) -> Result<crate::engine::AllocationResult, Response> {
+    let known = ["window", "aggregate", "filter", "format"];
+    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            &format!("unknown parameter {unknown:?}: use window, aggregate, filter or format"),
+        ));
+    }
+    let get = |k: &str, default: &str| params.get(k).cloned().unwrap_or_else(|| default.into());
+    let (window, aggregate, filter) = (
+        get("window", "24h"),
+        get("aggregate", "namespace"),
+        get("filter", ""),
+    );
+    let answer = tokio::task::spawn_blocking(move || {
+        engine.allocate(
+            &window,
+            &aggregate,
+            &filter,
+            Timestamp::now(),
+            &mut |_, _| {},
+        )
+    })
+    .await;
+    match answer {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) => Err(engine_error(&e)),
+        Err(e) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("the allocation task failed: {e}"),
+        )),
+    }
+}
+
+async fn allocation_json(
+    State(engine): State<Engine>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let csv = params.get("format").is_some_and(|f| f == "csv");
+    match params.get("format").map(String::as_str) {
+        None | Some("json") | Some("csv") => {}
+        Some(other) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_format",
+                &format!("unknown format {other:?}: use json or csv"),
+            );
+        }
+    }
+    match run(engine, params).await {
+        Ok(result) if csv => csv_response(&result),
+        Ok(result) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            render::json(&result),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn allocation_csv(
+    State(engine): State<Engine>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match run(engine, params).await {
+        Ok(result) => csv_response(&result),
+        Err(response) => response,
+    }
+}
+
+fn csv_response(result: &crate::engine::AllocationResult) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"netcost-allocation.csv\"",
+            ),
+        ],
+        render::csv(result),
+    )
+        .into_response()
+}

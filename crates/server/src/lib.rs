@@ -1,0 +1,20 @@
+//! Cost allocation over time, served and printed.
+//!
+//! - [`backend`]: the [`backend::UsageBackend`] trait: byte counts per pod, direction, class and
+//!   service over a month segment;
+//! - [`prometheus`]: that trait over the Prometheus HTTP API (`increase()` of the agents'
+//!   counters), which Thanos, Mimir and VictoriaMetrics serve too;
+//! - [`engine`]: window + aggregate + filter → priced rows, shared by the API and `report`;
+//! - [`api`]: `GET /api/v1/allocation` as JSON or CSV, with JSON errors;
+//! - [`render`]: terminal table, CSV and JSON.
+//!
+//! What it does not do: price anything itself (`netcost-cost` does) or read conntrack.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod backend;
+pub mod engine;
+pub mod prometheus;
+pub mod render;

@@ -1,0 +1,261 @@
+//! The Prometheus backend: PromQL `increase()` over the agents' counters, through the HTTP query
+//! API that Prometheus, Thanos, Mimir and VictoriaMetrics all serve.
+//!
+//! Per month segment `[start, end)` of a window it asks, evaluated at `end`:
+//! - `sum by (namespace, pod_name, uid, internet, same_zone, same_region, service)
+//!   (increase(kubecost_pod_network_{egress,ingress}_bytes_total[Ds]))` for pods;
+//! - the same over `netcost_node_network_*` for node traffic;
+//! - `netcost_pod_info` for each pod's node, region and owning workload, where the agents
+//!   export it;
+//!
+//! and, evaluated at `start`, the cluster's internet egress since the month began, which decides
+//! the internet tier. `increase()` already handles counter resets (an agent restart without a
+//! state file), so nothing else is needed for them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use netcost_core::class::{Direction, TrafficClass};
+use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
+use netcost_cost::window::Segment;
+use serde::Deserialize;
+
+use crate::backend::{BackendError, UsageBackend};
+
+/// A Prometheus-compatible query endpoint.
+#[derive(Debug, Clone)]
+pub struct PrometheusBackend {
+    base_url: String,
+    agent: ureq::Agent,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<QueryData>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryData {
+    #[serde(default)]
+    result: Vec<Sample>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Sample {
+    metric: HashMap<String, String>,
+    value: (f64, String),
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> &str {
+        self.metric.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// The value as whole bytes; `increase()` extrapolates, so it may carry a fraction.
+    fn bytes(&self) -> u64 {
+        self.value
+            .1
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| v.round() as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl PrometheusBackend {
+    /// A backend querying `base_url` (e.g. `http://prometheus:9090`), with a query timeout.
+    pub fn new(base_url: &str, timeout: Duration) -> PrometheusBackend {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build();
+        PrometheusBackend {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            agent: config.new_agent(),
+        }
+    }
+
+    /// Runs an instant query at `time_ms` (Unix milliseconds).
+    fn query(&self, promql: &str, time_ms: i64) -> Result<Vec<Sample>, BackendError> {
+        let url = format!("{}/api/v1/query", self.base_url);
+        let unreachable = |reason: String| BackendError::Unreachable {
+            url: self.base_url.clone(),
+            reason,
+        };
+        let mut response = self
+            .agent
+            .get(&url)
+            .query("query", promql)
+            .query(
+                "time",
+                format!(
+                    "{}.{:03}",
+                    time_ms.div_euclid(1000),
+                    time_ms.rem_euclid(1000)
+                ),
+            )
+            .call()
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| unreachable(format!("reading the answer: {e}")))?;
+        let refused = |reason: String| BackendError::Query {
+            url: self.base_url.clone(),
+            query: promql.to_owned(),
+            reason,
+        };
+        let parsed: QueryResponse = serde_json::from_str(&body).map_err(|e| {
+            refused(format!(
+                "HTTP {status}, not a Prometheus answer ({e}): {}",
+                body.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if parsed.status != "success" {
+            return Err(refused(format!(
+                "{}: {}",
+                parsed.error_type.unwrap_or_default(),
+                parsed.error.unwrap_or_default()
+            )));
+        }
+        Ok(parsed.data.map(|d| d.result).unwrap_or_default())
+    }
+}
+
+/// The class of a series from its Kubecost labels, or `None` for a combination no agent writes.
+pub fn class_of(internet: &str, same_zone: &str, same_region: &str) -> Option<TrafficClass> {
+    TrafficClass::ALL
+        .into_iter()
+        .find(|c| c.kubecost_labels() == (internet, same_zone, same_region))
+}
+
+struct PodMeta {
+    node: String,
+    region: String,
+    owner: Option<(String, String)>,
+}
+
+impl UsageBackend for PrometheusBackend {
+    fn describe(&self) -> String {
+        format!("Prometheus at {}", self.base_url)
+    }
+
+    fn usage(&self, segment: &Segment) -> Result<SegmentUsage, BackendError> {
+        // Milliseconds throughout: a window that ends exactly on a sample must not lose it.
+        let end = segment.end.as_millisecond();
+        let range = end - segment.start.as_millisecond();
+        let mut usages = Vec::new();
+        if range > 0 {
+            let info = self.query(
+                &format!(
+                    "max by (namespace, pod_name, uid, node, region, owner_kind, owner_name) \
+                     (max_over_time(netcost_pod_info[{range}ms]))"
+                ),
+                end,
+            )?;
+            let meta: HashMap<String, PodMeta> = info
+                .iter()
+                .map(|s| {
+                    let owner = match (s.label("owner_kind"), s.label("owner_name")) {
+                        ("", _) | (_, "") => None,
+                        (k, n) => Some((k.to_owned(), n.to_owned())),
+                    };
+                    let meta = PodMeta {
+                        node: s.label("node").to_owned(),
+                        region: s.label("region").to_owned(),
+                        owner,
+                    };
+                    (s.label("uid").to_owned(), meta)
+                })
+                .collect();
+            for direction in Direction::ALL {
+                let name = match direction {
+                    Direction::Egress => "egress",
+                    Direction::Ingress => "ingress",
+                };
+                let pods = self.query(
+                    &format!(
+                        "sum by (namespace, pod_name, uid, internet, same_zone, same_region, service) \
+                         (increase(kubecost_pod_network_{name}_bytes_total[{range}ms]))"
+                    ),
+                    end,
+                )?;
+                for s in &pods {
+                    let m = meta.get(s.label("uid"));
+                    let pod = PodIdentity {
+                        namespace: s.label("namespace").to_owned(),
+                        pod: s.label("pod_name").to_owned(),
+                        node: m.map(|m| m.node.clone()).filter(|n| !n.is_empty()),
+                        region: m.map(|m| m.region.clone()).filter(|r| !r.is_empty()),
+                        workload: m.and_then(|m| m.owner.clone()),
+                        labels: Default::default(),
+                    };
+                    push_usage(&mut usages, s, pod, direction);
+                }
+                let nodes = self.query(
+                    &format!(
+                        "sum by (node, internet, same_zone, same_region, service) \
+                         (increase(netcost_node_network_{name}_bytes_total[{range}ms]))"
+                    ),
+                    end,
+                )?;
+                for s in &nodes {
+                    let node = s.label("node").to_owned();
+                    let pod = PodIdentity {
+                        namespace: String::new(),
+                        pod: format!("node/{node}"),
+                        node: Some(node),
+                        ..PodIdentity::default()
+                    };
+                    push_usage(&mut usages, s, pod, direction);
+                }
+            }
+        }
+        let before = segment.start.as_millisecond() - segment.month_start.as_millisecond();
+        let internet_egress_before = if before > 0 {
+            let start = segment.start.as_millisecond();
+            let q =
+                |metric: &str| format!("sum(increase({metric}{{internet=\"true\"}}[{before}ms]))");
+            let pods = self.query(&q("kubecost_pod_network_egress_bytes_total"), start)?;
+            let nodes = self.query(&q("netcost_node_network_egress_bytes_total"), start)?;
+            pods.iter().chain(&nodes).map(Sample::bytes).sum()
+        } else {
+            0
+        };
+        Ok(SegmentUsage {
+            internet_egress_before,
+            usages,
+        })
+    }
+}
+
+fn push_usage(usages: &mut Vec<Usage>, s: &Sample, pod: PodIdentity, direction: Direction) {
+    let bytes = s.bytes();
+    let Some(class) = class_of(
+        s.label("internet"),
+        s.label("same_zone"),
+        s.label("same_region"),
+    ) else {
+        tracing::warn!(metric = ?s.metric, "series with an impossible class combination; skipped");
+        return;
+    };
+    if bytes == 0 {
+        return;
+    }
+    let service = Some(s.label("service")).filter(|v| !v.is_empty());
+    usages.push(Usage {
+        pod,
+        direction,
+        class,
+        service: service.map(str::to_owned),
+        bytes,
+    });
+}

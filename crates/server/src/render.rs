@@ -1,0 +1,134 @@
+//! Allocation results as a terminal table, CSV or JSON.
+
+use std::fmt::Write as _;
+
+use netcost_cost::allocate::{Allocation, ClassCost};
+
+use crate::engine::AllocationResult;
+
+const GIB: f64 = 1_073_741_824.0;
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / GIB
+}
+
+fn both(c: &ClassCost) -> u64 {
+    c.egress_bytes + c.ingress_bytes
+}
+
+/// The result as pretty JSON.
+pub fn json(result: &AllocationResult) -> String {
+    serde_json::to_string_pretty(result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// The CSV header; bytes are exact integers, costs in USD.
+pub const CSV_HEADER: &str = "name,in_zone_egress_bytes,in_zone_ingress_bytes,\
+cross_zone_egress_bytes,cross_zone_ingress_bytes,cross_zone_cost,\
+cross_region_egress_bytes,cross_region_ingress_bytes,cross_region_cost,\
+internet_egress_bytes,internet_ingress_bytes,internet_cost,total_cost,share,monthly_rate";
+
+/// The rows (and the total, last) as CSV.
+pub fn csv(result: &AllocationResult) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for row in result
+        .allocations
+        .iter()
+        .chain(std::iter::once(&result.total))
+    {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{:.6},{},{},{:.6},{},{},{:.6},{:.6},{:.6},{:.6}",
+            csv_field(&row.name),
+            row.in_zone.egress_bytes,
+            row.in_zone.ingress_bytes,
+            row.cross_zone.egress_bytes,
+            row.cross_zone.ingress_bytes,
+            row.cross_zone.cost,
+            row.cross_region.egress_bytes,
+            row.cross_region.ingress_bytes,
+            row.cross_region.cost,
+            row.internet.egress_bytes,
+            row.internet.ingress_bytes,
+            row.internet.cost,
+            row.total_cost,
+            row.share,
+            row.monthly_rate,
+        );
+    }
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A table for the terminal: GiB and cost per class, total, share and monthly rate.
+pub fn table(result: &AllocationResult) -> String {
+    let headers = [
+        result.aggregate.to_uppercase(),
+        "IN-ZONE GiB".into(),
+        "X-ZONE GiB".into(),
+        "X-ZONE $".into(),
+        "X-REGION GiB".into(),
+        "X-REGION $".into(),
+        "INTERNET GiB".into(),
+        "INTERNET $".into(),
+        "TOTAL $".into(),
+        "SHARE".into(),
+        "$/MONTH".into(),
+    ];
+    let cells = |row: &Allocation| -> Vec<String> {
+        vec![
+            row.name.clone(),
+            format!("{:.3}", gib(both(&row.in_zone))),
+            format!("{:.3}", gib(both(&row.cross_zone))),
+            format!("{:.2}", row.cross_zone.cost),
+            format!("{:.3}", gib(both(&row.cross_region))),
+            format!("{:.2}", row.cross_region.cost),
+            format!("{:.3}", gib(both(&row.internet))),
+            format!("{:.2}", row.internet.cost),
+            format!("{:.2}", row.total_cost),
+            format!("{:.1}%", row.share * 100.0),
+            format!("{:.2}", row.monthly_rate),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = vec![headers.to_vec()];
+    rows.extend(result.allocations.iter().map(cells));
+    let mut total = cells(&result.total);
+    total[0] = "TOTAL".into();
+    rows.push(total);
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        if n + 1 == rows.len() {
+            let rule: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            let _ = writeln!(out, "{}", "-".repeat(rule));
+        }
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 0 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    let _ = writeln!(
+        out,
+        "{} to {} · prices: {} ({}, per {})",
+        result.start, result.end, result.provider, result.pricing_source, result.unit
+    );
+    out
+}

@@ -1,0 +1,282 @@
+#![cfg(feature = "prometheus-tests")]
+//! The Prometheus backend and the API against a real Prometheus (Debian's `prometheus`), which
+//! scrapes an exporter whose counters this test sets. Costs are checked against figures computed
+//! by hand from the bytes the test exported and the price sheet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use netcost_cost::pricing::PriceSheet;
+use netcost_server::backend::{BackendError, UsageBackend};
+use netcost_server::engine::{Engine, EngineError};
+use netcost_server::prometheus::PrometheusBackend;
+
+const GIB: f64 = 1_073_741_824.0;
+
+/// The counters the fake agent exports: (cross-zone egress, internet egress) of `shop/web-0`.
+type Counters = Arc<Mutex<(u64, u64)>>;
+
+fn exposition(counters: &Counters) -> String {
+    let (cross_zone, internet) = *counters.lock().unwrap_or_else(|e| e.into_inner());
+    let labels = |internet: &str, zone: &str, region: &str| {
+        format!(
+            "pod_name=\"web-0\",namespace=\"shop\",uid=\"u-web-0\",internet=\"{internet}\",same_zone=\"{zone}\",same_region=\"{region}\",service=\"\""
+        )
+    };
+    format!(
+        "# TYPE kubecost_pod_network_egress_bytes_total counter\n\
+         kubecost_pod_network_egress_bytes_total{{{}}} {cross_zone}\n\
+         kubecost_pod_network_egress_bytes_total{{{}}} {internet}\n\
+         # TYPE netcost_pod_info gauge\n\
+         netcost_pod_info{{namespace=\"shop\",pod_name=\"web-0\",uid=\"u-web-0\",node=\"node-a\",region=\"us-east1\",owner_kind=\"Deployment\",owner_name=\"web\"}} 1\n",
+        labels("false", "false", "true"),
+        labels("true", "false", "false"),
+    )
+}
+
+/// Serves `exposition()` on an ephemeral loopback port, from a thread with its own runtime.
+fn start_exporter(counters: Counters) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("bind: {e}"));
+            let _ = tx.send(listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let body = exposition(&counters);
+                    async move { body }
+                }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("exporter did not start: {e}"))
+}
+
+struct Prometheus {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+fn start_prometheus(target: SocketAddr) -> Prometheus {
+    let dir = std::env::temp_dir().join(format!("netcost-prom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n- job_name: netcost\n  static_configs:\n  - targets: ['{target}']\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start prometheus (apt-get install prometheus): {e}"));
+    Prometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        dir,
+    }
+}
+
+/// An instant query's single value, through the same HTTP API the backend uses.
+fn instant(url: &str, promql: &str, time: Option<f64>) -> Option<f64> {
+    let mut request = ureq::get(format!("{url}/api/v1/query")).query("query", promql);
+    if let Some(t) = time {
+        request = request.query("time", format!("{t:.3}"));
+    }
+    let body = request.call().ok()?.body_mut().read_to_string().ok()?;
+    let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+    json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sheet() {
+    let counters: Counters = Arc::new(Mutex::new((0, 0)));
+    let exporter = start_exporter(counters.clone());
+    let prometheus = start_prometheus(exporter);
+    let cross_zone_series =
+        "kubecost_pod_network_egress_bytes_total{same_zone=\"false\",same_region=\"true\"}";
+    wait_until("the zero samples", || {
+        instant(&prometheus.url, cross_zone_series, None) == Some(0.0)
+    });
+
+    // 1000 GiB of internet egress: just under GCP's first tier (1 TiB at $0.12/GiB).
+    let (cross_zone, internet) = (5_000_000_000_u64, 1_000 * (1_u64 << 30));
+    *counters.lock().unwrap_or_else(|e| e.into_inner()) = (cross_zone, internet);
+    wait_until("the new values", || {
+        instant(&prometheus.url, cross_zone_series, None) == Some(cross_zone as f64)
+    });
+    // Evaluated at the last sample, with the series born at zero inside the window, increase()
+    // neither extrapolates nor misses a byte, so the figures must be exact.
+    let last = instant(
+        &prometheus.url,
+        &format!("timestamp({cross_zone_series})"),
+        None,
+    )
+    .unwrap_or_else(|| panic!("no timestamp"));
+    let end = Timestamp::from_millisecond((last * 1000.0).round() as i64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = end
+        .checked_sub(jiff::Span::new().seconds(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let window = format!("{start},{end}");
+
+    let backend = Arc::new(PrometheusBackend::new(
+        &prometheus.url,
+        Duration::from_secs(10),
+    ));
+    let engine = Engine::new(backend, PriceSheet::gcp());
+    let mut progress = Vec::new();
+    let result = engine
+        .allocate(
+            &window,
+            "workload",
+            "",
+            Timestamp::now(),
+            &mut |done, of| progress.push((done, of)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        progress.last().map(|p| p.0),
+        progress.last().map(|p| p.1),
+        "progress reaches the end"
+    );
+    assert_eq!(result.allocations.len(), 1, "{result:?}");
+    let row = &result.allocations[0];
+    assert_eq!(
+        row.name, "shop/Deployment/web",
+        "owner from netcost_pod_info"
+    );
+    assert_eq!(row.cross_zone.egress_bytes, cross_zone);
+    assert_eq!(row.internet.egress_bytes, internet);
+    // GCP: $0.01/GiB across zones; internet $0.12/GiB in the first TiB of the month (the month
+    // had no internet egress before this window in this Prometheus).
+    let expected = cross_zone as f64 / GIB * 0.01 + 1_000.0 * 0.12;
+    assert!(
+        (row.total_cost - expected).abs() < 1e-9,
+        "{} vs {expected}",
+        row.total_cost
+    );
+    assert!((result.total.total_cost - expected).abs() < 1e-9);
+
+    // OpenCost's own network query over the same data agrees with netcost's bytes.
+    let opencost = instant(
+        &prometheus.url,
+        "sum(increase(kubecost_pod_network_egress_bytes_total{internet=\"false\",same_zone=\"false\",same_region=\"true\"}[120s])) by (pod_name,namespace)",
+        Some(last),
+    )
+    .unwrap_or_else(|| panic!("OpenCost query returned nothing"));
+    assert_eq!(opencost, row.cross_zone.egress_bytes as f64);
+
+    // 100 GiB more: a window from the last sample to the next crosses the 1 TiB bound after
+    // 24 GiB, so the month-to-date query must see the first 1000 GiB exactly.
+    let more = 100 * (1_u64 << 30);
+    *counters.lock().unwrap_or_else(|e| e.into_inner()) = (cross_zone, internet + more);
+    let internet_series = "kubecost_pod_network_egress_bytes_total{internet=\"true\"}";
+    wait_until("the second step", || {
+        instant(&prometheus.url, internet_series, None) == Some((internet + more) as f64)
+    });
+    let later = instant(
+        &prometheus.url,
+        &format!("timestamp({internet_series})"),
+        None,
+    )
+    .unwrap_or_else(|| panic!("no timestamp"));
+    let later = Timestamp::from_millisecond((later * 1000.0).round() as i64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = engine
+        .allocate(
+            &format!("{end},{later}"),
+            "namespace",
+            "",
+            Timestamp::now(),
+            &mut |_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.total.internet.egress_bytes, more);
+    let tiered = 24.0 * 0.12 + 76.0 * 0.11;
+    assert!(
+        (second.total.total_cost - tiered).abs() < 1e-9,
+        "{} vs {tiered}",
+        second.total.total_cost
+    );
+
+    // Filters narrow the usage before pricing.
+    let none = engine
+        .allocate(
+            &window,
+            "namespace",
+            "namespace:other",
+            Timestamp::now(),
+            &mut |_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(none.allocations.is_empty());
+}
+
+#[test]
+fn an_unreachable_prometheus_is_named_in_the_error() {
+    let backend = PrometheusBackend::new(
+        &format!("http://127.0.0.1:{}", free_port()),
+        Duration::from_secs(2),
+    );
+    let engine = Engine::new(Arc::new(backend), PriceSheet::aws());
+    match engine.allocate("1h", "namespace", "", Timestamp::now(), &mut |_, _| {}) {
+        Err(e @ EngineError::Backend(BackendError::Unreachable { .. })) => {
+            let message = e.to_string();
+            assert!(
+                message.starts_with("Prometheus unreachable at http://127.0.0.1:"),
+                "{message}"
+            );
+            assert!(!e.is_client_error());
+        }
+        other => panic!("expected an unreachable backend, got {other:?}"),
+    }
+    let backend = PrometheusBackend::new("http://127.0.0.1:9", Duration::from_secs(2));
+    assert!(backend.describe().contains("127.0.0.1:9"));
+}
