@@ -6,7 +6,8 @@
 //!   counters), which Thanos, Mimir and VictoriaMetrics serve too;
 //! - [`engine`]: window + aggregate + filter → priced rows, shared by the API and `report`;
 //! - [`api`]: `GET /api/v1/allocation` as JSON or CSV, with JSON errors;
-//! - [`render`]: terminal table, CSV and JSON.
+//! - [`render`]: terminal table, CSV and JSON;
+//! - [`store`]: the embedded minute-resolution history for single hosts and the demo.
 //!
 //! What it does not do: price anything itself (`netcost-cost` does) or read conntrack.
 
@@ -18,3 +19,4 @@ pub mod backend;
 pub mod engine;
 pub mod prometheus;
 pub mod render;
+pub mod store;
