@@ -9,6 +9,7 @@
 //! baseline is still there to subtract.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -100,8 +101,117 @@ pub struct Snapshot {
 
 #[derive(Default)]
 struct Talkers {
-    by_source: HashMap<Owner, HashMap<IpAddr, (u64, TrafficClass)>>,
-    other: HashMap<Owner, u64>,
+    by_source: FastMap<Owner, FastMap<IpAddr, (u64, TrafficClass)>>,
+    other: FastMap<Owner, u64>,
+}
+
+/// A multiply-rotate hasher for the maps touched once per flow. SipHash's resistance to chosen
+/// keys is not needed there: the batch is keyed by pointers, and a source's destinations are
+/// capped at `talkers_per_source`, so colliding remote addresses cannot make a lookup long.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// One exported counter's bytes gathered during a read, keyed by identity rather than by
+/// value: the pod's address in the topology and the service name's allocation. Adding to the
+/// aggregator once per counter and read, instead of once per flow, saves hashing a uid string
+/// and two reference counts per flow; the sums are the same, because every add of one read
+/// happens at the same time, generation and scrape state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct BatchKey {
+    owner: usize,
+    service: usize,
+    direction: Direction,
+    class: TrafficClass,
+}
+
+struct Batched {
+    owner: Owner,
+    service: Option<Arc<str>>,
+    bytes: u64,
+}
+
+/// Slots of the classification cache: a power of two, direct-mapped, so its memory is fixed.
+const CLASS_CACHE_SLOTS: usize = 4096;
+
+/// The last classification of remote addresses, by address. A remote end's class depends only
+/// on the address, the topology, the local node and the classifier, and the cache is emptied
+/// whenever one of those is replaced. Most flows go to a few pods, Services and nodes, which
+/// this turns from two or three trie walks and hash lookups into one comparison.
+struct ClassCache {
+    slots: Vec<Option<(IpAddr, Classification)>>,
+}
+
+impl ClassCache {
+    fn new() -> Self {
+        ClassCache {
+            slots: vec![None; CLASS_CACHE_SLOTS],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(None);
+    }
+
+    fn classify(
+        &mut self,
+        classifier: &Classifier,
+        topology: &Topology,
+        local: &Locality,
+        remote: IpAddr,
+    ) -> &Classification {
+        let mut h = FastHasher::default();
+        match remote {
+            IpAddr::V4(a) => h.write_u32(a.to_bits()),
+            IpAddr::V6(a) => {
+                let bits = a.to_bits();
+                h.write_u64(bits as u64);
+                h.write_u64((bits >> 64) as u64);
+            }
+        }
+        let slot = &mut self.slots[(h.finish() >> 52) as usize % CLASS_CACHE_SLOTS];
+        if !matches!(slot, Some((ip, _)) if *ip == remote) {
+            *slot = None;
+        }
+        let (_, classification) =
+            slot.get_or_insert_with(|| (remote, classifier.classify(topology, local, remote)));
+        classification
+    }
 }
 
 /// The agent's processing, with no I/O of its own. See the module docs.
@@ -114,6 +224,8 @@ pub struct Pipeline {
     aggregator: Aggregator,
     talkers: Talkers,
     stats: PipelineStats,
+    batch: FastMap<BatchKey, Batched>,
+    class_cache: ClassCache,
 }
 
 impl Pipeline {
@@ -129,6 +241,8 @@ impl Pipeline {
             aggregator,
             talkers: Talkers::default(),
             stats: PipelineStats::default(),
+            batch: FastMap::default(),
+            class_cache: ClassCache::new(),
         };
         pipeline.set_topology(topology, 0);
         pipeline
@@ -159,6 +273,7 @@ impl Pipeline {
     /// on are classified by the new one.
     pub fn set_classifier(&mut self, classifier: Classifier) {
         self.classifier = classifier;
+        self.class_cache.clear();
     }
 
     /// The classifier in use.
@@ -168,6 +283,7 @@ impl Pipeline {
 
     /// Replaces the topology (for example after a watch event) and syncs the local pods.
     pub fn set_topology(&mut self, topology: Arc<Topology>, now_ms: u64) {
+        self.class_cache.clear();
         self.local = topology
             .node(&self.config.node_name)
             .map(|n| n.locality.clone())
@@ -192,9 +308,12 @@ impl Pipeline {
         let mut total = self.drain_events_inner(source, now_ms)?;
         self.tracker.begin_dump();
         let read = {
-            let mut step = self.step(now_ms);
-            source.dump(&mut |record| step.account(record, FlowOrigin::Dump))?
+            let mut step = self.step();
+            source.dump(&mut |record| step.account(record, FlowOrigin::Dump))
         };
+        // Flushed before `?`: entries read before a failure count, as they did one by one.
+        self.flush_batch(now_ms);
+        let read = read?;
         self.stats.last_dump_entries = read.entries;
         self.note_read(read);
         total.add(read);
@@ -230,9 +349,11 @@ impl Pipeline {
         now_ms: u64,
     ) -> Result<ReadStats, S::Error> {
         let read = {
-            let mut step = self.step(now_ms);
-            source.drain_destroyed(&mut |record| step.account(record, FlowOrigin::Destroyed))?
+            let mut step = self.step();
+            source.drain_destroyed(&mut |record| step.account(record, FlowOrigin::Destroyed))
         };
+        self.flush_batch(now_ms);
+        let read = read?;
         self.stats.destroy_events += read.entries;
         self.note_read(read);
         Ok(read)
@@ -245,18 +366,34 @@ impl Pipeline {
         self.stats.events_lost += read.events_lost;
     }
 
-    fn step(&mut self, now_ms: u64) -> Step<'_> {
+    fn step(&mut self) -> Step<'_> {
         Step {
             node_name: &self.config.node_name,
             topology: &self.topology,
             local: &self.local,
             classifier: &self.classifier,
             tracker: &mut self.tracker,
-            aggregator: &mut self.aggregator,
             talkers: &mut self.talkers,
             talkers_per_source: self.config.talkers_per_source,
             stats: &mut self.stats,
-            now_ms,
+            batch: &mut self.batch,
+            class_cache: &mut self.class_cache,
+        }
+    }
+
+    /// Hands the bytes gathered during a read to the aggregator.
+    fn flush_batch(&mut self, now_ms: u64) {
+        for (key, batched) in self.batch.drain() {
+            self.aggregator.add(
+                SeriesKey {
+                    owner: batched.owner,
+                    direction: key.direction,
+                    class: key.class,
+                    service: batched.service,
+                },
+                batched.bytes,
+                now_ms,
+            );
         }
     }
 
@@ -353,11 +490,11 @@ struct Step<'p> {
     local: &'p Locality,
     classifier: &'p Classifier,
     tracker: &'p mut DeltaTracker,
-    aggregator: &'p mut Aggregator,
     talkers: &'p mut Talkers,
     talkers_per_source: usize,
     stats: &'p mut PipelineStats,
-    now_ms: u64,
+    batch: &'p mut FastMap<BatchKey, Batched>,
+    class_cache: &'p mut ClassCache,
 }
 
 impl Step<'_> {
@@ -387,12 +524,20 @@ impl Step<'_> {
 
     fn record(&mut self, a: Attribution<'_>) {
         let Classification { class, service } =
-            self.classifier
-                .classify(self.topology, self.local, a.remote);
-        let owner = match a.local {
+            self.class_cache
+                .classify(self.classifier, self.topology, self.local, a.remote);
+        let class = *class;
+        let owner_id = match a.local {
+            LocalEnd::Pod(pod) => std::ptr::from_ref(pod) as usize,
+            LocalEnd::Node => 0,
+        };
+        let owner = || match a.local {
             LocalEnd::Pod(pod) => Owner::Pod(pod.uid.clone()),
             LocalEnd::Node => Owner::Node,
         };
+        let service_id = service
+            .as_ref()
+            .map_or(0, |s| Arc::as_ptr(s).cast::<u8>() as usize);
         for (direction, bytes) in [
             (Direction::Egress, a.egress),
             (Direction::Ingress, a.ingress),
@@ -400,22 +545,32 @@ impl Step<'_> {
             if bytes == 0 {
                 continue;
             }
-            self.aggregator.add(
-                SeriesKey {
-                    owner: owner.clone(),
-                    direction,
-                    class,
-                    service: service.clone(),
-                },
-                bytes,
-                self.now_ms,
-            );
+            let key = BatchKey {
+                owner: owner_id,
+                service: service_id,
+                direction,
+                class,
+            };
+            match self.batch.get_mut(&key) {
+                Some(batched) => batched.bytes = batched.bytes.saturating_add(bytes),
+                None => {
+                    self.batch.insert(
+                        key,
+                        Batched {
+                            owner: owner(),
+                            service: service.clone(),
+                            bytes,
+                        },
+                    );
+                }
+            }
         }
         let total = a.egress.saturating_add(a.ingress);
         self.stats.attributed_bytes = self.stats.attributed_bytes.saturating_add(total);
         if self.talkers_per_source == 0 {
             return;
         }
+        let owner = owner();
         let destinations = self.talkers.by_source.entry(owner.clone()).or_default();
         let room = destinations.len() < self.talkers_per_source;
         match destinations.get_mut(&a.remote) {

@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p netcost-sim --bench sim_cycle -- 1000000 [churn-per-min, default 0.2]`
 //!
-//! Each cycle advances the table by 10 s (churn, growth), drains the DESTROY events, then runs
+//! Times are per cycle: wall clock, and this thread's CPU time, which other load on the machine
+//! does not inflate. Each cycle advances the table by 10 s (churn, growth), drains the DESTROY events, then runs
 //! the agent's dump cycle. Printed: the median cycle over cycles 2–7 (cycle 1 only takes
 //! baselines), the simulator's own share of it (the same dump into a sink that does nothing),
 //! the peak RSS (VmHWM) and the RSS the simulator holds before the pipeline exists.
@@ -28,6 +29,19 @@ fn status_kib(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// CPU time this thread has run, in ms (`/proc/thread-self/schedstat`, first field, ns): the
+/// figure that does not depend on what else the machine runs.
+fn thread_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0.0, |ns| ns as f64 / 1e6)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -60,28 +74,32 @@ fn main() {
         topology,
         Classifier::new(config),
     );
-    let (mut cycles, mut sim_only) = (Vec::new(), Vec::new());
+    let (mut cycles, mut cpu, mut sim_only) = (Vec::new(), Vec::new(), Vec::new());
     let mut now = 0;
     for cycle in 0..7u64 {
         sim.advance_to(now);
         let _ = pipeline.drain_events(&mut sim, now);
         let started = Instant::now();
+        let cpu_started = thread_cpu_ms();
         let _ = pipeline.dump_cycle(&mut sim, now);
         let took = started.elapsed().as_secs_f64() * 1000.0;
+        let took_cpu = thread_cpu_ms() - cpu_started;
         pipeline.note_scraped(pipeline.snapshot().generation);
         if cycle > 0 {
             cycles.push(took);
-            let started = Instant::now();
+            cpu.push(took_cpu);
+            let started = thread_cpu_ms();
             let _ = sim.dump(&mut |_| {});
-            sim_only.push(started.elapsed().as_secs_f64() * 1000.0);
+            sim_only.push(thread_cpu_ms() - started);
         }
         now += 10_000;
     }
     let stats = pipeline.snapshot().stats;
     println!(
-        "entries={entries} churn_per_min={churn} median_cycle_ms={:.1} sim_encode_parse_ms={:.1} \
+        "entries={entries} churn_per_min={churn} median_cycle_ms={:.1} median_cycle_cpu_ms={:.1} sim_encode_parse_cpu_ms={:.1} \
          peak_rss_mib={:.1} sim_rss_mib={:.1} tracked={} destroy_events={} attributed_bytes={}",
         median(cycles),
+        median(cpu),
         median(sim_only),
         status_kib("VmHWM:") as f64 / 1024.0,
         rss_sim as f64 / 1024.0,
