@@ -2,7 +2,7 @@
 //! and hands over to the library crates; it holds no logic of its own.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Per-node collector: reads conntrack and serves Kubecost-compatible /metrics.
     Agent(AgentArgs),
+    /// Network simulator: a seeded cluster and conntrack table, alone or with the agent on it.
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +90,58 @@ struct AgentArgs {
     cloud_ranges_refresh: Duration,
 }
 
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// Live conntrack entries on the simulated node.
+    #[arg(long, default_value = "100000")]
+    entries: u32,
+    /// Share of the entries that end (with a DESTROY event) and are replaced per minute: 20% or 0.2.
+    #[arg(long, default_value = "20%", value_parser = parse_share)]
+    churn_per_min: f64,
+    /// Seed: the same seed gives the same cluster and table.
+    #[arg(long, default_value = "42")]
+    seed: u64,
+    /// Regions (1-4), zones per region (1-6), nodes per zone, workload pods per node.
+    #[arg(long, num_args = 4, value_names = ["REGIONS", "ZONES", "NODES", "PODS"], default_values = ["2", "3", "2", "30"])]
+    shape: Vec<u32>,
+    /// Writes the cluster as an inventory file (Node, Pod and Service objects).
+    #[arg(long, value_name = "PATH")]
+    write_inventory: Option<PathBuf>,
+    /// Writes the matching classification config (Kubecost format).
+    #[arg(long, value_name = "PATH")]
+    write_config: Option<PathBuf>,
+    /// Runs the agent's pipeline on the simulator and serves /metrics, as `netcost agent` does.
+    #[arg(long)]
+    agent: bool,
+    /// Address of /metrics, /healthz and /readyz with --agent.
+    #[arg(long, default_value = "127.0.0.1:3001", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Period of full dumps.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    interval: Duration,
+    /// Without --agent: run the simulator alone this long (its own cost), then exit.
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DUR")]
+    run_for: Option<Duration>,
+}
+
+/// `20%` or `0.2`.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (text, 1.0),
+    };
+    let share = number
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| format!("{e}: write a share like 20% or 0.2"))?
+        / scale;
+    if share.is_finite() && share >= 0.0 {
+        Ok(share)
+    } else {
+        Err("must be zero or more".into())
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text)
         .map_err(|e| format!("{e}: write a duration like 2s, 10s or 30m"))?;
@@ -102,6 +156,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Agent(args) => agent(args),
+        Command::Simulate(args) => simulate(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -188,4 +243,71 @@ fn agent(args: AgentArgs) -> Result<()> {
         },
     };
     netcost_agent::run(settings).context("agent stopped")
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let narrow = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
+    let wide = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    let cluster = netcost_sim::Cluster::generate(&netcost_sim::ClusterSpec {
+        regions: narrow(args.shape[0]),
+        zones_per_region: narrow(args.shape[1]),
+        nodes_per_zone: wide(args.shape[2]),
+        pods_per_node: wide(args.shape[3]),
+        seed: args.seed,
+    })
+    .context("--shape")?;
+    let inventory_yaml = cluster.inventory_yaml();
+    let config_yaml = cluster.config_yaml();
+    for (path, text) in [
+        (&args.write_inventory, &inventory_yaml),
+        (&args.write_config, &config_yaml),
+    ] {
+        if let Some(path) = path {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let spec = netcost_sim::TableSpec {
+        entries: args.entries,
+        churn_per_min: args.churn_per_min,
+        node: 0,
+        seed: args.seed,
+    };
+    let sim = netcost_sim::Simulator::new(cluster, &spec);
+    tracing::info!(
+        node = sim.node_name(),
+        entries = args.entries,
+        churn_per_min = args.churn_per_min,
+        seed = args.seed,
+        "simulated node"
+    );
+    if !args.agent {
+        if let Some(duration) = args.run_for {
+            let report = netcost_sim::run_bare(sim, args.interval, duration)?;
+            println!("{report:?}");
+        }
+        return Ok(());
+    }
+    // The agent reads the simulated cluster through the same loaders as a real inventory.
+    let topology = Inventory::from_yaml_str(&inventory_yaml, Path::new("<simulated inventory>"))?
+        .topology()?;
+    let config =
+        ClassificationConfig::from_yaml_str(&config_yaml, Path::new("<simulated config>"))?;
+    let settings = AgentSettings {
+        node_name: sim.node_name().to_string(),
+        listen: args.listen,
+        interval: args.interval,
+        event_drain_period: Duration::from_millis(200).min(args.interval),
+        source: SourceKind::Netlink,
+        state_file: None,
+        traffic_log_interval: Some(Duration::from_secs(30 * 60)),
+        topology: Arc::new(topology),
+        topology_updates: None,
+        config,
+        cloud: CloudSettings::default(),
+    };
+    let source = netcost_sim::Clocked {
+        sim,
+        clock: netcost_sim::WallClock::default(),
+    };
+    netcost_agent::run_with_source(settings, source).context("agent on the simulator stopped")
 }
