@@ -403,7 +403,10 @@ fn truncate_torn_tail(path: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    OpenOptions::new().write(true).open(path)?.set_len(keep as u64)
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(keep as u64)
 }
 
 fn push_point(history: &mut Vec<(i64, u64)>, minute: i64, value: u64) {

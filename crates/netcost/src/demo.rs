@@ -1,0 +1,239 @@
+//! `netcost demo`: a first look with no cluster, no Prometheus and no root.
+//!
+//! Glue only: one simulator per node of a synthetic cluster feeds the real agent pipeline of
+//! that node; every simulated minute the pipelines' counters go into the embedded store, which
+//! the allocation API serves. At start the demo fast-forwards a few hours of history so the first
+//! cost table has something to say, then keeps running in real time.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use netcost_core::aggregate::ExportedSeries;
+use netcost_core::class::Direction;
+use netcost_core::classify::Classifier;
+use netcost_core::config::ClassificationConfig;
+use netcost_core::inventory::Inventory;
+use netcost_core::pipeline::{Pipeline, PipelineConfig};
+use netcost_core::topology::Topology;
+use netcost_cost::pricing::PriceSheet;
+use netcost_server::engine::Engine;
+use netcost_server::store::{DEFAULT_RETENTION_MINUTES, SeriesKey, SharedStore, Store};
+use netcost_server::{api, render};
+use netcost_sim::{Cluster, ClusterSpec, Simulator, TableSpec};
+
+/// `netcost demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:9003", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Hours of history to simulate before serving.
+    #[arg(long, default_value_t = 6)]
+    history_hours: u32,
+    /// Live conntrack entries per simulated node.
+    #[arg(long, default_value_t = 2_000)]
+    entries_per_node: u32,
+    /// Price sheet: aws, gcp, azure or opencost.
+    #[arg(long, default_value = "aws", value_parser = ["aws", "gcp", "azure", "opencost"])]
+    provider: String,
+    /// Where the embedded store keeps its history; in memory if not set.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Seed of the synthetic cluster and its traffic.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Build the history, print the first table and exit instead of serving.
+    #[arg(long)]
+    once: bool,
+}
+
+/// One node of the simulated cluster: its conntrack table and its agent pipeline.
+struct NodeAgent {
+    sim: Simulator,
+    pipeline: Pipeline,
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> Result<()> {
+    let spec = ClusterSpec {
+        seed: args.seed,
+        ..ClusterSpec::default()
+    };
+    let cluster = Cluster::generate(&spec).context("generating the demo cluster")?;
+    let inventory =
+        Inventory::from_yaml_str(&cluster.inventory_yaml(), Path::new("demo-inventory"))?;
+    let topology = Arc::new(inventory.topology()?);
+    let config =
+        ClassificationConfig::from_yaml_str(&cluster.config_yaml(), Path::new("demo-config"))?;
+    let classifier = Classifier::new(config);
+    let mut agents: Vec<NodeAgent> = (0..cluster.nodes().len() as u32)
+        .map(|node| {
+            let table = TableSpec {
+                entries: args.entries_per_node,
+                node,
+                seed: args.seed.wrapping_add(u64::from(node)),
+                ..TableSpec::default()
+            };
+            let sim = Simulator::new(cluster.clone(), &table);
+            // The store treats a series it has not seen as starting at zero, so new series need
+            // not hold their first bytes back the way they must for Prometheus.
+            let config = PipelineConfig {
+                pending_timeout_ms: 0,
+                ..PipelineConfig::new(sim.node_name())
+            };
+            let pipeline = Pipeline::new(config, topology.clone(), classifier.clone());
+            NodeAgent { sim, pipeline }
+        })
+        .collect();
+
+    let store = match &args.store {
+        Some(path) => Store::open(path, DEFAULT_RETENTION_MINUTES)?,
+        None => Store::in_memory(DEFAULT_RETENTION_MINUTES),
+    };
+    let store = SharedStore(Arc::new(Mutex::new(store)));
+    let sheet = PriceSheet::builtin(&args.provider).context("unknown provider")?;
+    let engine = Engine::new(Arc::new(store.clone()), sheet);
+
+    // Simulated time runs from `history` minutes ago; minute `m` of wall time is simulated
+    // millisecond (m - first) * 60_000.
+    let now_minute = jiff::Timestamp::now().as_second().div_euclid(60);
+    let first_minute = now_minute - i64::from(args.history_hours) * 60;
+    let started = Instant::now();
+    eprint!(
+        "simulating {} h of a {}-node cluster …",
+        args.history_hours,
+        agents.len()
+    );
+    for minute in first_minute..=now_minute {
+        step(&mut agents, &topology, &store, minute, first_minute)?;
+    }
+    eprintln!(" done in {:.1} s", started.elapsed().as_secs_f64());
+
+    // Exactly the simulated history, however long the simulation took to run.
+    let history_start = jiff::Timestamp::from_second(first_minute * 60)?;
+    let now = jiff::Timestamp::now();
+    let table = engine.allocate(
+        &format!("{history_start},{now}"),
+        "namespace",
+        "",
+        now,
+        &mut |_, _| {},
+    )?;
+    let window = format!("{}h", args.history_hours);
+    println!(
+        "Network cost of the simulated cluster over the last {window} ({}):\n",
+        engine.sheet().provider
+    );
+    print!("{}", render::table(&table));
+    let _ = std::io::stdout().flush();
+    if args.once {
+        return Ok(());
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!(
+        "\nnetcost demo: http://{}/api/v1/allocation?window={window}&aggregate=workload   (Ctrl-C to stop)",
+        args.listen
+    );
+    let live = {
+        let store = store.clone();
+        let topology = topology.clone();
+        std::thread::spawn(move || -> Result<()> {
+            let mut last_minute = now_minute;
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                let minute = jiff::Timestamp::now().as_second().div_euclid(60);
+                if minute > last_minute {
+                    step(&mut agents, &topology, &store, minute, first_minute)?;
+                    last_minute = minute;
+                }
+            }
+        })
+    };
+    let served = runtime.block_on(async {
+        axum::serve(listener, api::router(engine))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    });
+    if live.is_finished() {
+        match live.join() {
+            Ok(Err(e)) => return Err(e.context("the live simulation stopped")),
+            Err(_) => anyhow::bail!("the live simulation panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    served.context("API server")
+}
+
+/// Runs every node's pipeline one cycle at simulated `minute` and records its counters.
+fn step(
+    agents: &mut [NodeAgent],
+    topology: &Topology,
+    store: &SharedStore,
+    minute: i64,
+    first_minute: i64,
+) -> Result<()> {
+    let sim_ms = ((minute - first_minute) * 60_000) as u64;
+    let now_ms = (minute * 60_000) as u64;
+    let mut series = Vec::new();
+    for agent in agents.iter_mut() {
+        agent.sim.advance_to(sim_ms);
+        agent.pipeline.dump_cycle(&mut agent.sim, now_ms)?;
+        let snapshot = agent.pipeline.snapshot();
+        let node = agent.sim.node_name().to_owned();
+        series.extend(
+            snapshot
+                .series
+                .iter()
+                .map(|s| (key_of(s, topology, &node), s.value)),
+        );
+    }
+    let mut store = store
+        .0
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the store's lock is poisoned"))?;
+    store.record(minute, series)?;
+    Ok(())
+}
+
+fn key_of(series: &ExportedSeries, topology: &Topology, node: &str) -> SeriesKey {
+    let region = topology
+        .node(node)
+        .and_then(|n| n.locality.region.as_deref().map(str::to_owned))
+        .unwrap_or_default();
+    let (namespace, pod, workload) = match &series.pod {
+        Some(p) => {
+            let owner = topology
+                .pod_by_uid(&p.uid)
+                .and_then(|info| info.owner.as_ref())
+                .map(|o| (o.kind.to_string(), o.name.to_string()));
+            (p.namespace.to_string(), p.name.to_string(), owner)
+        }
+        None => (String::new(), format!("node/{node}"), None),
+    };
+    SeriesKey {
+        namespace,
+        pod,
+        node: node.to_owned(),
+        region,
+        workload,
+        direction: match series.direction {
+            Direction::Egress => "egress".into(),
+            Direction::Ingress => "ingress".into(),
+        },
+        class: series.class.as_str().into(),
+        service: series.service.as_deref().unwrap_or_default().to_owned(),
+    }
+}

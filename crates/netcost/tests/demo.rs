@@ -1,0 +1,143 @@
+//! `netcost demo` end to end: the real binary simulates an hour of a 12-node cluster and prints
+//! its cost table; the test drives identical simulators itself and computes the cost by hand
+//! from their ground truth and the AWS price sheet's published figures.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use netcost_core::class::{Direction, TrafficClass};
+use netcost_core::classify::Classifier;
+use netcost_core::config::ClassificationConfig;
+use netcost_core::inventory::Inventory;
+use netcost_core::pipeline::{Pipeline, PipelineConfig};
+use netcost_sim::{Cluster, ClusterSpec, Simulator, TableSpec};
+
+const ENTRIES: u32 = 300;
+const SEED: u64 = 7;
+const MINUTES: u64 = 60;
+
+/// Bytes of the whole cluster by (direction, class), from the simulators' truth.
+fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass), u64> {
+    let cluster = Cluster::generate(&ClusterSpec {
+        seed: SEED,
+        ..ClusterSpec::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let inventory = Inventory::from_yaml_str(&cluster.inventory_yaml(), Path::new("inv"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let topology = Arc::new(inventory.topology().unwrap_or_else(|e| panic!("{e}")));
+    let config = ClassificationConfig::from_yaml_str(&cluster.config_yaml(), Path::new("cfg"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut sums = std::collections::BTreeMap::new();
+    for node in 0..cluster.nodes().len() as u32 {
+        let spec = TableSpec {
+            entries: ENTRIES,
+            node,
+            seed: SEED.wrapping_add(u64::from(node)),
+            ..TableSpec::default()
+        };
+        let mut sim = Simulator::new(cluster.clone(), &spec);
+        // The same reads the demo makes: one full cycle per simulated minute.
+        let mut pipeline = Pipeline::new(
+            PipelineConfig::new(sim.node_name()),
+            topology.clone(),
+            Classifier::new(config.clone()),
+        );
+        for minute in 0..=MINUTES {
+            sim.advance_to(minute * 60_000);
+            pipeline
+                .dump_cycle(&mut sim, minute * 60_000)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for ((_, direction, class, _), bytes) in sim.truth() {
+            *sums.entry((direction, class)).or_insert(0) += bytes;
+        }
+    }
+    sums
+}
+
+#[test]
+fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netcost"))
+        .args([
+            "demo",
+            "--once",
+            "--history-hours",
+            "1",
+            "--provider",
+            "aws",
+        ])
+        .args([
+            "--entries-per-node",
+            &ENTRIES.to_string(),
+            "--seed",
+            &SEED.to_string(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total: Vec<f64> = stdout
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .unwrap_or_else(|| panic!("no TOTAL row:\n{stdout}"))
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|cell| cell.trim_end_matches('%').parse().ok())
+        .collect();
+    // Columns: in-zone GiB, x-zone GiB, x-zone $, x-region GiB, x-region $, internet GiB,
+    // internet $, total $, share, $/month.
+    let t = truth();
+    let bytes = |d, c| *t.get(&(d, c)).unwrap_or(&0) as f64;
+    let (egress, ingress) = (Direction::Egress, Direction::Ingress);
+    let gib = |b: f64| b / 1_073_741_824.0;
+    let gb = |b: f64| b / 1e9;
+    // AWS, read 2026-11-25: $0.01/GB each way across zones; $0.02/GB out across regions (in is
+    // billed to the sender); internet out: 100 GB free a month, then $0.09/GB up to 10 TB.
+    let cross_zone =
+        gb(bytes(egress, TrafficClass::CrossZone) + bytes(ingress, TrafficClass::CrossZone)) * 0.01;
+    let cross_region = gb(bytes(egress, TrafficClass::CrossRegion)) * 0.02;
+    let internet_gb = gb(bytes(egress, TrafficClass::Internet));
+    assert!(
+        internet_gb < 10_240.0,
+        "the test assumes the first paid tier"
+    );
+    let internet = (internet_gb - 100.0).max(0.0) * 0.09;
+    let expected = [
+        (
+            0,
+            gib(bytes(egress, TrafficClass::InZone) + bytes(ingress, TrafficClass::InZone)),
+            0.0006,
+        ),
+        (
+            1,
+            gib(bytes(egress, TrafficClass::CrossZone) + bytes(ingress, TrafficClass::CrossZone)),
+            0.0006,
+        ),
+        (2, cross_zone, 0.006),
+        (4, cross_region, 0.006),
+        (
+            5,
+            gib(bytes(egress, TrafficClass::Internet) + bytes(ingress, TrafficClass::Internet)),
+            0.0006,
+        ),
+        (6, internet, 0.006),
+        (7, cross_zone + cross_region + internet, 0.006),
+    ];
+    for (column, want, tolerance) in expected {
+        assert!(
+            (total[column] - want).abs() <= tolerance,
+            "column {column}: printed {} but the truth gives {want}\n{stdout}",
+            total[column]
+        );
+    }
+    assert!(
+        cross_zone > 0.0 && cross_region > 0.0 && internet > 0.0,
+        "every class is exercised"
+    );
+}
