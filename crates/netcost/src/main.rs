@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod cost;
+mod demo;
 use netcost_agent::cloud::{CloudSettings, RangeSource};
 use netcost_agent::{AgentSettings, SourceKind};
 use netcost_core::cloud::Provider;
@@ -28,6 +31,12 @@ enum Command {
     Agent(AgentArgs),
     /// Network simulator: a seeded cluster and conntrack table, alone or with the agent on it.
     Simulate(SimulateArgs),
+    /// Cost API: allocation by namespace, workload, pod, node or label, as JSON or CSV.
+    Serve(cost::ServeArgs),
+    /// Cost table in the terminal (or JSON, CSV) for one window.
+    Report(cost::ReportArgs),
+    /// First look: simulator, agent pipelines, embedded store and the cost API in one process.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,6 +166,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Agent(args) => agent(args),
         Command::Simulate(args) => simulate(args),
+        Command::Serve(args) => cost::serve(args),
+        Command::Report(args) => cost::report(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
