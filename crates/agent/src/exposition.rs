@@ -442,7 +442,10 @@ mod tests {
     fn nodes_without_zone_and_topology_updates_are_exported() {
         let text = rendered();
         assert!(text.contains("netcost_nodes_without_zone 2\n"), "{text}");
-        assert!(text.contains("netcost_topology_updates_total 3\n"), "{text}");
+        assert!(
+            text.contains("netcost_topology_updates_total 3\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod api_server;
+pub mod gotmpl;

@@ -1,0 +1,477 @@
+//! The Helm chart (`deploy/helm/netcost`) rendered with its defaults and with a full values file,
+//! and the plain manifests (`deploy/kubernetes/netcost.yaml`), checked as Kubernetes objects.
+//!
+//! No Helm binary can be installed here (Debian has none), so the chart is rendered by a small
+//! implementation of the template subset it uses (`support/gotmpl.rs`; anything else fails). The
+//! plain manifests are that rendering of the defaults: `NETCOST_BLESS=1 cargo test -p netcost-k8s
+//! --test chart` rewrites them, and this test fails when they differ, which keeps the two in sync.
+//!
+//! Strict reading: each object is deserialized into its `k8s-openapi` type and serialized back,
+//! and must come back identical, so a misspelt or misplaced field (which serde would silently
+//! drop) fails the test.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use netcost_core::config::ClassificationConfig;
+use serde_json::{Value, json};
+use support::gotmpl;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn chart() -> PathBuf {
+    repo().join("deploy/helm/netcost")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml(text: &str, what: &str) -> Value {
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Helm's merge of a values file over the chart's defaults: maps merge, everything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (k, v) in over {
+                merge(base.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+/// The rendered documents, template files in name order, as Helm does for one kind per file.
+fn render(values_file: Option<&Path>, release: &str, namespace: &str) -> String {
+    let mut values = yaml(&read(&chart().join("values.yaml")), "values.yaml");
+    if let Some(file) = values_file {
+        merge(&mut values, yaml(&read(file), "values file"));
+    }
+    let root = json!({
+        "Values": values,
+        "Release": {"Name": release, "Namespace": namespace},
+        "Chart": yaml(&read(&chart().join("Chart.yaml")), "Chart.yaml"),
+    });
+    let mut files: Vec<PathBuf> = std::fs::read_dir(chart().join("templates"))
+        .unwrap_or_else(|e| panic!("templates: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = String::new();
+    for file in files {
+        let text = gotmpl::render(&read(&file), &root)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if text.trim().is_empty() {
+            continue;
+        }
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        out.push_str(&format!("---\n# Source: netcost/templates/{name}\n"));
+        out.push_str(text.trim_start_matches('\n').trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+/// Deserializes into `T`, serializes back, and requires the same object.
+fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
+    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}: {doc:#}"));
+    let back = serde_json::to_value(&typed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&back, doc, "fields lost or changed by k8s-openapi");
+    typed
+}
+
+#[derive(Default)]
+struct Objects {
+    daemon_set: Option<DaemonSet>,
+    service: Option<Service>,
+    config_map: Option<ConfigMap>,
+    cluster_role: Option<ClusterRole>,
+    monitors: Vec<Value>,
+    kinds: Vec<String>,
+}
+
+fn objects(text: &str) -> Objects {
+    let mut o = Objects::default();
+    for doc in documents(text) {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "DaemonSet" => o.daemon_set = Some(strict(&doc)),
+            "Service" => o.service = Some(strict(&doc)),
+            "ConfigMap" => o.config_map = Some(strict(&doc)),
+            "ClusterRole" => o.cluster_role = Some(strict(&doc)),
+            "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(&doc)),
+            "ServiceAccount" => drop(strict::<ServiceAccount>(&doc)),
+            "Namespace" => drop(strict::<Namespace>(&doc)),
+            // Prometheus Operator CRDs have no k8s-openapi type; their fields are asserted below.
+            "ServiceMonitor" | "PodMonitor" => {
+                assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1");
+                o.monitors.push(doc);
+            }
+            other => panic!("unexpected kind {other:?}"),
+        }
+        o.kinds.push(kind);
+    }
+    o
+}
+
+fn container(ds: &DaemonSet) -> &Container {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .unwrap_or_else(|| panic!("no container"))
+}
+
+fn pod_labels(ds: &DaemonSet) -> std::collections::BTreeMap<String, String> {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
+}
+
+fn env(c: &Container, name: &str) -> Option<String> {
+    c.env
+        .as_deref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+#[test]
+fn the_default_chart_renders_a_least_privilege_host_network_daemon_set() {
+    let o = objects(&render(None, "netcost", "netcost"));
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    let pod = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let pod = pod.unwrap_or_else(|| panic!("no pod spec"));
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("netcost-network-costs")
+    );
+    let pod_sc = pod
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("no pod securityContext"));
+    assert_eq!(pod_sc.run_as_non_root, Some(true));
+    assert_eq!(pod_sc.run_as_user, Some(65532));
+
+    let c = container(&ds);
+    let sc = c
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("no securityContext"));
+    assert_eq!(sc.privileged, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    let caps = sc
+        .capabilities
+        .as_ref()
+        .unwrap_or_else(|| panic!("no capabilities"));
+    assert_eq!(caps.add.as_deref(), Some(&["NET_ADMIN".to_owned()][..]));
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+
+    let port = c
+        .ports
+        .as_deref()
+        .and_then(|p| p.first())
+        .unwrap_or_else(|| panic!("no port"));
+    assert_eq!(
+        (port.name.as_deref(), port.container_port),
+        (Some("metrics"), 3001)
+    );
+    assert_eq!(env(c, "HOST_PORT").as_deref(), Some("3001"));
+    assert_eq!(env(c, "TRAFFIC_LOGGING_ENABLED").as_deref(), Some("true"));
+    assert_eq!(env(c, "LOG_LEVEL").as_deref(), Some("info"));
+    let probe_path = |p: Option<&k8s_openapi::api::core::v1::Probe>| {
+        p.and_then(|p| p.http_get.as_ref()).map(|h| {
+            let port = match &h.port {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
+            };
+            (h.path.clone().unwrap_or_default(), port)
+        })
+    };
+    assert_eq!(
+        probe_path(c.liveness_probe.as_ref()),
+        Some(("/healthz".into(), "metrics".into()))
+    );
+    assert_eq!(
+        probe_path(c.readiness_probe.as_ref()),
+        Some(("/readyz".into(), "metrics".into()))
+    );
+    let requests = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.clone())
+        .unwrap_or_default();
+    assert_eq!(requests.get("cpu").map(|q| q.0.as_str()), Some("50m"));
+    assert_eq!(requests.get("memory").map(|q| q.0.as_str()), Some("20Mi"));
+    let limits = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.clone())
+        .unwrap_or_default();
+    assert_eq!(limits.get("cpu").map(|q| q.0.as_str()), Some("500m"));
+
+    // The state file is the only writable path: an emptyDir by default.
+    let mounts = c.volume_mounts.clone().unwrap_or_default();
+    let state = mounts
+        .iter()
+        .find(|m| m.name == "state")
+        .unwrap_or_else(|| panic!("no state mount"));
+    assert_eq!(state.mount_path, "/var/lib/netcost");
+    let volumes = pod.volumes.clone().unwrap_or_default();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.name == "state" && v.empty_dir.is_some())
+    );
+
+    assert_eq!(
+        pod_labels(&ds).get("app").map(String::as_str),
+        Some("netcost-network-costs"),
+        "OpenCost finds network-cost pods by app=<release>-network-costs"
+    );
+    assert!(o.monitors.is_empty());
+}
+
+#[test]
+fn rbac_allows_only_get_list_and_watch() {
+    let o = objects(&render(None, "netcost", "netcost"));
+    let role = o.cluster_role.unwrap_or_else(|| panic!("no ClusterRole"));
+    let rules = role.rules.unwrap_or_default();
+    assert!(!rules.is_empty());
+    for rule in &rules {
+        assert_eq!(rule.verbs, ["get", "list", "watch"]);
+    }
+    let resources: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r.resources.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        resources,
+        ["nodes", "pods", "services", "replicasets", "jobs"]
+    );
+}
+
+#[test]
+fn the_config_map_holds_a_config_the_agent_reads() {
+    let o = objects(&render(
+        Some(&chart().join("ci/full-values.yaml")),
+        "netcost",
+        "netcost",
+    ));
+    let cm = o.config_map.unwrap_or_else(|| panic!("no ConfigMap"));
+    let text = cm
+        .data
+        .and_then(|d| d.get("config.yaml").cloned())
+        .unwrap_or_default();
+    let config = ClassificationConfig::from_yaml_str(&text, Path::new("config.yaml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(config.is_listed_internet("203.0.113.9".parse().unwrap_or_else(|e| panic!("{e}"))));
+    let defaults = objects(&render(None, "netcost", "netcost"));
+    let text = defaults
+        .config_map
+        .and_then(|c| c.data)
+        .and_then(|d| d.get("config.yaml").cloned());
+    let text = text.unwrap_or_default();
+    ClassificationConfig::from_yaml_str(&text, Path::new("config.yaml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[test]
+fn the_service_is_headless_on_the_metrics_port() {
+    let o = objects(&render(None, "netcost", "netcost"));
+    let spec = o
+        .service
+        .and_then(|s| s.spec)
+        .unwrap_or_else(|| panic!("no Service spec"));
+    assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
+    let port = spec.ports.unwrap_or_default();
+    assert_eq!(port.first().map(|p| p.port), Some(3001));
+}
+
+#[test]
+fn every_value_of_the_full_values_file_reaches_the_objects() {
+    let o = objects(&render(
+        Some(&chart().join("ci/full-values.yaml")),
+        "kubecost",
+        "kubecost",
+    ));
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    let labels = pod_labels(&ds);
+    assert_eq!(
+        labels.get("app").map(String::as_str),
+        Some("kubecost-network-costs")
+    );
+    assert_eq!(labels.get("team").map(String::as_str), Some("finops"));
+    let template_meta = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.clone())
+        .unwrap_or_default();
+    let annotations = template_meta.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/port").map(String::as_str),
+        Some("3002")
+    );
+    assert_eq!(
+        annotations.get("example.com/owner").map(String::as_str),
+        Some("finops")
+    );
+
+    let pod = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-node-critical")
+    );
+    assert_eq!(
+        pod.node_selector
+            .unwrap_or_default()
+            .get("kubernetes.io/os")
+            .map(String::as_str),
+        Some("linux")
+    );
+    assert_eq!(
+        pod.tolerations
+            .unwrap_or_default()
+            .first()
+            .and_then(|t| t.key.clone())
+            .as_deref(),
+        Some("dedicated")
+    );
+    assert!(pod.affinity.and_then(|a| a.node_affinity).is_some());
+    assert!(pod.volumes.unwrap_or_default().iter().any(|v| {
+        v.name == "state"
+            && v.host_path
+                .as_ref()
+                .is_some_and(|h| h.path == "/var/lib/netcost")
+    }));
+
+    let c = container(&ds);
+    assert_eq!(c.image.as_deref(), Some("registry.example/netcost:9.9.9"));
+    assert_eq!(
+        c.ports
+            .as_deref()
+            .and_then(|p| p.first())
+            .map(|p| p.container_port),
+        Some(3002)
+    );
+    assert_eq!(env(c, "TRAFFIC_LOGGING_ENABLED").as_deref(), Some("false"));
+    assert_eq!(env(c, "LOG_LEVEL").as_deref(), Some("debug"));
+    assert_eq!(env(c, "ZONE_FROM_CLOUD_METADATA").as_deref(), Some("true"));
+    assert!(
+        c.args
+            .clone()
+            .unwrap_or_default()
+            .contains(&"--interval=30s".to_owned())
+    );
+    assert_eq!(
+        c.liveness_probe.as_ref().and_then(|p| p.period_seconds),
+        Some(20)
+    );
+    let sc = c
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("no securityContext"));
+    assert_eq!(
+        sc.se_linux_options
+            .as_ref()
+            .and_then(|s| s.type_.as_deref()),
+        Some("spc_t")
+    );
+    assert_eq!(sc.privileged, Some(false));
+
+    assert_eq!(o.monitors.len(), 2);
+    for m in &o.monitors {
+        assert_eq!(m["metadata"]["labels"]["release"], "prometheus");
+        let endpoints = m["spec"]["endpoints"]
+            .as_array()
+            .or(m["spec"]["podMetricsEndpoints"].as_array());
+        let first = endpoints
+            .and_then(|e| e.first())
+            .unwrap_or_else(|| panic!("no endpoint: {m}"));
+        assert_eq!(first["port"], "metrics");
+        assert_eq!(first["interval"], "1m");
+    }
+    let svc = o.service.unwrap_or_else(|| panic!("no Service"));
+    let annotations = svc.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("prometheus.io/port").map(String::as_str),
+        Some("3002")
+    );
+}
+
+/// The plain manifests: a Namespace, then the chart's default rendering for release `netcost`.
+fn plain_manifests() -> String {
+    let mut out = String::from(
+        "# Generated from deploy/helm/netcost with its default values (release and namespace\n\
+         # \"netcost\"); do not edit. Regenerate: NETCOST_BLESS=1 cargo test -p netcost-k8s --test chart\n\
+         ---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: netcost\n",
+    );
+    out.push_str(&render(None, "netcost", "netcost"));
+    out
+}
+
+#[test]
+fn the_plain_manifests_are_the_chart_defaults_and_read_strictly() {
+    let path = repo().join("deploy/kubernetes/netcost.yaml");
+    let expected = plain_manifests();
+    if std::env::var_os("NETCOST_BLESS").is_some() {
+        std::fs::write(&path, &expected).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    let actual = read(&path);
+    assert!(
+        actual == expected,
+        "deploy/kubernetes/netcost.yaml is not the chart's default rendering; regenerate it with \
+         NETCOST_BLESS=1 cargo test -p netcost-k8s --test chart"
+    );
+    let o = objects(&actual);
+    assert_eq!(
+        o.kinds,
+        [
+            "Namespace",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
+}
+
+#[test]
+fn the_template_subset_renders_like_helm() {
+    let root = json!({"Values": {"a": {"b": 3}, "m": {"z": 1, "k": ["x", {"y": "1.0"}]}, "off": false}, "Release": {"Name": "r"}});
+    let t = "x: {{ .Values.a.b | quote }}\n{{- if .Values.off }}\nno\n{{- else }}\nn: {{ .Release.Name }}\n{{- end }}\nm:\n  {{- toYaml .Values.m | nindent 2 }}\n";
+    let out = gotmpl::render(t, &root).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out,
+        "x: \"3\"\nn: r\nm:\n  k:\n  - x\n  - y: \"1.0\"\n  z: 1\n"
+    );
+    assert!(gotmpl::render("{{ include \"x\" . }}", &root).is_err());
+}
