@@ -451,3 +451,107 @@ fn with_zone(node: &Node, fallback: &ZoneFallback) -> Node {
     }
     node
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str, labels: serde_json::Value) -> Node {
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn pod(name: &str, ip: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("u-{name}")},
+            "spec": {"nodeName": "node-a"},
+            "status": {"phase": "Running", "podIP": ip},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn synced(cache: &mut ClusterCache) {
+        for (init, done) in [
+            (
+                Update::ReplicaSet(Event::Init),
+                Update::ReplicaSet(Event::InitDone),
+            ),
+            (Update::Job(Event::Init), Update::Job(Event::InitDone)),
+            (
+                Update::Service(Event::Init),
+                Update::Service(Event::InitDone),
+            ),
+        ] {
+            cache.apply(init);
+            cache.apply(done);
+        }
+    }
+
+    #[test]
+    fn the_local_node_without_zone_labels_takes_the_cloud_metadata_zone_and_others_do_not() {
+        let fallback = ZoneFallback {
+            zone: "us-east-1c".into(),
+            region: Some("us-east-1".into()),
+        };
+        let mut cache = ClusterCache::new("node-a").with_zone_fallback(Some(fallback));
+        synced(&mut cache);
+        cache.apply(Update::Node(Event::Apply(node("node-a", json!({})))));
+        cache.apply(Update::Node(Event::Apply(node("node-b", json!({})))));
+        cache.apply(Update::Node(Event::Apply(node(
+            "node-c",
+            json!({"topology.kubernetes.io/zone": "us-east-1a"}),
+        ))));
+        let topology = cache.topology().unwrap_or_else(|e| panic!("{e}"));
+        let zone = |n: &str| {
+            topology
+                .node(n)
+                .and_then(|n| n.locality.zone.as_deref().map(str::to_owned))
+        };
+        assert_eq!(zone("node-a").as_deref(), Some("us-east-1c"));
+        assert_eq!(zone("node-b"), None);
+        assert_eq!(zone("node-c").as_deref(), Some("us-east-1a"));
+        let region = topology
+            .node("node-a")
+            .and_then(|n| n.locality.region.clone());
+        assert_eq!(region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn a_relist_keeps_unchanged_pods_without_copying_them_and_drops_vanished_ones() {
+        let mut cache = ClusterCache::new("node-a");
+        synced(&mut cache);
+        cache.apply(Update::Pod(Event::Init));
+        cache.apply(Update::Pod(Event::InitApply(pod("kept", "10.0.0.1"))));
+        cache.apply(Update::Pod(Event::InitApply(pod("gone", "10.0.0.2"))));
+        cache.apply(Update::Pod(Event::InitDone));
+        let before = cache.pods.live.get("u-kept").cloned();
+
+        cache.apply(Update::Pod(Event::Init));
+        cache.apply(Update::Pod(Event::InitApply(pod("kept", "10.0.0.1"))));
+        // Until InitDone the old list is still what the topology sees.
+        assert_eq!(cache.pod_count(), 2);
+        cache.apply(Update::Pod(Event::InitDone));
+
+        let after = cache.pods.live.get("u-kept").cloned();
+        assert!(matches!((&before, &after), (Some(b), Some(a)) if Arc::ptr_eq(b, a)));
+        let topology = cache.topology().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            topology
+                .lookup("10.0.0.2".parse().unwrap_or_else(|e| panic!("{e}")))
+                .is_none()
+        );
+        assert_eq!(topology.pods().count(), 1);
+    }
+
+    #[test]
+    fn a_pod_with_an_invalid_ip_is_left_out_and_counted_not_fatal() {
+        let mut cache = ClusterCache::new("node-a");
+        synced(&mut cache);
+        cache.apply(Update::Pod(Event::Apply(pod("bad", "10.0.0.x"))));
+        cache.apply(Update::Pod(Event::Apply(pod("good", "10.0.0.3"))));
+        assert_eq!(cache.rejected(), 1);
+        let topology = cache.topology().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(topology.pods().count(), 1);
+    }
+}
