@@ -214,6 +214,11 @@ fn the_default_chart_renders_a_least_privilege_host_network_daemon_set() {
         probe_path(c.readiness_probe.as_ref()),
         Some(("/readyz".into(), "metrics".into()))
     );
+    assert_eq!(
+        probe_path(c.startup_probe.as_ref()),
+        Some(("/healthz".into(), "metrics".into())),
+        "the first list of a large cluster must not trip the liveness probe"
+    );
     let requests = c
         .resources
         .as_ref()
