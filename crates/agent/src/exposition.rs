@@ -13,6 +13,7 @@ use netcost_core::attribute::Unattributed;
 use crate::cloud::CloudStatus;
 use netcost_core::class::Direction;
 use netcost_core::pipeline::Snapshot;
+use netcost_core::topology::Topology;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -40,6 +41,60 @@ pub struct Exposition {
     pub snapshot: Arc<Snapshot>,
     /// The runner's figures.
     pub timing: CycleTiming,
+    /// The local pods, for `netcost_pod_info`.
+    pub pods: Arc<Vec<PodMeta>>,
+}
+
+/// What `netcost_pod_info` says about a local pod: where it runs and which workload owns it, so
+/// that PromQL (and `netcost serve`) can sum cost by workload, node or region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodMeta {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Node name.
+    pub node: String,
+    /// Zone of the node, empty if unknown.
+    pub zone: String,
+    /// Region of the node, empty if unknown.
+    pub region: String,
+    /// Owning controller kind (after ReplicaSet → Deployment, Job → CronJob), empty if none.
+    pub owner_kind: String,
+    /// Owning controller name, empty if none.
+    pub owner_name: String,
+}
+
+/// The metadata of the pods `node` runs, from `topology`.
+pub fn pod_metadata(topology: &Topology, node: &str) -> Vec<PodMeta> {
+    let locality = topology
+        .node(node)
+        .map(|n| n.locality.clone())
+        .unwrap_or_default();
+    let text = |v: &Option<Arc<str>>| v.as_deref().unwrap_or("").to_owned();
+    topology
+        .pods_on_node(node)
+        .map(|pod| PodMeta {
+            namespace: pod.namespace.to_string(),
+            name: pod.name.to_string(),
+            uid: pod.uid.to_string(),
+            node: node.to_owned(),
+            zone: text(&locality.zone),
+            region: text(&locality.region),
+            owner_kind: pod
+                .owner
+                .as_ref()
+                .map(|o| o.kind.to_string())
+                .unwrap_or_default(),
+            owner_name: pod
+                .owner
+                .as_ref()
+                .map(|o| o.name.to_string())
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Renders `exposition` in the Prometheus text format (version 0.0.4).
@@ -174,6 +229,27 @@ impl Collector for Exposition {
             }
         }
 
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_pod_info",
+                "1 for each pod on this node: its node, zone, region and owning workload.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for pod in self.pods.iter() {
+                let labels = [
+                    ("namespace", pod.namespace.as_str()),
+                    ("pod_name", pod.name.as_str()),
+                    ("uid", pod.uid.as_str()),
+                    ("node", pod.node.as_str()),
+                    ("zone", pod.zone.as_str()),
+                    ("region", pod.region.as_str()),
+                    ("owner_kind", pod.owner_kind.as_str()),
+                    ("owner_name", pod.owner_name.as_str()),
+                ];
+                ConstGauge::new(1_i64).encode(metric.encode_family(&labels)?)?;
+            }
+        }
         let st = &s.stats;
         gauge(
             &mut encoder,
@@ -369,8 +445,26 @@ mod tests {
                 nodes_without_zone: 2,
                 topology_updates: 3,
             },
+            pods: Arc::new(vec![PodMeta {
+                namespace: "shop".into(),
+                name: "web-1".into(),
+                uid: "u-1".into(),
+                node: "node-a".into(),
+                zone: "us-east-1a".into(),
+                region: "us-east-1".into(),
+                owner_kind: "Deployment".into(),
+                owner_name: "web".into(),
+            }]),
         })
         .unwrap_or_else(|e| panic!("render: {e}"))
+    }
+
+    #[test]
+    fn each_local_pod_has_an_info_series_naming_its_node_and_workload() {
+        let text = rendered();
+        assert!(text.contains(
+            "netcost_pod_info{namespace=\"shop\",pod_name=\"web-1\",uid=\"u-1\",node=\"node-a\",zone=\"us-east-1a\",region=\"us-east-1\",owner_kind=\"Deployment\",owner_name=\"web\"} 1\n"
+        ), "{text}");
     }
 
     #[test]
@@ -416,6 +510,7 @@ mod tests {
             Exposition {
                 snapshot: Arc::new(snapshot()),
                 timing: CycleTiming::default(),
+                pods: Arc::default(),
             },
             Arc::new(cloud),
         )

@@ -209,6 +209,10 @@ where
         Exposition {
             snapshot: Arc::new(pipeline.snapshot()),
             timing: CycleTiming::default(),
+            pods: Arc::new(exposition::pod_metadata(
+                &settings.topology,
+                &settings.node_name,
+            )),
         },
         stale_after.as_millis() as u64,
     ));
@@ -350,6 +354,10 @@ fn pipeline_loop<S: FlowSource>(
     let mut next_dump = Instant::now();
     let mut next_traffic_log = settings.traffic_log_interval.map(|d| Instant::now() + d);
     let mut topology_updates = settings.topology_updates.clone();
+    let mut pods = Arc::new(exposition::pod_metadata(
+        &settings.topology,
+        &settings.node_name,
+    ));
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // A closed channel (the watchers are gone) keeps the last topology: counting goes on.
@@ -359,6 +367,7 @@ fn pipeline_loop<S: FlowSource>(
             let topology = updates.borrow_and_update().clone();
             timing.nodes_without_zone = nodes_without_zone(&topology);
             timing.topology_updates += 1;
+            pods = Arc::new(exposition::pod_metadata(&topology, &settings.node_name));
             pipeline.set_topology(topology, now_ms());
         }
         if let Some(ranges) = shared.cloud.take_ranges() {
@@ -392,6 +401,7 @@ fn pipeline_loop<S: FlowSource>(
                     shared.publish(Exposition {
                         snapshot: Arc::new(pipeline.snapshot()),
                         timing,
+                        pods: pods.clone(),
                     });
                     if cycle_ok {
                         shared.ready.store(true, Ordering::Relaxed);
