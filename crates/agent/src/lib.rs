@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
 use netcost_core::flow::FlowSource;
-use netcost_core::pipeline::{Pipeline, PipelineConfig};
+use netcost_core::pipeline::{Pipeline, PipelineConfig, Snapshot};
 use netcost_core::topology::Topology;
 
 pub use exposition::{CycleTiming, Exposition};
@@ -74,6 +74,18 @@ pub struct AgentSettings {
     pub topology_updates: Option<tokio::sync::watch::Receiver<Arc<Topology>>>,
     /// Cloud provider ranges: current files or URLs, and the refresh period.
     pub cloud: cloud::CloudSettings,
+    /// Single-host mode: keep minute-resolution history and serve the cost API from it.
+    pub history: Option<HistorySettings>,
+}
+
+/// Single-host mode, where no Prometheus runs: the agent records its counters into the
+/// embedded store after every cycle and serves `/api/v1/allocation` from it on its own port.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    /// The store, opened by the caller (so a bad file is reported before the agent starts).
+    pub store: netcost_server::store::SharedStore,
+    /// Prices for the API.
+    pub sheet: netcost_cost::pricing::PriceSheet,
 }
 
 /// Why the agent stopped.
@@ -237,6 +249,7 @@ where
         })?;
     tracing::info!(listen = %settings.listen, node = %settings.node_name, "serving /metrics, /healthz, /readyz");
 
+    let settings_history = settings.history.clone();
     let worker = {
         let shared = shared.clone();
         let stop = stop.clone();
@@ -247,8 +260,17 @@ where
     };
 
     let server_stop = stop.clone();
+    let cost_api = settings_history.map(|h| {
+        netcost_server::api::router(netcost_server::engine::Engine::new(
+            Arc::new(h.store),
+            h.sheet,
+        ))
+    });
     let served = runtime.block_on(async move {
-        let app = http::router(shared);
+        let mut app = http::router(shared);
+        if let Some(api) = cost_api {
+            app = app.merge(api);
+        }
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
@@ -340,6 +362,24 @@ fn nodes_without_zone(topology: &Topology) -> u64 {
         .count() as u64
 }
 
+/// Records the counters of `snapshot` at the current minute. The store keeps one point per
+/// series per minute, so recording every cycle just keeps the current minute up to date.
+fn record_history(history: &HistorySettings, snapshot: &Snapshot, topology: &Topology, node: &str) {
+    use netcost_server::store::SeriesKey;
+    let minute = (now_ms() / 60_000) as i64;
+    let series = snapshot
+        .series
+        .iter()
+        .map(|s| (SeriesKey::of(s, topology, node), s.value));
+    let recorded = match history.store.0.lock() {
+        Ok(mut store) => store.record(minute, series),
+        Err(_) => return tracing::error!("history store lock poisoned; history stops"),
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, "history not recorded");
+    }
+}
+
 fn pipeline_loop<S: FlowSource>(
     settings: AgentSettings,
     mut pipeline: Pipeline,
@@ -358,17 +398,18 @@ fn pipeline_loop<S: FlowSource>(
         &settings.topology,
         &settings.node_name,
     ));
+    let mut topology = settings.topology.clone();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // A closed channel (the watchers are gone) keeps the last topology: counting goes on.
         if let Some(updates) = &mut topology_updates
             && updates.has_changed().unwrap_or(false)
         {
-            let topology = updates.borrow_and_update().clone();
+            topology = updates.borrow_and_update().clone();
             timing.nodes_without_zone = nodes_without_zone(&topology);
             timing.topology_updates += 1;
             pods = Arc::new(exposition::pod_metadata(&topology, &settings.node_name));
-            pipeline.set_topology(topology, now_ms());
+            pipeline.set_topology(topology.clone(), now_ms());
         }
         if let Some(ranges) = shared.cloud.take_ranges() {
             pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
@@ -398,8 +439,12 @@ fn pipeline_loop<S: FlowSource>(
             };
             match saved {
                 Ok(()) => {
+                    let snapshot = Arc::new(pipeline.snapshot());
+                    if let Some(history) = &settings.history {
+                        record_history(history, &snapshot, &topology, &settings.node_name);
+                    }
                     shared.publish(Exposition {
-                        snapshot: Arc::new(pipeline.snapshot()),
+                        snapshot,
                         timing,
                         pods: pods.clone(),
                     });

@@ -25,7 +25,8 @@ pub struct PricingArgs {
 }
 
 impl PricingArgs {
-    fn sheet(&self) -> Result<PriceSheet> {
+    /// The built-in sheet, or the pricing file's.
+    pub fn sheet(&self) -> Result<PriceSheet> {
         match &self.pricing {
             Some(path) => Ok(PriceSheet::load(path)?),
             None => PriceSheet::builtin(&self.provider)
@@ -118,7 +119,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             prices = %engine.sheet().source,
             "serving /api/v1/allocation"
         );
-        axum::serve(listener, api::router(engine))
+        axum::serve(listener, api::standalone(engine))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -12,8 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use netcost_core::aggregate::ExportedSeries;
-use netcost_core::class::Direction;
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
 use netcost_core::inventory::Inventory;
@@ -161,7 +159,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })
     };
     let served = runtime.block_on(async {
-        axum::serve(listener, api::router(engine))
+        axum::serve(listener, api::standalone(engine))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -197,7 +195,7 @@ fn step(
             snapshot
                 .series
                 .iter()
-                .map(|s| (key_of(s, topology, &node), s.value)),
+                .map(|s| (SeriesKey::of(s, topology, &node), s.value)),
         );
     }
     let mut store = store
@@ -206,34 +204,4 @@ fn step(
         .map_err(|_| anyhow::anyhow!("the store's lock is poisoned"))?;
     store.record(minute, series)?;
     Ok(())
-}
-
-fn key_of(series: &ExportedSeries, topology: &Topology, node: &str) -> SeriesKey {
-    let region = topology
-        .node(node)
-        .and_then(|n| n.locality.region.as_deref().map(str::to_owned))
-        .unwrap_or_default();
-    let (namespace, pod, workload) = match &series.pod {
-        Some(p) => {
-            let owner = topology
-                .pod_by_uid(&p.uid)
-                .and_then(|info| info.owner.as_ref())
-                .map(|o| (o.kind.to_string(), o.name.to_string()));
-            (p.namespace.to_string(), p.name.to_string(), owner)
-        }
-        None => (String::new(), format!("node/{node}"), None),
-    };
-    SeriesKey {
-        namespace,
-        pod,
-        node: node.to_owned(),
-        region,
-        workload,
-        direction: match series.direction {
-            Direction::Egress => "egress".into(),
-            Direction::Ingress => "ingress".into(),
-        },
-        class: series.class.as_str().into(),
-        service: series.service.as_deref().unwrap_or_default().to_owned(),
-    }
 }

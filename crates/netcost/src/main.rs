@@ -49,6 +49,12 @@ enum SourceArg {
 
 #[derive(Debug, clap::Args)]
 struct AgentArgs {
+    /// Single host, no Prometheus: keep 7 days of minute-resolution history in this file and
+    /// serve /api/v1/allocation from it on the --listen port.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    #[command(flatten)]
+    pricing: cost::PricingArgs,
     /// The node this agent runs on.
     #[arg(long, env = "NODE_NAME")]
     node_name: String,
@@ -218,6 +224,18 @@ fn agent(args: AgentArgs) -> Result<()> {
         Some(path) => ClassificationConfig::load(path)?,
         None => ClassificationConfig::kubecost_default(),
     };
+    let history = match &args.history {
+        Some(path) => Some(netcost_agent::HistorySettings {
+            store: netcost_server::store::SharedStore(Arc::new(std::sync::Mutex::new(
+                netcost_server::store::Store::open(
+                    path,
+                    netcost_server::store::DEFAULT_RETENTION_MINUTES,
+                )?,
+            ))),
+            sheet: args.pricing.sheet()?,
+        }),
+        None => None,
+    };
     let (topology, topology_updates) = match inventory {
         Some(topology) => (Arc::new(topology), None),
         None => {
@@ -253,6 +271,7 @@ fn agent(args: AgentArgs) -> Result<()> {
             sources: args.cloud_ranges,
             refresh: args.cloud_ranges_refresh,
         },
+        history,
     };
     netcost_agent::run(settings).context("agent stopped")
 }
@@ -316,6 +335,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         topology_updates: None,
         config,
         cloud: CloudSettings::default(),
+        history: None,
     };
     let source = netcost_sim::Clocked {
         sim,

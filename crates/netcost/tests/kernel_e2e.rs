@@ -122,6 +122,80 @@ fn the_proc_source_counts_dnat_and_cross_zone_traffic_like_the_netlink_source() 
 }
 
 #[test]
+fn a_single_host_agent_with_history_serves_the_cost_of_its_own_counters() {
+    let mut cluster = Cluster::build("history");
+    let history = cluster
+        .dir
+        .join("{node}.history")
+        .to_string_lossy()
+        .into_owned();
+    cluster.start_agents(
+        NETCOST,
+        AgentOptions {
+            extra_args: vec![
+                "--history".into(),
+                history,
+                "--provider".into(),
+                "aws".into(),
+            ],
+            ..AgentOptions::default()
+        },
+    );
+    let flow = cluster.pod_to_pod("cli-a", "web-b", false).run();
+    let ended = Instant::now();
+    expect_counts(
+        &cluster,
+        ended,
+        &pod_end(
+            "node-a1",
+            "cli-a",
+            Class::CrossZone,
+            flow.client_to_server(),
+            flow.server_to_client(),
+        ),
+    );
+    // The counters as the agent exports them, then the cost API of the same agent.
+    let scrape = cluster.scrape("node-a1").unwrap_or_else(|e| panic!("{e}"));
+    let counter = |direction: &str| {
+        scrape
+            .metric(&format!("kubecost_pod_network_{direction}_bytes_total"))
+            .label("pod_name", "cli-a")
+            .label("same_zone", "false")
+            .label("same_region", "true")
+            .value() as u64
+    };
+    let (sent, received) = (counter("egress"), counter("ingress"));
+    let (status, body) = support::metrics::http_get(
+        &cluster.node_ns("node-a1"),
+        support::cluster::AGENT_PORT,
+        "/api/v1/allocation?window=1h&aggregate=pod&filter=namespace:shop",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let rows = json["allocations"].as_array().cloned().unwrap_or_default();
+    let row = rows
+        .iter()
+        .find(|r| r["name"] == "shop/cli-a")
+        .unwrap_or_else(|| panic!("no shop/cli-a row: {body}"));
+    assert_eq!(
+        row["cross_zone"]["egress_bytes"].as_u64(),
+        Some(sent),
+        "{body}"
+    );
+    assert_eq!(
+        row["cross_zone"]["ingress_bytes"].as_u64(),
+        Some(received),
+        "{body}"
+    );
+    // AWS: $0.01 per GB (10^9 bytes) in each direction across zones.
+    let expected = (sent + received) as f64 / 1e9 * 0.01;
+    let cost = row["cross_zone"]["cost"].as_f64().unwrap_or(-1.0);
+    assert!((cost - expected).abs() < 1e-12, "cost {cost} vs {expected}");
+}
+
+#[test]
 fn service_traffic_across_regions_is_cross_region_by_the_real_backend_never_in_zone() {
     let cluster = cluster_with_agents("cluster-ip");
 

@@ -15,13 +15,18 @@ use jiff::Timestamp;
 use crate::engine::{Engine, EngineError};
 use crate::render;
 
-/// The API routes over `engine`.
+/// The API routes over `engine`, to merge into a server that has its own health checks (the
+/// agent's).
 pub fn router(engine: Engine) -> Router {
     Router::new()
         .route("/api/v1/allocation", get(allocation_json))
         .route("/api/v1/allocation.csv", get(allocation_csv))
-        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(engine)
+}
+
+/// The API routes plus `/healthz`, for `netcost serve` and `netcost demo`.
+pub fn standalone(engine: Engine) -> Router {
+    router(engine).route("/healthz", get(|| async { "ok\n" }))
 }
 
 /// A JSON error response.

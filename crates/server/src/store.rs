@@ -20,7 +20,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use netcost_core::aggregate::ExportedSeries;
 use netcost_core::class::{Direction, TrafficClass};
+use netcost_core::topology::Topology;
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
 use netcost_cost::window::Segment;
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,38 @@ pub struct SeriesKey {
 }
 
 impl SeriesKey {
+    /// The key of an agent's exported counter on `node`, with the pod's workload and the node's
+    /// region looked up in `topology`.
+    pub fn of(series: &ExportedSeries, topology: &Topology, node: &str) -> SeriesKey {
+        let region = topology
+            .node(node)
+            .and_then(|n| n.locality.region.as_deref().map(str::to_owned))
+            .unwrap_or_default();
+        let (namespace, pod, workload) = match &series.pod {
+            Some(p) => {
+                let owner = topology
+                    .pod_by_uid(&p.uid)
+                    .and_then(|info| info.owner.as_ref())
+                    .map(|o| (o.kind.to_string(), o.name.to_string()));
+                (p.namespace.to_string(), p.name.to_string(), owner)
+            }
+            None => (String::new(), format!("node/{node}"), None),
+        };
+        SeriesKey {
+            namespace,
+            pod,
+            node: node.to_owned(),
+            region,
+            workload,
+            direction: match series.direction {
+                Direction::Egress => "egress".into(),
+                Direction::Ingress => "ingress".into(),
+            },
+            class: series.class.as_str().into(),
+            service: series.service.as_deref().unwrap_or_default().to_owned(),
+        }
+    }
+
     fn direction(&self) -> Option<Direction> {
         match self.direction.as_str() {
             "egress" => Some(Direction::Egress),

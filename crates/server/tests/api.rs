@@ -8,7 +8,7 @@ use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
 use netcost_cost::pricing::PriceSheet;
 use netcost_cost::window::Segment;
-use netcost_server::api::router;
+use netcost_server::api::standalone as router;
 use netcost_server::backend::{BackendError, UsageBackend};
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;

@@ -204,7 +204,7 @@ pub struct AgentOptions {
     pub interval: Duration,
     /// `--source`: `netlink` or `proc`.
     pub source: &'static str,
-    /// More agent flags, e.g. `--cloud-ranges aws=FILE`.
+    /// More agent flags, e.g. `--cloud-ranges aws=FILE`; `{node}` is replaced by the node's name.
     pub extra_args: Vec<String>,
 }
 
@@ -568,7 +568,12 @@ impl Cluster {
                 self.path(&format!("{}.state", node.name)),
             ]
             .into_iter()
-            .chain(self.options.extra_args.iter().cloned())
+            .chain(
+                self.options
+                    .extra_args
+                    .iter()
+                    .map(|a| a.replace("{node}", node.name)),
+            )
             .collect();
             let log = self.dir.join(format!("{}.log", node.name));
             self.agents.push(Agent {
