@@ -20,3 +20,5 @@ pub mod engine;
 pub mod prometheus;
 pub mod render;
 pub mod store;
+#[cfg(feature = "prometheus-tests")]
+pub mod testing;

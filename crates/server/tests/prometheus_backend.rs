@@ -4,16 +4,15 @@
 //! by hand from the bytes the test exported and the price sheet.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use netcost_cost::pricing::PriceSheet;
 use netcost_server::backend::{BackendError, UsageBackend};
 use netcost_server::engine::{Engine, EngineError};
 use netcost_server::prometheus::PrometheusBackend;
+use netcost_server::testing::{Prometheus, free_port, wait_until};
 
 const GIB: f64 = 1_073_741_824.0;
 
@@ -65,100 +64,28 @@ fn start_exporter(counters: Counters) -> SocketAddr {
         .unwrap_or_else(|e| panic!("exporter did not start: {e}"))
 }
 
-struct Prometheus {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
-}
-
-fn start_prometheus(target: SocketAddr) -> Prometheus {
-    let dir = std::env::temp_dir().join(format!("netcost-prom-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n- job_name: netcost\n  static_configs:\n  - targets: ['{target}']\n"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start prometheus (apt-get install prometheus): {e}"));
-    Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        dir,
-    }
-}
-
-/// An instant query's single value, through the same HTTP API the backend uses.
-fn instant(url: &str, promql: &str, time: Option<f64>) -> Option<f64> {
-    let mut request = ureq::get(format!("{url}/api/v1/query")).query("query", promql);
-    if let Some(t) = time {
-        request = request.query("time", format!("{t:.3}"));
-    }
-    let body = request.call().ok()?.body_mut().read_to_string().ok()?;
-    let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-    json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !done() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sheet() {
     let counters: Counters = Arc::new(Mutex::new((0, 0)));
     let exporter = start_exporter(counters.clone());
-    let prometheus = start_prometheus(exporter);
+    let prometheus = Prometheus::start("backend", &[exporter]);
     let cross_zone_series =
         "kubecost_pod_network_egress_bytes_total{same_zone=\"false\",same_region=\"true\"}";
     wait_until("the zero samples", || {
-        instant(&prometheus.url, cross_zone_series, None) == Some(0.0)
+        prometheus.instant(cross_zone_series, None) == Some(0.0)
     });
 
     // 1000 GiB of internet egress: just under GCP's first tier (1 TiB at $0.12/GiB).
     let (cross_zone, internet) = (5_000_000_000_u64, 1_000 * (1_u64 << 30));
     *counters.lock().unwrap_or_else(|e| e.into_inner()) = (cross_zone, internet);
     wait_until("the new values", || {
-        instant(&prometheus.url, cross_zone_series, None) == Some(cross_zone as f64)
+        prometheus.instant(cross_zone_series, None) == Some(cross_zone as f64)
     });
     // Evaluated at the last sample, with the series born at zero inside the window, increase()
     // neither extrapolates nor misses a byte, so the figures must be exact.
-    let last = instant(
-        &prometheus.url,
-        &format!("timestamp({cross_zone_series})"),
-        None,
-    )
-    .unwrap_or_else(|| panic!("no timestamp"));
+    let last = prometheus
+        .instant(&format!("timestamp({cross_zone_series})"), None)
+        .unwrap_or_else(|| panic!("no timestamp"));
     let end = Timestamp::from_millisecond((last * 1000.0).round() as i64)
         .unwrap_or_else(|e| panic!("{e}"));
     let start = end
@@ -205,8 +132,7 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     assert!((result.total.total_cost - expected).abs() < 1e-9);
 
     // OpenCost's own network query over the same data agrees with netcost's bytes.
-    let opencost = instant(
-        &prometheus.url,
+    let opencost = prometheus.instant(
         "sum(increase(kubecost_pod_network_egress_bytes_total{internet=\"false\",same_zone=\"false\",same_region=\"true\"}[120s])) by (pod_name,namespace)",
         Some(last),
     )
@@ -219,14 +145,11 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     *counters.lock().unwrap_or_else(|e| e.into_inner()) = (cross_zone, internet + more);
     let internet_series = "kubecost_pod_network_egress_bytes_total{internet=\"true\"}";
     wait_until("the second step", || {
-        instant(&prometheus.url, internet_series, None) == Some((internet + more) as f64)
+        prometheus.instant(internet_series, None) == Some((internet + more) as f64)
     });
-    let later = instant(
-        &prometheus.url,
-        &format!("timestamp({internet_series})"),
-        None,
-    )
-    .unwrap_or_else(|| panic!("no timestamp"));
+    let later = prometheus
+        .instant(&format!("timestamp({internet_series})"), None)
+        .unwrap_or_else(|| panic!("no timestamp"));
     let later = Timestamp::from_millisecond((later * 1000.0).round() as i64)
         .unwrap_or_else(|e| panic!("{e}"));
     let second = engine
