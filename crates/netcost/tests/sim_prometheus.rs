@@ -136,7 +136,10 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         prometheus.instant(total, None) == Some(truth_total as f64)
     });
     let last = prometheus
-        .instant(&format!("max(timestamp({{__name__=~\"kubecost_pod_network_egress_bytes_total|netcost_node_network_egress_bytes_total\"}}))"), None)
+        .instant(
+            "max(timestamp({__name__=~\"kubecost_pod_network_egress_bytes_total|netcost_node_network_egress_bytes_total\"}))",
+            None,
+        )
         .unwrap_or_else(|| panic!("no timestamp"));
     // One scrape later every series has a sample at or after the freeze.
     std::thread::sleep(Duration::from_secs(2));
