@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on Debian bookworm: the kernel tools the end-to-end tests
-# drive (network namespaces, nftables, conntrack-tools) and a real Prometheus server.
+# drive (network namespaces, nftables, conntrack-tools), a real Prometheus server, and headless
+# Chromium for the web UI's tests.
 set -euo pipefail
-packages=(iproute2 nftables conntrack prometheus)
+packages=(iproute2 nftables conntrack prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -107,7 +107,8 @@ impl Window {
 }
 
 /// `1h`, `90m`, `24h`, `7d`, `2w`, `30s` as seconds.
-fn duration_seconds(text: &str) -> Option<i64> {
+/// Seconds in a duration like `90s`, `5m`, `1h`, `7d` or `2w`; `None` if malformed or not positive.
+pub fn duration_seconds(text: &str) -> Option<i64> {
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let n: i64 = number.parse().ok()?;

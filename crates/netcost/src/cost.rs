@@ -117,7 +117,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             listen = %args.listen,
             backend = %engine.backend(),
             prices = %engine.sheet().source,
-            "serving /api/v1/allocation"
+            "serving the web UI at / and the API at /api/v1/allocation"
         );
         axum::serve(listener, api::standalone(engine))
             .with_graceful_shutdown(async {

@@ -1,5 +1,7 @@
 //! The cost API: `GET /api/v1/allocation?window=&aggregate=&filter=` as JSON, or as CSV with
-//! `format=csv` (or at `/api/v1/allocation.csv`). Errors are JSON
+//! `format=csv` (or at `/api/v1/allocation.csv`); `GET /api/v1/allocation/timeseries?window=&step=&filter=`,
+//! cost per class per time step, for charts; `GET /api/v1/info`, where data and prices come from.
+//! Errors are JSON
 //! `{"error": {"code", "message"}}`: 400 for a bad window, aggregate or filter, 502 when the
 //! backend is unreachable or refuses the query.
 
@@ -21,12 +23,16 @@ pub fn router(engine: Engine) -> Router {
     Router::new()
         .route("/api/v1/allocation", get(allocation_json))
         .route("/api/v1/allocation.csv", get(allocation_csv))
+        .route("/api/v1/allocation/timeseries", get(timeseries_json))
+        .route("/api/v1/info", get(info_json))
         .with_state(engine)
 }
 
-/// The API routes plus `/healthz`, for `netcost serve` and `netcost demo`.
+/// The API routes plus the web UI at `/` and `/healthz`, for `netcost serve` and `netcost demo`.
 pub fn standalone(engine: Engine) -> Router {
-    router(engine).route("/healthz", get(|| async { "ok\n" }))
+    router(engine)
+        .merge(crate::ui::router())
+        .route("/healthz", get(|| async { "ok\n" }))
 }
 
 /// A JSON error response.
@@ -49,17 +55,38 @@ fn engine_error(e: &EngineError) -> Response {
     error_response(status, e.code(), &e.to_string())
 }
 
+/// A 400 naming the first parameter not in `known`, if any.
+fn unknown_parameter(params: &HashMap<String, String>, known: &[&str]) -> Option<Response> {
+    let unknown = params.keys().find(|k| !known.contains(&k.as_str()))?;
+    Some(error_response(
+        StatusCode::BAD_REQUEST,
+        "bad_parameter",
+        &format!("unknown parameter {unknown:?}: use {}", known.join(", ")),
+    ))
+}
+
+/// Runs blocking engine work (backend queries) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) => Err(engine_error(&e)),
+        Err(e) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("the allocation task failed: {e}"),
+        )),
+    }
+}
+
 async fn run(
     engine: Engine,
     params: HashMap<String, String>,
 ) -> Result<crate::engine::AllocationResult, Response> {
-    let known = ["window", "aggregate", "filter", "format"];
-    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_parameter",
-            &format!("unknown parameter {unknown:?}: use window, aggregate, filter or format"),
-        ));
+    if let Some(response) = unknown_parameter(&params, &["window", "aggregate", "filter", "format"])
+    {
+        return Err(response);
     }
     let get = |k: &str, default: &str| params.get(k).cloned().unwrap_or_else(|| default.into());
     let (window, aggregate, filter) = (
@@ -67,7 +94,7 @@ async fn run(
         get("aggregate", "namespace"),
         get("filter", ""),
     );
-    let answer = tokio::task::spawn_blocking(move || {
+    blocking(move || {
         engine.allocate(
             &window,
             &aggregate,
@@ -76,15 +103,43 @@ async fn run(
             &mut |_, _| {},
         )
     })
-    .await;
-    match answer {
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(e)) => Err(engine_error(&e)),
-        Err(e) => Err(error_response(
+    .await
+}
+
+async fn timeseries_json(
+    State(engine): State<Engine>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = unknown_parameter(&params, &["window", "step", "filter"]) {
+        return response;
+    }
+    let get = |k: &str, default: &str| params.get(k).cloned().unwrap_or_else(|| default.into());
+    let (window, step, filter) = (get("window", "24h"), get("step", "auto"), get("filter", ""));
+    match blocking(move || engine.timeseries(&window, &step, &filter, Timestamp::now())).await {
+        Ok(result) => json_response(&result),
+        Err(response) => response,
+    }
+}
+
+/// Where the data and the prices come from, for the UI's header.
+async fn info_json(State(engine): State<Engine>) -> Response {
+    let sheet = engine.sheet();
+    json_response(&serde_json::json!({
+        "backend": engine.backend(),
+        "provider": sheet.provider,
+        "pricing_source": sheet.source,
+        "unit": sheet.unit.as_str(),
+    }))
+}
+
+fn json_response(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            &format!("the allocation task failed: {e}"),
-        )),
+            &format!("cannot encode the answer: {e}"),
+        ),
     }
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use netcost_cost::allocate::{Aggregate, Allocation, SegmentUsage, Usage, allocate};
+use netcost_cost::allocate::{Aggregate, Allocation, ClassCost, SegmentUsage, Usage, allocate};
 use netcost_cost::pricing::PriceSheet;
-use netcost_cost::window::{Window, WindowError};
+use netcost_cost::window::{Window, WindowError, duration_seconds};
 use serde::Serialize;
 
 use crate::backend::{BackendError, UsageBackend};
@@ -24,6 +24,9 @@ pub enum EngineError {
     /// The filter is invalid.
     #[error("{0}")]
     Filter(String),
+    /// The time series step is invalid or makes too many steps.
+    #[error("{0}")]
+    Step(String),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -36,6 +39,7 @@ impl EngineError {
             EngineError::Window(_) => "bad_window",
             EngineError::Aggregate(_) => "bad_aggregate",
             EngineError::Filter(_) => "bad_filter",
+            EngineError::Step(_) => "bad_step",
             EngineError::Backend(e) => e.code(),
         }
     }
@@ -125,6 +129,53 @@ pub struct AllocationResult {
     pub total: Allocation,
 }
 
+/// The most steps one time series request may ask for: each step is a full allocation, so this
+/// bounds the queries one page load sends to Prometheus.
+pub const MAX_STEPS: i64 = 200;
+
+/// Steps `auto` chooses from, shortest first: the first that cuts the window into at most
+/// [`AUTO_STEPS`] steps.
+const AUTO_STEP_CHOICES: [i64; 8] = [60, 300, 900, 3_600, 10_800, 21_600, 86_400, 604_800];
+const AUTO_STEPS: i64 = 48;
+
+/// Cost and bytes per class over one step of a time series.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeStep {
+    /// Step start, RFC 3339.
+    pub start: String,
+    /// Step end, RFC 3339.
+    pub end: String,
+    /// In-zone traffic.
+    pub in_zone: ClassCost,
+    /// Cross-zone traffic.
+    pub cross_zone: ClassCost,
+    /// Cross-region traffic.
+    pub cross_region: ClassCost,
+    /// Internet traffic.
+    pub internet: ClassCost,
+    /// Total cost of the step.
+    pub total_cost: f64,
+}
+
+/// The answer to one time series request: the window cut into steps, each priced on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeSeriesResult {
+    /// Window start, RFC 3339.
+    pub start: String,
+    /// Window end, RFC 3339.
+    pub end: String,
+    /// The step length in seconds (the first and last step may be shorter).
+    pub step_seconds: i64,
+    /// The price sheet's provider.
+    pub provider: String,
+    /// The billing unit of the prices.
+    pub unit: String,
+    /// Always `USD`.
+    pub currency: &'static str,
+    /// Steps, oldest first.
+    pub steps: Vec<TimeStep>,
+}
+
 /// Prices usage from a backend.
 #[derive(Clone)]
 pub struct Engine {
@@ -183,6 +234,74 @@ impl Engine {
             currency: "USD",
             allocations,
             total,
+        })
+    }
+
+    /// Cost per class over `window` cut into `step`s (`auto`, or a duration like `5m`, `1h`,
+    /// `1d`), for usage matching `filter`. Step boundaries are multiples of the step since the
+    /// Unix epoch, so the bars of a chart stay put as time passes; the first and last step are cut
+    /// by the window. Each step is a separate allocation, so internet tiers are priced from the
+    /// month-to-date volume before each step, as for any window.
+    pub fn timeseries(
+        &self,
+        window: &str,
+        step: &str,
+        filter: &str,
+        now: Timestamp,
+    ) -> Result<TimeSeriesResult, EngineError> {
+        let window = Window::parse(window, now)?;
+        let (start, end) = (window.start.as_second(), window.end.as_second());
+        let step_seconds = match step.trim() {
+            "" | "auto" => AUTO_STEP_CHOICES
+                .iter()
+                .copied()
+                .find(|s| (end - start) / s < AUTO_STEPS)
+                .unwrap_or(2_592_000),
+            text => duration_seconds(text).ok_or_else(|| {
+                EngineError::Step(format!(
+                    "step {text:?} is not auto or a duration like 5m, 1h or 1d"
+                ))
+            })?,
+        };
+        let count = (end - start + step_seconds - 1) / step_seconds;
+        if count > MAX_STEPS {
+            return Err(EngineError::Step(format!(
+                "step {step:?} cuts the window into {count} steps; the most is {MAX_STEPS}: use a longer step"
+            )));
+        }
+        let mut boundaries = vec![window.start];
+        let mut next = (start.div_euclid(step_seconds) + 1) * step_seconds;
+        while next < end {
+            let t = Timestamp::from_second(next)
+                .map_err(|e| EngineError::Step(format!("step boundary {next}: {e}")))?;
+            boundaries.push(t);
+            next += step_seconds;
+        }
+        boundaries.push(window.end);
+        let mut steps = Vec::with_capacity(boundaries.len());
+        for pair in boundaries.windows(2) {
+            let text = format!("{},{}", pair[0], pair[1]);
+            // Summing by namespace is the cheapest aggregate; only the total is kept.
+            let result = self.allocate(&text, "namespace", filter, now, &mut |_, _| {})?;
+            let total = result.total;
+            steps.push(TimeStep {
+                start: result.start,
+                end: result.end,
+                in_zone: total.in_zone,
+                cross_zone: total.cross_zone,
+                cross_region: total.cross_region,
+                internet: total.internet,
+                total_cost: total.total_cost,
+            });
+        }
+        Ok(TimeSeriesResult {
+            start: window.start.to_string(),
+            end: window.end.to_string(),
+            step_seconds,
+            provider: self.sheet.provider.clone(),
+            unit: self.sheet.unit.as_str().to_owned(),
+            currency: "USD",
+            steps,
         })
     }
 }

@@ -7,7 +7,8 @@
 //! - [`engine`]: window + aggregate + filter → priced rows, shared by the API and `report`;
 //! - [`api`]: `GET /api/v1/allocation` as JSON or CSV, with JSON errors;
 //! - [`render`]: terminal table, CSV and JSON;
-//! - [`store`]: the embedded minute-resolution history for single hosts and the demo.
+//! - [`store`]: the embedded minute-resolution history for single hosts and the demo;
+//! - [`ui`]: the web UI at `/`, static files compiled into the binary.
 //!
 //! What it does not do: price anything itself (`netcost-cost` does) or read conntrack.
 
@@ -22,3 +23,4 @@ pub mod render;
 pub mod store;
 #[cfg(feature = "prometheus-tests")]
 pub mod testing;
+pub mod ui;

@@ -8,10 +8,12 @@ use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
 use netcost_cost::pricing::PriceSheet;
 use netcost_cost::window::Segment;
-use netcost_server::api::standalone as router;
 use netcost_server::backend::{BackendError, UsageBackend};
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
+use support::{get, serve};
+
+mod support;
 
 /// 2 GB cross-zone egress of shop/web-0 in every segment.
 struct Fixed;
@@ -36,48 +38,6 @@ impl UsageBackend for Fixed {
             }],
         })
     }
-}
-
-fn serve(engine: Engine) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let _ = tx.send(listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
-            let _ = axum::serve(listener, router(engine)).await;
-        });
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{e}"));
-    format!("http://{addr}")
-}
-
-fn get(url: &str) -> (u16, String, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = response.status().as_u16();
-    let kind = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    (status, kind, body)
 }
 
 fn error_of(body: &str) -> (String, String) {
@@ -162,5 +122,61 @@ fn an_unreachable_prometheus_is_a_502_that_names_it() {
     assert!(
         message.contains(&format!("Prometheus unreachable at {url}")),
         "{message}"
+    );
+}
+
+#[test]
+fn the_time_series_prices_each_step_and_refuses_too_many() {
+    let base = serve(Engine::new(Arc::new(Fixed), PriceSheet::aws()));
+    let (status, kind, body) = get(&format!(
+        "{base}/api/v1/allocation/timeseries?window=1h&step=15m"
+    ));
+    assert_eq!((status, kind.as_str()), (200, "application/json"), "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["step_seconds"], 900);
+    let steps = json["steps"].as_array().cloned().unwrap_or_default();
+    // Boundaries sit on multiples of 15 minutes, so a 1h window that does not start on one has
+    // five steps (four only if it does).
+    assert!((4..=5).contains(&steps.len()), "{body}");
+    // The fixed backend answers 2 GB for any window: each step is priced on its own.
+    for step in &steps {
+        let cost = step["cross_zone"]["cost"].as_f64().unwrap_or_default();
+        assert!((cost - 0.02).abs() < 1e-12, "{step}");
+    }
+    for (query, code) in [
+        ("window=7d&step=1m", "bad_step"),
+        ("window=1h&step=soon", "bad_step"),
+        ("window=1h&aggregate=pod", "bad_parameter"),
+    ] {
+        let (status, _, body) = get(&format!("{base}/api/v1/allocation/timeseries?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(error_of(&body).0, code, "{query}");
+    }
+}
+
+#[test]
+fn the_web_ui_is_served_at_the_root_and_needs_nothing_from_outside() {
+    let base = serve(Engine::new(Arc::new(Fixed), PriceSheet::aws()));
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+    ] {
+        let (status, got, body) = get(&format!("{base}{path}"));
+        assert_eq!(status, 200, "{path}");
+        assert!(got.starts_with(kind), "{path}: {got}");
+        // Offline: no CDN, no web fonts, no absolute links anywhere in the page. The SVG
+        // namespace is a name, never fetched.
+        let body = body.replace("http://www.w3.org/2000/svg", "");
+        for outside in ["http://", "https://", "//cdn", "@import", "@font-face"] {
+            assert!(!body.contains(outside), "{path} refers to {outside}");
+        }
+    }
+    let (status, _, body) = get(&format!("{base}/api/v1/info"));
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (json["backend"].as_str(), json["unit"].as_str()),
+        (Some("fixed"), Some("GB"))
     );
 }

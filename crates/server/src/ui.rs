@@ -1,0 +1,46 @@
+//! The web UI: one page at `/` that draws the allocation API's answers (a cost table by
+//! namespace, workload, pod or node, and a stacked chart of cost by class over time).
+//!
+//! The HTML, CSS and JavaScript live in `crates/server/ui/` and are compiled into the binary with
+//! `include_str!`, so the UI works offline and behind an air gap: no CDN, no web fonts, no build
+//! step. What it does not do: compute anything. Every figure on the page comes from
+//! `/api/v1/allocation`, `/api/v1/allocation/timeseries` or `/api/v1/info`, so the page can never
+//! disagree with the API or the CSV.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const APP_JS: &str = include_str!("../ui/app.js");
+const STYLE_CSS: &str = include_str!("../ui/style.css");
+
+/// The UI's routes: `/` and its two static files under `/ui/`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { file("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/ui/app.js",
+            get(|| async { file("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/ui/style.css",
+            get(|| async { file("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+}
+
+fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    // `no-cache` rather than a long max-age: the files are tiny, and a browser must not keep an
+    // old page's script after netcost is upgraded.
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
