@@ -7,13 +7,21 @@
 //! parts are indexed by [`Topology::from_parts`]. [`Topology::from_objects`] does both for a file.
 //! A watch cache keeps the parsed parts between rebuilds: a pod costs a few hundred bytes, not the
 //! 2 KiB of a `k8s_openapi` `Pod`, and a rebuild re-indexes without re-parsing.
+//!
+//! Memory is the constraint that shapes the types (issue 3: 5,000 nodes and 150,000 pods within
+//! 64 MiB, see BENCHMARKS.md): pods and nodes are shared by `Arc` between the cache and every
+//! topology, so a topology owns only its indexes; those hold 4-byte slots, never keys that copy a
+//! string, and single-stack pods keep their IP inline.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 /// Zone and region of a node, from its `topology.kubernetes.io/*` labels (or the legacy
 /// `failure-domain.beta.kubernetes.io/*` ones). Either may be missing.
@@ -62,11 +70,46 @@ pub struct PodInfo {
     pub host_network: bool,
     /// `status.podIPs` (or `status.podIP`). Empty for hostNetwork pods' own index entries, whose
     /// IPs are the node's.
-    pub ips: Vec<IpAddr>,
+    pub ips: PodIps,
     /// The workload that owns the pod: the controller owner reference, with a ReplicaSet named
     /// after its Deployment reported as the Deployment (see [`PodEntry::from_pod`]). Labels are not
     /// kept: at 150,000 pods a label map per pod would be most of the index.
     pub owner: Option<Owner>,
+}
+
+/// A pod's IPs: a slice, with the single IP of a single-stack pod kept inline rather than in an
+/// allocation of its own (32 bytes per pod, 4.6 MiB at 150,000 pods).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodIps(IpsRepr);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum IpsRepr {
+    #[default]
+    None,
+    One(IpAddr),
+    Many(Box<[IpAddr]>),
+}
+
+impl Deref for PodIps {
+    type Target = [IpAddr];
+
+    fn deref(&self) -> &[IpAddr] {
+        match &self.0 {
+            IpsRepr::None => &[],
+            IpsRepr::One(ip) => std::slice::from_ref(ip),
+            IpsRepr::Many(ips) => ips,
+        }
+    }
+}
+
+impl From<Vec<IpAddr>> for PodIps {
+    fn from(ips: Vec<IpAddr>) -> PodIps {
+        PodIps(match ips.as_slice() {
+            [] => IpsRepr::None,
+            [ip] => IpsRepr::One(*ip),
+            _ => IpsRepr::Many(ips.into_boxed_slice()),
+        })
+    }
 }
 
 /// A Service with a virtual IP.
@@ -219,13 +262,43 @@ impl TopologyError {
     }
 }
 
-/// What an IP of the index points at. A small `Copy` index instead of a clone of the object, so
-/// that a pod with two IPs or a node with four addresses costs a few bytes per IP.
+/// What an IP of the index points at: the kind in the top two bits, the position in `pods`,
+/// `nodes` or `services` below. Four bytes rather than an enum's eight, so that an IPv4 entry of
+/// the index is 8 bytes plus the table's control byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Pod(u32),
-    Node(u32),
-    Service(u32),
+struct Slot(u32);
+
+/// Positions must fit in 30 bits; a billion objects is far beyond any cluster, and [`to_u32`]
+/// already saturates.
+const SLOT_INDEX: u32 = (1 << 30) - 1;
+
+enum SlotKind {
+    Pod,
+    Node,
+    Service,
+}
+
+impl Slot {
+    fn new(kind: SlotKind, index: u32) -> Slot {
+        let tag = match kind {
+            SlotKind::Pod => 0,
+            SlotKind::Node => 1,
+            SlotKind::Service => 2,
+        };
+        Slot(tag << 30 | index.min(SLOT_INDEX))
+    }
+
+    fn kind(self) -> SlotKind {
+        match self.0 >> 30 {
+            0 => SlotKind::Pod,
+            1 => SlotKind::Node,
+            _ => SlotKind::Service,
+        }
+    }
+
+    fn index(self) -> usize {
+        (self.0 & SLOT_INDEX) as usize
+    }
 }
 
 /// The cluster at one moment: nodes, pods, Services and an index from IP to endpoint.
@@ -244,13 +317,54 @@ enum Slot {
 /// - A hostNetwork pod's IPs (and its `status.hostIP`) point at its node.
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
-    nodes: Vec<NodeInfo>,
+    /// Shared with the watch cache that built them, so a rebuild copies pointers, not nodes.
+    nodes: Vec<Arc<NodeInfo>>,
     /// Shared with the watch cache that built them, so a rebuild copies pointers, not pods.
     pods: Vec<Arc<PodEntry>>,
     services: Vec<ServiceInfo>,
     node_by_name: HashMap<Arc<str>, u32>,
-    pod_by_uid: HashMap<Arc<str>, u32>,
-    by_ip: HashMap<IpAddr, Slot>,
+    /// Keyed by the uid inside the shared entry: no second copy of 150,000 uids.
+    pod_by_uid: HashSet<PodByUid>,
+    by_ip: IpIndex,
+}
+
+/// IP → slot, IPv4 and IPv6 apart, so that the (much larger) IPv4 table has 8-byte entries
+/// instead of the 28 bytes an `IpAddr` key and an enum slot take. Keys are canonical.
+#[derive(Debug, Clone, Default)]
+struct IpIndex {
+    v4: HashMap<Ipv4Addr, Slot>,
+    v6: HashMap<Ipv6Addr, Slot>,
+}
+
+impl IpIndex {
+    /// Room for `ips` without growing: growing by doubling would hold the old and the new table
+    /// at once, and leave up to twice the buckets needed.
+    fn reserve<'a>(&mut self, ips: impl Iterator<Item = &'a IpAddr>) {
+        let (mut v4, mut v6) = (0, 0);
+        for ip in ips {
+            match ip {
+                IpAddr::V4(_) => v4 += 1,
+                IpAddr::V6(_) => v6 += 1,
+            }
+        }
+        self.v4.reserve(v4);
+        self.v6.reserve(v6);
+    }
+
+    /// Points `ip` at `slot`, replacing what it pointed at.
+    fn insert(&mut self, ip: IpAddr, slot: Slot) {
+        match ip {
+            IpAddr::V4(v4) => self.v4.insert(v4, slot),
+            IpAddr::V6(v6) => self.v6.insert(v6, slot),
+        };
+    }
+
+    fn get(&self, ip: IpAddr) -> Option<Slot> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.get(&v4).copied(),
+            IpAddr::V6(v6) => self.v6.get(&v6).copied(),
+        }
+    }
 }
 
 /// A pod parsed once, with what indexing needs beyond its [`PodInfo`].
@@ -259,10 +373,48 @@ pub struct PodEntry {
     info: PodInfo,
     /// False for pods in phase `Succeeded` or `Failed`.
     live: bool,
-    /// `metadata.creationTimestamp`, for the IP reuse rule.
-    created: Option<Time>,
+    /// `metadata.creationTimestamp` in Unix seconds (the API's precision), [`NO_TIMESTAMP`] when
+    /// missing, for the IP reuse rule. Eight bytes instead of an `Option<Time>`'s 24.
+    created: i64,
     /// IPs that stand for the pod's node: a hostNetwork pod's own IPs and its `status.hostIP`.
-    node_ips: Vec<IpAddr>,
+    /// Empty, without an allocation, for every other pod.
+    node_ips: Box<[IpAddr]>,
+}
+
+/// A missing `creationTimestamp` sorts before every real one, as `None` did before `Some`.
+const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// A shared pod entry that hashes and compares as its uid, so that a set of them is a map from
+/// uid to pod without a key of its own: 8 bytes per slot instead of a 16-byte `Arc<str>` key
+/// beside the value. Look one up with a `&str` uid.
+#[derive(Debug, Clone)]
+pub struct PodByUid(pub Arc<PodEntry>);
+
+impl PodByUid {
+    fn uid(&self) -> &str {
+        &self.0.info.uid
+    }
+}
+
+impl Hash for PodByUid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, which `Borrow<str>` requires.
+        self.uid().hash(state);
+    }
+}
+
+impl PartialEq for PodByUid {
+    fn eq(&self, other: &PodByUid) -> bool {
+        self.uid() == other.uid()
+    }
+}
+
+impl Eq for PodByUid {}
+
+impl Borrow<str> for PodByUid {
+    fn borrow(&self) -> &str {
+        self.uid()
+    }
 }
 
 impl PodEntry {
@@ -352,7 +504,7 @@ impl Topology {
         let nodes = nodes
             .iter()
             .enumerate()
-            .map(|(index, node)| node_info(node, index, &mut interner))
+            .map(|(index, node)| node_info(node, index, &mut interner).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let pods = pods
             .iter()
@@ -370,13 +522,13 @@ impl Topology {
     /// Indexes parsed objects. Fails on a node name or pod uid used twice; the error's
     /// [`ObjectRef::index`] is the position in `nodes` or `pods`.
     pub fn from_parts(
-        nodes: Vec<NodeInfo>,
+        nodes: Vec<Arc<NodeInfo>>,
         pods: Vec<Arc<PodEntry>>,
         services: Vec<ServiceInfo>,
     ) -> Result<Topology, TopologyError> {
         let mut topo = Topology {
             node_by_name: HashMap::with_capacity(nodes.len()),
-            pod_by_uid: HashMap::with_capacity(pods.len()),
+            pod_by_uid: HashSet::with_capacity(pods.len()),
             ..Topology::default()
         };
         for (index, info) in nodes.iter().enumerate() {
@@ -392,16 +544,21 @@ impl Topology {
         }
         for (index, entry) in pods.iter().enumerate() {
             let info = &entry.info;
-            if let Some(&earlier) = topo.pod_by_uid.get(&info.uid) {
-                let other = &pods[earlier as usize].info;
+            if let Some(other) = topo.pod_by_uid.get(&*info.uid) {
+                // Only on this error path is the earlier pod's position needed.
+                let earlier = pods
+                    .iter()
+                    .position(|p| Arc::ptr_eq(p, &other.0))
+                    .unwrap_or(index);
+                let other = &other.0.info;
                 return Err(TopologyError::Duplicate {
                     object: parsed_ref("Pod", Some(&info.namespace), &info.name, index),
                     field: "metadata.uid".into(),
                     value: info.uid.to_string(),
-                    other: parsed_ref("Pod", Some(&other.namespace), &other.name, earlier as usize),
+                    other: parsed_ref("Pod", Some(&other.namespace), &other.name, earlier),
                 });
             }
-            topo.pod_by_uid.insert(info.uid.clone(), to_u32(index));
+            topo.pod_by_uid.insert(PodByUid(entry.clone()));
         }
         topo.nodes = nodes;
         topo.pods = pods;
@@ -410,28 +567,37 @@ impl Topology {
         Ok(topo)
     }
 
-    /// Fills `by_ip`, lowest priority first: Services, then pods (newest wins), then nodes.
+    /// Fills the IP index, lowest priority first: Services, then pods (newest wins), then nodes.
     fn build_index(&mut self) {
+        let by_ip = &mut self.by_ip;
+        by_ip.reserve(
+            self.services
+                .iter()
+                .flat_map(|s| s.cluster_ips.iter())
+                .chain(self.pods.iter().flat_map(|p| p.info.ips.iter()))
+                .chain(self.pods.iter().flat_map(|p| p.node_ips.iter()))
+                .chain(self.nodes.iter().flat_map(|n| n.addresses.iter())),
+        );
         for (id, service) in self.services.iter().enumerate() {
             for ip in &service.cluster_ips {
-                self.by_ip.insert(*ip, Slot::Service(to_u32(id)));
+                by_ip.insert(*ip, Slot::new(SlotKind::Service, to_u32(id)));
             }
         }
         for (id, entry) in self.pods.iter().enumerate() {
             if !entry.live {
                 continue;
             }
-            for ip in &entry.info.ips {
-                let newer = match self.by_ip.get(ip) {
-                    Some(Slot::Pod(other)) => {
+            for ip in entry.info.ips.iter() {
+                let newer = match by_ip.get(*ip) {
+                    Some(slot) if matches!(slot.kind(), SlotKind::Pod) => {
                         // `>=`: on equal (or both missing) timestamps the later object wins, so
                         // that the result does not depend on hash order.
-                        entry.created >= self.pods[*other as usize].created
+                        entry.created >= self.pods[slot.index()].created
                     }
                     _ => true,
                 };
                 if newer {
-                    self.by_ip.insert(*ip, Slot::Pod(to_u32(id)));
+                    by_ip.insert(*ip, Slot::new(SlotKind::Pod, to_u32(id)));
                 }
             }
         }
@@ -441,7 +607,7 @@ impl Topology {
             if !entry.live {
                 continue;
             }
-            let Some(node_id) = entry
+            let Some(&node_id) = entry
                 .info
                 .node_name
                 .as_ref()
@@ -449,35 +615,36 @@ impl Topology {
             else {
                 continue;
             };
-            for ip in &entry.node_ips {
-                self.by_ip.insert(*ip, Slot::Node(*node_id));
+            for ip in entry.node_ips.iter() {
+                by_ip.insert(*ip, Slot::new(SlotKind::Node, node_id));
             }
         }
         for (id, node) in self.nodes.iter().enumerate() {
             for ip in &node.addresses {
-                self.by_ip.insert(*ip, Slot::Node(to_u32(id)));
+                by_ip.insert(*ip, Slot::new(SlotKind::Node, to_u32(id)));
             }
         }
     }
 
     /// What `ip` is in this cluster, if anything. IPv4-mapped IPv6 is looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> Option<Endpoint<'_>> {
-        Some(match *self.by_ip.get(&ip.to_canonical())? {
-            Slot::Pod(i) => Endpoint::Pod(&self.pods[i as usize].info),
-            Slot::Node(i) => Endpoint::Node(&self.nodes[i as usize]),
-            Slot::Service(i) => Endpoint::ServiceIp(&self.services[i as usize]),
+        let slot = self.by_ip.get(ip.to_canonical())?;
+        Some(match slot.kind() {
+            SlotKind::Pod => Endpoint::Pod(&self.pods.get(slot.index())?.info),
+            SlotKind::Node => Endpoint::Node(self.nodes.get(slot.index())?),
+            SlotKind::Service => Endpoint::ServiceIp(self.services.get(slot.index())?),
         })
     }
 
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
         let id = *self.node_by_name.get(name)?;
-        self.nodes.get(id as usize)
+        self.nodes.get(id as usize).map(|node| &**node)
     }
 
     /// Every node, in the order given.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.nodes.iter()
+        self.nodes.iter().map(|node| &**node)
     }
 
     /// Every pod, in the order given, including finished and hostNetwork pods.
@@ -506,8 +673,7 @@ impl Topology {
 
     /// The pod with `metadata.uid == uid`, finished or not.
     pub fn pod_by_uid(&self, uid: &str) -> Option<&PodInfo> {
-        let id = *self.pod_by_uid.get(uid)?;
-        self.pods.get(id as usize).map(|entry| &entry.info)
+        self.pod_by_uid.get(uid).map(|entry| &entry.0.info)
     }
 
     /// Where `ip` sits: for a pod, the locality of its node; for a node address, the node's.
@@ -742,21 +908,23 @@ fn pod_entry(pod: &Pod, index: usize, interner: &mut Interner) -> Result<PodEntr
         Vec::new()
     };
 
-    ips.shrink_to_fit();
     let info = PodInfo {
         namespace: interner.intern(namespace_of(meta)),
         name,
         uid,
         node_name,
         host_network,
-        ips,
+        ips: ips.into(),
         owner: owner_of(meta, interner),
     };
     Ok(PodEntry {
         info,
         live,
-        created: meta.creation_timestamp.clone(),
-        node_ips,
+        created: meta
+            .creation_timestamp
+            .as_ref()
+            .map_or(NO_TIMESTAMP, |t| t.0.as_second()),
+        node_ips: node_ips.into_boxed_slice(),
     })
 }
 
@@ -1088,6 +1256,31 @@ mod tests {
             err.as_deref(),
             Some(r#"Pod default/web-1: status.podIPs[1].ip: "10.0.0.x" is not an IP address"#)
         );
+    }
+
+    #[test]
+    fn pod_ips_read_the_same_inline_or_allocated() {
+        for ips in [
+            vec![],
+            vec![ip("10.0.0.1")],
+            vec![ip("10.0.0.1"), ip("fd00::1")],
+        ] {
+            assert_eq!(&*PodIps::from(ips.clone()), ips.as_slice());
+        }
+    }
+
+    #[test]
+    fn slots_keep_their_kind_and_position() {
+        for (kind, index) in [(0, 0), (1, 7), (2, SLOT_INDEX)] {
+            let make = [SlotKind::Pod, SlotKind::Node, SlotKind::Service];
+            let slot = Slot::new(make.into_iter().nth(kind).unwrap_or(SlotKind::Pod), index);
+            let back = match slot.kind() {
+                SlotKind::Pod => 0,
+                SlotKind::Node => 1,
+                SlotKind::Service => 2,
+            };
+            assert_eq!((back, slot.index()), (kind, index as usize));
+        }
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //! aside and the old content stays in use; at `InitDone` it replaces the old content whole, so an
 //! object deleted while the watch was down leaves the index. An entry that did not change is
 //! carried over rather than re-allocated, so a re-list of 150,000 pods does not double the cache.
+//!
+//! Pods are most of the memory (issue 3's budget, see BENCHMARKS.md): they are held in a set
+//! keyed by the uid inside each entry ([`PodByUid`]), 8 bytes a slot with no key of their own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 use netcost_core::topology::{
-    Interner, NodeInfo, Owner, PodEntry, ServiceInfo, Topology, TopologyError,
+    Interner, NodeInfo, Owner, PodByUid, PodEntry, ServiceInfo, Topology, TopologyError,
 };
 
 /// One watcher event, of any of the five watched kinds.
@@ -117,6 +120,59 @@ impl<K: Eq + Hash, V: Clone + PartialEq> Relisting<K, V> {
     }
 }
 
+/// The pods, with the re-list buffer: [`Relisting`]'s rules, over sets keyed by uid.
+#[derive(Debug, Default)]
+struct Pods {
+    live: HashSet<PodByUid>,
+    next: Option<HashSet<PodByUid>>,
+    synced: bool,
+}
+
+impl Pods {
+    fn init(&mut self) {
+        self.next = Some(HashSet::new());
+    }
+
+    fn init_apply(&mut self, entry: Arc<PodEntry>) {
+        let entry = match self.live.get(entry.info().uid.as_ref()) {
+            Some(old) if old.0 == entry => old.clone(),
+            _ => PodByUid(entry),
+        };
+        // `replace`, not `insert`: the set's equality is the uid's, and the entry may be newer.
+        match &mut self.next {
+            Some(next) => next.replace(entry),
+            None => self.live.replace(entry),
+        };
+    }
+
+    fn init_done(&mut self) {
+        if let Some(next) = self.next.take() {
+            self.live = next;
+        }
+        self.synced = true;
+    }
+
+    /// Returns whether anything changed.
+    fn apply(&mut self, entry: Arc<PodEntry>) -> bool {
+        if self
+            .live
+            .get(entry.info().uid.as_ref())
+            .is_some_and(|old| old.0 == entry)
+        {
+            return false;
+        }
+        self.live.replace(PodByUid(entry));
+        true
+    }
+
+    fn delete(&mut self, meta: &ObjectMeta) -> bool {
+        match meta.uid.as_deref() {
+            Some(uid) => self.live.remove(uid),
+            None => false,
+        }
+    }
+}
+
 /// Key of a namespaced object.
 type NsName = (Arc<str>, Box<str>);
 
@@ -126,9 +182,9 @@ pub struct ClusterCache {
     local_node: String,
     zone_fallback: Option<ZoneFallback>,
     interner: Interner,
-    nodes: Relisting<Arc<str>, NodeInfo>,
+    nodes: Relisting<Arc<str>, Arc<NodeInfo>>,
     /// Keyed by uid: a StatefulSet pod re-created under the same name is another pod.
-    pods: Relisting<Arc<str>, Arc<PodEntry>>,
+    pods: Pods,
     services: Relisting<NsName, ServiceInfo>,
     /// ReplicaSet → its controller (a Deployment, or another controller that makes ReplicaSets).
     replica_sets: Relisting<NsName, Owner>,
@@ -145,7 +201,7 @@ impl ClusterCache {
             zone_fallback: None,
             interner: Interner::default(),
             nodes: Relisting::default(),
-            pods: Relisting::default(),
+            pods: Pods::default(),
             services: Relisting::default(),
             replica_sets: Relisting::default(),
             jobs: Relisting::default(),
@@ -212,7 +268,7 @@ impl ClusterCache {
         true
     }
 
-    fn node_info(&mut self, node: &Node) -> Option<(Arc<str>, NodeInfo)> {
+    fn node_info(&mut self, node: &Node) -> Option<(Arc<str>, Arc<NodeInfo>)> {
         let local = node.metadata.name.as_deref() == Some(self.local_node.as_str());
         let patched;
         let node = match &self.zone_fallback {
@@ -223,7 +279,7 @@ impl ClusterCache {
             _ => node,
         };
         match NodeInfo::from_node(node, &mut self.interner) {
-            Ok(info) => Some((info.name.clone(), info)),
+            Ok(info) => Some((info.name.clone(), Arc::new(info))),
             Err(e) => {
                 self.reject(&e);
                 None
@@ -236,23 +292,23 @@ impl ClusterCache {
             Event::Init => self.pods.init(),
             Event::InitDone => self.pods.init_done(),
             Event::InitApply(pod) => {
-                if let Some((key, entry)) = self.pod_entry(&pod) {
-                    self.pods.init_apply(key, entry);
+                if let Some(entry) = self.pod_entry(&pod) {
+                    self.pods.init_apply(entry);
                 }
             }
             Event::Apply(pod) => {
                 return match self.pod_entry(&pod) {
-                    Some((key, entry)) => self.pods.apply(key, entry),
+                    Some(entry) => self.pods.apply(entry),
                     // Never leave a stale IP behind an object that no longer reads.
-                    None => delete_by_uid(&mut self.pods, &pod.metadata),
+                    None => self.pods.delete(&pod.metadata),
                 };
             }
-            Event::Delete(pod) => return delete_by_uid(&mut self.pods, &pod.metadata),
+            Event::Delete(pod) => return self.pods.delete(&pod.metadata),
         }
         true
     }
 
-    fn pod_entry(&mut self, pod: &Pod) -> Option<(Arc<str>, Arc<PodEntry>)> {
+    fn pod_entry(&mut self, pod: &Pod) -> Option<Arc<PodEntry>> {
         let mut entry = match PodEntry::from_pod(pod, &mut self.interner) {
             Ok(entry) => entry,
             Err(e) => {
@@ -272,7 +328,7 @@ impl ClusterCache {
         }) {
             entry = entry.with_owner(Some(parent));
         }
-        Some((entry.info().uid.clone(), Arc::new(entry)))
+        Some(Arc::new(entry))
     }
 
     fn service_event(&mut self, event: Event<Service>) -> bool {
@@ -333,19 +389,19 @@ impl ClusterCache {
     /// Pods seen before their ReplicaSet or Job get their workload here, once the owner is known.
     pub fn topology(&mut self) -> Result<Topology, TopologyError> {
         let mut late = Vec::new();
-        for (uid, entry) in &self.pods.live {
-            let info = entry.info();
+        for entry in &self.pods.live {
+            let info = entry.0.info();
             if let Some(owner) = &info.owner
                 && let Some(parent) = self.parent_of(&owner.kind, &info.namespace, &owner.name)
             {
-                late.push((uid.clone(), entry.with_owner(Some(parent.clone()))));
+                late.push(entry.0.with_owner(Some(parent.clone())));
             }
         }
-        for (uid, entry) in late {
-            self.pods.live.insert(uid, Arc::new(entry));
+        for entry in late {
+            self.pods.live.replace(PodByUid(Arc::new(entry)));
         }
         let nodes = self.nodes.live.values().cloned().collect();
-        let pods = self.pods.live.values().cloned().collect();
+        let pods = self.pods.live.iter().map(|entry| entry.0.clone()).collect();
         let services = self.services.live.values().cloned().collect();
         // Strings of deleted namespaces, nodes and Jobs go once no entry holds them.
         self.interner.prune();
@@ -405,16 +461,6 @@ fn delete_by_name<V: Clone + PartialEq>(
 ) -> bool {
     match meta.name.as_deref() {
         Some(name) => objects.delete(name),
-        None => false,
-    }
-}
-
-fn delete_by_uid<V: Clone + PartialEq>(
-    objects: &mut Relisting<Arc<str>, V>,
-    meta: &ObjectMeta,
-) -> bool {
-    match meta.uid.as_deref() {
-        Some(uid) => objects.delete(uid),
         None => false,
     }
 }
@@ -525,7 +571,7 @@ mod tests {
         cache.apply(Update::Pod(Event::InitApply(pod("kept", "10.0.0.1"))));
         cache.apply(Update::Pod(Event::InitApply(pod("gone", "10.0.0.2"))));
         cache.apply(Update::Pod(Event::InitDone));
-        let before = cache.pods.live.get("u-kept").cloned();
+        let before = cache.pods.live.get("u-kept").map(|p| p.0.clone());
 
         cache.apply(Update::Pod(Event::Init));
         cache.apply(Update::Pod(Event::InitApply(pod("kept", "10.0.0.1"))));
@@ -533,7 +579,7 @@ mod tests {
         assert_eq!(cache.pod_count(), 2);
         cache.apply(Update::Pod(Event::InitDone));
 
-        let after = cache.pods.live.get("u-kept").cloned();
+        let after = cache.pods.live.get("u-kept").map(|p| p.0.clone());
         assert!(matches!((&before, &after), (Some(b), Some(a)) if Arc::ptr_eq(b, a)));
         let topology = cache.topology().unwrap_or_else(|e| panic!("{e}"));
         assert!(
@@ -541,6 +587,20 @@ mod tests {
                 .lookup("10.0.0.2".parse().unwrap_or_else(|e| panic!("{e}")))
                 .is_none()
         );
+        assert_eq!(topology.pods().count(), 1);
+    }
+
+    #[test]
+    fn a_changed_pod_replaces_the_cached_one_with_the_same_uid() {
+        let mut cache = ClusterCache::new("node-a");
+        synced(&mut cache);
+        cache.apply(Update::Pod(Event::Apply(pod("web", "10.0.0.1"))));
+        assert!(cache.apply(Update::Pod(Event::Apply(pod("web", "10.0.0.9")))));
+        assert!(!cache.apply(Update::Pod(Event::Apply(pod("web", "10.0.0.9")))));
+        let topology = cache.topology().unwrap_or_else(|e| panic!("{e}"));
+        let at = |ip: &str| topology.lookup(ip.parse().unwrap_or_else(|e| panic!("{e}")));
+        assert!(at("10.0.0.1").is_none());
+        assert!(at("10.0.0.9").is_some());
         assert_eq!(topology.pods().count(), 1);
     }
 
