@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 # NETCOST_BIN: a netcost binary built elsewhere (for example from a clean checkout); else this tree.
 BIN=${NETCOST_BIN:-target/release/netcost}
+COUNT_DUMP=${COUNT_DUMP:-target/release/examples/count_dump}
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
 status_kib() { awk -v f="$2:" '$1==f {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 metric() { # metric NAME, from /metrics at $METRICS_URL, run through $CURL
@@ -90,11 +91,11 @@ soak() {
 }
 
 kernel() {
-    local n=${1:-1000000} ns=netcost-bench-a peer=netcost-bench-b
+    local n=${1:-1000000}
+    ns=netcost-bench-a peer=netcost-bench-b
     [[ $EUID -eq 0 ]] || { echo "kernel: needs root" >&2; exit 1; }
     build
-    cargo build --release -q -p netcost-conntrack --example count_dump
-    local old_max old_hash
+    [[ -n "${NETCOST_BIN:-}" ]] || cargo build --release -q -p netcost-conntrack --example count_dump
     old_max=$(sysctl -n net.netfilter.nf_conntrack_max)
     old_hash=$(cat /sys/module/nf_conntrack/parameters/hashsize)
     cleanup() {
@@ -117,10 +118,20 @@ kernel() {
     ip -n "$ns" route add 10.201.0.0/16 via 10.200.0.2
     # A ct rule makes the namespace track connections; the peer drops what arrives.
     ip netns exec "$ns" nft -f - <<'EOF'
-table inet bench { chain out { type filter hook output priority 0; ct state new counter } }
+table inet bench {
+    chain out {
+        type filter hook output priority 0;
+        ct state new counter
+    }
+}
 EOF
     ip netns exec "$peer" nft -f - <<'EOF'
-table inet bench { chain in { type filter hook prerouting priority -300; drop } }
+table inet bench {
+    chain in {
+        type filter hook prerouting priority -300;
+        drop
+    }
+}
 EOF
     ip netns exec "$ns" sysctl -qw net.netfilter.nf_conntrack_acct=1 \
         net.netfilter.nf_conntrack_udp_timeout=7200 net.netfilter.nf_conntrack_udp_timeout_stream=7200
@@ -138,7 +149,7 @@ EOF
     echo "entries: $(ip netns exec "$ns" conntrack -C) (created in $((SECONDS - t0)) s)" >&2
 
     echo "bare dump (count only), 5 runs:" >&2
-    ip netns exec "$ns" target/release/examples/count_dump 5 | tee /tmp/netcost-bench-floor >&2
+    ip netns exec "$ns" "$COUNT_DUMP" 5 | tee /tmp/netcost-bench-floor >&2
     local floor; floor=$(grep -o 'ms=[0-9.]*' /tmp/netcost-bench-floor | cut -d= -f2 | median)
 
     echo "conntrack -L -o extended, 3 runs:" >&2
@@ -147,7 +158,7 @@ EOF
         local s e; s=$(date +%s%N)
         ip netns exec "$ns" conntrack -L -o extended >/dev/null 2>&1
         e=$(date +%s%N); echo "scale=1; ($e - $s) / 1000000" | bc
-    done | tee /dev/stderr | median)
+    done | tee -a /tmp/netcost-bench-tool | median)
 
     cat >/tmp/netcost-bench-inventory.yaml <<'EOF'
 apiVersion: v1
