@@ -50,4 +50,14 @@ pub trait UsageBackend: Send + Sync {
     /// The usage during `segment`, and the cluster's internet egress from the segment's month
     /// start to its start (for tiered pricing).
     fn usage(&self, segment: &Segment) -> Result<SegmentUsage, BackendError>;
+
+    /// The value of pod label `key` per `(namespace, pod)` during `segment`, for aggregation by
+    /// label. Backends without pod labels return none, and every row is `__unallocated__`.
+    fn pod_labels(
+        &self,
+        _segment: &Segment,
+        _key: &str,
+    ) -> Result<std::collections::HashMap<(String, String), String>, BackendError> {
+        Ok(Default::default())
+    }
 }

@@ -220,6 +220,15 @@ impl Engine {
         for (i, segment) in segments.iter().enumerate() {
             let mut u = self.backend.usage(segment)?;
             u.usages.retain(|x| filter.matches(x));
+            if let Aggregate::Label(key) = &aggregate_kind {
+                let labels = self.backend.pod_labels(segment, key)?;
+                for usage in &mut u.usages {
+                    let pod = (usage.pod.namespace.clone(), usage.pod.pod.clone());
+                    if let Some(value) = labels.get(&pod) {
+                        usage.pod.labels.insert(key.clone(), value.clone());
+                    }
+                }
+            }
             usage.push(u);
             on_segment(i + 1, segments.len());
         }

@@ -143,9 +143,53 @@ struct PodMeta {
     owner: Option<(String, String)>,
 }
 
+/// The label name kube-state-metrics gives pod label `key` in `kube_pod_labels`: `label_` and
+/// the key with every character outside `[a-zA-Z0-9_]` replaced by `_`.
+pub fn kube_state_metrics_label(key: &str) -> String {
+    let sanitized: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("label_{sanitized}")
+}
+
 impl UsageBackend for PrometheusBackend {
     fn describe(&self) -> String {
         format!("Prometheus at {}", self.base_url)
+    }
+
+    /// Pod labels come from kube-state-metrics' `kube_pod_labels` (which exports labels only if
+    /// its `--metric-labels-allowlist` lets them through).
+    fn pod_labels(
+        &self,
+        segment: &Segment,
+        key: &str,
+    ) -> Result<HashMap<(String, String), String>, BackendError> {
+        let label = kube_state_metrics_label(key);
+        let end = segment.end.as_millisecond();
+        let range = end - segment.start.as_millisecond();
+        let samples = self.query(
+            &format!(
+                "max by (namespace, pod, {label}) (max_over_time(kube_pod_labels[{range}ms]))"
+            ),
+            end,
+        )?;
+        Ok(samples
+            .iter()
+            .filter(|s| !s.label(&label).is_empty())
+            .map(|s| {
+                (
+                    (s.label("namespace").to_owned(), s.label("pod").to_owned()),
+                    s.label(&label).to_owned(),
+                )
+            })
+            .collect())
     }
 
     fn usage(&self, segment: &Segment) -> Result<SegmentUsage, BackendError> {

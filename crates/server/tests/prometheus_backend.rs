@@ -31,7 +31,9 @@ fn exposition(counters: &Counters) -> String {
          kubecost_pod_network_egress_bytes_total{{{}}} {cross_zone}\n\
          kubecost_pod_network_egress_bytes_total{{{}}} {internet}\n\
          # TYPE netcost_pod_info gauge\n\
-         netcost_pod_info{{namespace=\"shop\",pod_name=\"web-0\",uid=\"u-web-0\",node=\"node-a\",region=\"us-east1\",owner_kind=\"Deployment\",owner_name=\"web\"}} 1\n",
+         netcost_pod_info{{namespace=\"shop\",pod_name=\"web-0\",uid=\"u-web-0\",node=\"node-a\",region=\"us-east1\",owner_kind=\"Deployment\",owner_name=\"web\"}} 1\n\
+         # TYPE kube_pod_labels gauge\n\
+         kube_pod_labels{{namespace=\"shop\",pod=\"web-0\",label_app_kubernetes_io_part_of=\"checkout\"}} 1\n",
         labels("false", "false", "true"),
         labels("true", "false", "false"),
     )
@@ -168,6 +170,23 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
         "{} vs {tiered}",
         second.total.total_cost
     );
+
+    // Aggregation by a pod label reads kube-state-metrics' kube_pod_labels.
+    let by_label = engine
+        .allocate(
+            &window,
+            "label:app.kubernetes.io/part-of",
+            "",
+            Timestamp::now(),
+            &mut |_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(by_label.allocations.len(), 1, "{by_label:?}");
+    assert_eq!(
+        by_label.allocations[0].name,
+        "app.kubernetes.io/part-of=checkout"
+    );
+    assert_eq!(by_label.allocations[0].cross_zone.egress_bytes, cross_zone);
 
     // Filters narrow the usage before pricing.
     let none = engine
