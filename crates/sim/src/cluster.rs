@@ -409,11 +409,20 @@ impl Cluster {
         }
         for pod in &self.pods {
             let node = &self.nodes[pod.node as usize];
+            // Deployment pods carry their ReplicaSet's pod-template hash as a label, as the
+            // Deployment controller sets it; that is how the owner resolves to the Deployment.
+            let mut template_hash = String::new();
             let (owner_kind, owner_name) = match &pod.workload {
                 (WorkloadKind::Deployment, name) => {
                     // The ReplicaSet is the Deployment's name and the pod-template hash.
-                    let hash = pod.name.rsplit_once('-').map_or(name.as_str(), |x| x.0);
-                    ("ReplicaSet", hash.to_string())
+                    let replica_set = pod.name.rsplit_once('-').map_or(name.as_str(), |x| x.0);
+                    if let Some(hash) = replica_set
+                        .strip_prefix(name.as_str())
+                        .and_then(|h| h.strip_prefix('-'))
+                    {
+                        template_hash = format!("\n      pod-template-hash: {hash}");
+                    }
+                    ("ReplicaSet", replica_set.to_string())
                 }
                 (WorkloadKind::StatefulSet, name) => ("StatefulSet", name.clone()),
                 (WorkloadKind::DaemonSet, name) => ("DaemonSet", name.clone()),
@@ -421,7 +430,7 @@ impl Cluster {
             let _ = write!(
                 y,
                 "- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: {name}\n    namespace: {ns}\n    \
-                 uid: {uid}\n    labels:\n      app: {app}\n    ownerReferences:\n    - apiVersion: apps/v1\n      \
+                 uid: {uid}\n    labels:\n      app: {app}{template_hash}\n    ownerReferences:\n    - apiVersion: apps/v1\n      \
                  kind: {owner_kind}\n      name: {owner_name}\n      uid: {owner_uid}\n      controller: true\n  \
                  spec:\n    nodeName: {node}\n    hostNetwork: {host}\n    containers:\n    - name: main\n      \
                  image: registry.example/{app}:1\n  status:\n    phase: Running\n    hostIP: {host_ip}\n    \
