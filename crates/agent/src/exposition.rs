@@ -32,6 +32,10 @@ pub struct CycleTiming {
     pub nodes_without_zone: u64,
     /// Topologies received from the Kubernetes API after the first.
     pub topology_updates: u64,
+    /// When the last dump cycle ended (Unix time, seconds); 0 before the first.
+    pub last_cycle_unix_seconds: f64,
+    /// Dump cycles that failed.
+    pub cycle_failures: u64,
 }
 
 /// What one scrape renders.
@@ -231,6 +235,66 @@ impl Collector for Exposition {
 
         {
             let mut metric = encoder.encode_descriptor(
+                "netcost_workload_traffic_bytes",
+                "Bytes between a client and a server workload, by class: each agent adds what its local end sent, plus what it received from ends outside the cluster. Capped by --max-workload-pairs; see the README.",
+                None,
+                MetricType::Counter,
+            )?;
+            for pair in &s.pairs {
+                let (c, v) = (&pair.key.client, &pair.key.server);
+                let labels = [
+                    ("src_namespace", &*c.namespace),
+                    ("src_kind", &*c.kind),
+                    ("src_workload", &*c.name),
+                    ("src_zone", &*c.zone),
+                    ("dst_namespace", &*v.namespace),
+                    ("dst_kind", &*v.kind),
+                    ("dst_workload", &*v.name),
+                    ("dst_zone", &*v.zone),
+                    ("class", pair.key.class.as_str()),
+                ];
+                ConstCounter::new(pair.value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        gauge(
+            &mut encoder,
+            "netcost_workload_pairs",
+            "Workload pair series this agent exports, including the __other__ ones.",
+            s.stats.workload_pairs as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_workload_pairs_over_limit",
+            "Times a new workload pair found the cap reached; its bytes went to the __other__ pair of its class.",
+            s.stats.workload_pairs_over_limit,
+        )?;
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_agent_info",
+                "1, labelled with the node this agent runs on and its version.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [
+                ("node", &*s.node_name),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ];
+            ConstGauge::new(1_i64).encode(metric.encode_family(&labels)?)?;
+        }
+        gauge_f64(
+            &mut encoder,
+            "netcost_last_cycle_timestamp_seconds",
+            "When the last dump cycle ended, in Unix seconds; 0 before the first.",
+            self.timing.last_cycle_unix_seconds,
+        )?;
+        counter(
+            &mut encoder,
+            "netcost_cycle_failures",
+            "Dump cycles that failed (the error is logged); counting resumes with the next cycle.",
+            self.timing.cycle_failures,
+        )?;
+        {
+            let mut metric = encoder.encode_descriptor(
                 "netcost_pod_info",
                 "1 for each pod on this node: its node, zone, region and owning workload.",
                 None,
@@ -392,6 +456,7 @@ mod tests {
     use super::*;
     use netcost_core::aggregate::{ExportedSeries, PodLabels};
     use netcost_core::class::TrafficClass;
+    use netcost_core::pairs::{ExportedPair, PairKey, Peer};
     use netcost_core::pipeline::PipelineStats;
 
     fn snapshot() -> Snapshot {
@@ -431,9 +496,34 @@ mod tests {
                     value: 5,
                 },
             ],
+            pairs: vec![ExportedPair {
+                key: PairKey {
+                    client: Peer::new("shop", "Deployment", "web", "us-east-1a"),
+                    server: Peer::new("shop", "StatefulSet", "db", "us-east-1b"),
+                    class: TrafficClass::CrossZone,
+                },
+                value: 777,
+            }],
             stats,
             node_has_zone: true,
         }
+    }
+
+    #[test]
+    fn workload_pairs_and_agent_state_are_exported() {
+        let text = rendered();
+        assert!(text.contains(
+            "netcost_workload_traffic_bytes_total{src_namespace=\"shop\",src_kind=\"Deployment\",src_workload=\"web\",src_zone=\"us-east-1a\",dst_namespace=\"shop\",dst_kind=\"StatefulSet\",dst_workload=\"db\",dst_zone=\"us-east-1b\",class=\"cross-zone\"} 777\n"
+        ), "{text}");
+        assert!(
+            text.contains("netcost_agent_info{node=\"node-a\",version=\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("netcost_last_cycle_timestamp_seconds 1764000000.5\n"),
+            "{text}"
+        );
+        assert!(text.contains("netcost_cycle_failures_total 1\n"), "{text}");
     }
 
     fn rendered() -> String {
@@ -444,6 +534,8 @@ mod tests {
                 checkpoint_failures: 0,
                 nodes_without_zone: 2,
                 topology_updates: 3,
+                last_cycle_unix_seconds: 1_764_000_000.5,
+                cycle_failures: 1,
             },
             pods: Arc::new(vec![PodMeta {
                 namespace: "shop".into(),

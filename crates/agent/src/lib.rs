@@ -76,6 +76,8 @@ pub struct AgentSettings {
     pub cloud: cloud::CloudSettings,
     /// Single-host mode: keep minute-resolution history and serve the cost API from it.
     pub history: Option<HistorySettings>,
+    /// Cap on `netcost_workload_traffic_bytes_total` series; pairs past it count as `__other__`.
+    pub max_workload_pairs: usize,
 }
 
 /// Single-host mode, where no Prometheus runs: the agent records its counters into the
@@ -306,6 +308,7 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
     if settings.traffic_log_interval.is_none() {
         config.talkers_per_source = 0;
     }
+    config.max_workload_pairs = settings.max_workload_pairs;
     let classifier = Classifier::new(settings.config.clone());
     let topology = settings.topology.clone();
     match topology.node(&settings.node_name) {
@@ -420,8 +423,14 @@ fn pipeline_loop<S: FlowSource>(
             let started = Instant::now();
             let result = pipeline.dump_cycle(&mut source, now_ms());
             timing.cycle_seconds = started.elapsed().as_secs_f64();
+            timing.last_cycle_unix_seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             next_dump = now + settings.interval;
             let cycle_ok = result.is_ok();
+            if !cycle_ok {
+                timing.cycle_failures += 1;
+            }
             match result {
                 // This dump already resynced: entries whose events were lost are gone from it.
                 Ok(read) if read.events_lost > 0 => {

@@ -8,13 +8,22 @@
 //! - A series of a pod that is gone stays for a grace period, so the last bytes are scraped, then
 //!   goes away. Series are keyed by pod uid, so a new pod with the same name never inherits them.
 //!
+//! The same rules hold for the workload pair counters of [`crate::pairs`], with two more:
+//! - At most `pair_limit` pairs exist. Bytes of a new pair past the cap go to one pair per class
+//!   whose every label is `__other__`, so the series count stays bounded whatever the cluster
+//!   does, and no byte is dropped.
+//! - A pair with no new bytes for `pair_idle_ms` goes away and frees its place.
+//!
 //! The aggregator does not know about HTTP: the agent publishes a [`Snapshot`] after each step and
 //! reports back, through [`Aggregator::note_scraped`], which snapshot generation a scrape served.
+//!
+//! [`Snapshot`]: crate::pipeline::Snapshot
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::class::{Direction, TrafficClass};
+use crate::pairs::{ExportedPair, PairKey, PeerNames, SavedPair};
 use crate::topology::PodInfo;
 
 /// Who a series belongs to.
@@ -62,6 +71,58 @@ struct SeriesValue {
     pending_since_ms: Option<u64>,
 }
 
+impl SeriesValue {
+    fn born(generation: u64) -> Self {
+        SeriesValue {
+            born_generation: generation,
+            ..SeriesValue::default()
+        }
+    }
+
+    /// Adds bytes: they wait while no scrape has seen the series at zero.
+    fn add(&mut self, bytes: u64, scraped_generation: u64, now_ms: u64) {
+        if self.born_generation > scraped_generation && self.exported == 0 {
+            self.pending = self.pending.saturating_add(bytes);
+            self.pending_since_ms.get_or_insert(now_ms);
+        } else {
+            self.exported = self.exported.saturating_add(bytes);
+        }
+    }
+
+    /// Releases pending bytes once a scrape has seen the zero, or they waited `timeout_ms`.
+    fn release(&mut self, scraped_generation: u64, timeout_ms: u64, now_ms: u64) {
+        let waited_long = self
+            .pending_since_ms
+            .is_some_and(|since| now_ms.saturating_sub(since) >= timeout_ms);
+        if self.pending > 0 && (self.born_generation <= scraped_generation || waited_long) {
+            self.exported = self.exported.saturating_add(self.pending);
+            self.pending = 0;
+            self.pending_since_ms = None;
+        }
+    }
+
+    fn restored(value: u64, pending: u64, generation: u64, now_ms: u64) -> Self {
+        SeriesValue {
+            exported: value,
+            pending,
+            // Restored values are served at once; pending ones wait for a new scrape.
+            born_generation: if pending > 0 { generation } else { 0 },
+            pending_since_ms: (pending > 0).then_some(now_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PairValue {
+    counter: SeriesValue,
+    last_bytes_ms: u64,
+}
+
+/// Default cap on workload pairs per agent.
+pub const DEFAULT_PAIR_LIMIT: usize = 2000;
+/// Default time after which a pair without new bytes goes away: one hour.
+pub const DEFAULT_PAIR_IDLE_MS: u64 = 60 * 60 * 1000;
+
 #[derive(Debug, Clone)]
 struct PodEntry {
     labels: PodLabels,
@@ -104,6 +165,12 @@ pub struct Aggregator {
     scraped_generation: u64,
     grace_ms: u64,
     pending_timeout_ms: u64,
+    pairs: HashMap<PairKey, PairValue>,
+    pair_limit: usize,
+    pair_idle_ms: u64,
+    /// Pairs refused a place of their own since the start (their bytes went to `__other__`).
+    pairs_over_limit: u64,
+    peer_names: PeerNames,
 }
 
 impl Aggregator {
@@ -117,9 +184,21 @@ impl Aggregator {
             scraped_generation: 0,
             grace_ms,
             pending_timeout_ms,
+            pairs: HashMap::new(),
+            pair_limit: DEFAULT_PAIR_LIMIT,
+            pair_idle_ms: DEFAULT_PAIR_IDLE_MS,
+            pairs_over_limit: 0,
+            peer_names: PeerNames::default(),
         };
         aggregator.create_zero_series(&Owner::Node);
         aggregator
+    }
+
+    /// Sets the cap on workload pairs and how long an idle pair stays.
+    pub fn with_pair_limits(mut self, limit: usize, idle_ms: u64) -> Self {
+        self.pair_limit = limit;
+        self.pair_idle_ms = idle_ms;
+        self
     }
 
     /// The open generation: series created now are born in it. [`Self::advance`] closes it.
@@ -189,16 +268,17 @@ impl Aggregator {
     pub fn restore_series(&mut self, saved: SavedSeries, now_ms: u64) {
         self.series.insert(
             saved.key,
-            SeriesValue {
-                exported: saved.value,
-                pending: saved.pending,
-                // Restored values are served at once; pending ones wait for a new scrape.
-                born_generation: if saved.pending > 0 {
-                    self.generation
-                } else {
-                    0
-                },
-                pending_since_ms: (saved.pending > 0).then_some(now_ms),
+            SeriesValue::restored(saved.value, saved.pending, self.generation, now_ms),
+        );
+    }
+
+    /// Restores a pair counter from a checkpoint. Its idle time starts over now.
+    pub fn restore_pair(&mut self, saved: SavedPair, now_ms: u64) {
+        self.pairs.insert(
+            saved.key,
+            PairValue {
+                counter: SeriesValue::restored(saved.value, saved.pending, self.generation, now_ms),
+                last_bytes_ms: now_ms,
             },
         );
     }
@@ -214,16 +294,39 @@ impl Aggregator {
     /// Adds bytes to a counter, creating it if needed.
     pub fn add(&mut self, key: SeriesKey, bytes: u64, now_ms: u64) {
         let generation = self.generation;
-        let value = self.series.entry(key).or_insert(SeriesValue {
-            born_generation: generation,
-            ..SeriesValue::default()
-        });
-        if value.born_generation > self.scraped_generation && value.exported == 0 {
-            value.pending = value.pending.saturating_add(bytes);
-            value.pending_since_ms.get_or_insert(now_ms);
+        self.series
+            .entry(key)
+            .or_insert(SeriesValue::born(generation))
+            .add(bytes, self.scraped_generation, now_ms);
+    }
+
+    /// Adds bytes to a workload pair, creating it if the cap allows, else adding them to the
+    /// class's `__other__` pair.
+    pub fn add_pair(&mut self, key: PairKey, bytes: u64, now_ms: u64) {
+        let key = if self.pairs.contains_key(&key) || self.pairs.len() < self.pair_limit {
+            key
         } else {
-            value.exported = value.exported.saturating_add(bytes);
-        }
+            self.pairs_over_limit += 1;
+            let other = self.peer_names.other();
+            PairKey {
+                client: other.clone(),
+                server: other,
+                class: key.class,
+            }
+        };
+        let generation = self.generation;
+        let value = self.pairs.entry(key).or_insert(PairValue {
+            counter: SeriesValue::born(generation),
+            last_bytes_ms: now_ms,
+        });
+        value.counter.add(bytes, self.scraped_generation, now_ms);
+        value.last_bytes_ms = now_ms;
+    }
+
+    /// Pairs with a place of their own or under `__other__`, and how many times a new pair found
+    /// the cap reached.
+    pub fn pair_counts(&self) -> (usize, u64) {
+        (self.pairs.len(), self.pairs_over_limit)
     }
 
     /// Moves pending bytes into the exported value of series a scrape has seen at zero (or that
@@ -232,16 +335,40 @@ impl Aggregator {
         let scraped = self.scraped_generation;
         let timeout = self.pending_timeout_ms;
         for value in self.series.values_mut() {
-            let waited_long = value
-                .pending_since_ms
-                .is_some_and(|since| now_ms.saturating_sub(since) >= timeout);
-            if value.pending > 0 && (value.born_generation <= scraped || waited_long) {
-                value.exported = value.exported.saturating_add(value.pending);
-                value.pending = 0;
-                value.pending_since_ms = None;
-            }
+            value.release(scraped, timeout, now_ms);
         }
+        let idle = self.pair_idle_ms;
+        self.pairs.retain(|_, value| {
+            value.counter.release(scraped, timeout, now_ms);
+            value.counter.pending > 0 || now_ms.saturating_sub(value.last_bytes_ms) < idle
+        });
         self.generation += 1;
+    }
+
+    /// The exported pair counters, in a stable order.
+    pub fn export_pairs(&self) -> Vec<ExportedPair> {
+        let mut out: Vec<ExportedPair> = self
+            .pairs
+            .iter()
+            .map(|(key, value)| ExportedPair {
+                key: key.clone(),
+                value: value.counter.exported,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Every pair counter, for a checkpoint.
+    pub fn saved_pairs(&self) -> Vec<SavedPair> {
+        self.pairs
+            .iter()
+            .map(|(key, value)| SavedPair {
+                key: key.clone(),
+                value: value.counter.exported,
+                pending: value.counter.pending,
+            })
+            .collect()
     }
 
     /// The exported counters, with labels, in a stable order.
@@ -290,10 +417,7 @@ impl Aggregator {
                         class,
                         service: None,
                     })
-                    .or_insert(SeriesValue {
-                        born_generation: self.generation,
-                        ..SeriesValue::default()
-                    });
+                    .or_insert(SeriesValue::born(self.generation));
             }
         }
     }

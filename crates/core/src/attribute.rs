@@ -36,6 +36,8 @@ pub struct Attribution<'a> {
     pub egress: u64,
     /// Bytes the local end received.
     pub ingress: u64,
+    /// True when the local end opened the flow (it is the original tuple's source).
+    pub local_initiated: bool,
 }
 
 /// Why bytes could not be attributed.
@@ -94,6 +96,7 @@ pub fn attribute<'t>(
                 remote: responder,
                 egress: delta.original_bytes,
                 ingress: delta.reply_bytes,
+                local_initiated: true,
             });
             attributed = true;
         }
@@ -104,6 +107,7 @@ pub fn attribute<'t>(
             remote: initiator,
             egress: delta.reply_bytes,
             ingress: delta.original_bytes,
+            local_initiated: false,
         });
         attributed = true;
     }

@@ -9,18 +9,24 @@
 //! pods:      count u64, then per pod: namespace, name, uid (str each)
 //! series:    count u64, then per series: owner (u8 0 = node | 1 = pod + uid str),
 //!            direction u8, class u8, service (u8 0 = none | 1 + str), value u64, pending u64
+//! pairs:     count u64, then per pair: client peer, server peer, class u8, value u64,
+//!            pending u64; a peer is namespace, kind, name, zone (str each)   [version 3 only]
 //! checksum u64: FNV-1a of everything before it
 //! ```
-//! where `str` is a u32 length followed by UTF-8 bytes.
+//! where `str` is a u32 length followed by UTF-8 bytes. Version 2 files (before workload pairs)
+//! are still read, with no pairs, so an upgrade keeps every other counter.
 
 use std::sync::Arc;
 
 use crate::aggregate::{Owner, PodLabels, SavedSeries, SeriesKey};
 use crate::class::{Direction, TrafficClass};
 use crate::delta::SavedBaseline;
+use crate::pairs::{PairKey, Peer, SavedPair};
 
 const MAGIC: &[u8; 4] = b"NCCK";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// The last version without workload pairs.
+const VERSION_WITHOUT_PAIRS: u32 = 2;
 
 /// Everything the agent needs to continue counting after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,6 +42,8 @@ pub struct Checkpoint {
     pub series: Vec<SavedSeries>,
     /// Pods with series.
     pub pods: Vec<PodLabels>,
+    /// Workload pair counters.
+    pub pairs: Vec<SavedPair>,
 }
 
 /// Why a checkpoint could not be read.
@@ -107,6 +115,18 @@ impl Checkpoint {
             out.extend_from_slice(&s.value.to_le_bytes());
             out.extend_from_slice(&s.pending.to_le_bytes());
         }
+        out.extend_from_slice(&(self.pairs.len() as u64).to_le_bytes());
+        for p in &self.pairs {
+            for peer in [&p.key.client, &p.key.server] {
+                put_str(&mut out, &peer.namespace);
+                put_str(&mut out, &peer.kind);
+                put_str(&mut out, &peer.name);
+                put_str(&mut out, &peer.zone);
+            }
+            out.push(p.key.class as u8);
+            out.extend_from_slice(&p.value.to_le_bytes());
+            out.extend_from_slice(&p.pending.to_le_bytes());
+        }
         let sum = fnv64(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
@@ -126,7 +146,7 @@ impl Checkpoint {
             pos: 4,
         };
         let version = r.u32()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_WITHOUT_PAIRS {
             return Err(CheckpointError::UnsupportedVersion(version));
         }
         let stored = u64::from_le_bytes(
@@ -183,12 +203,7 @@ impl Checkpoint {
                     });
                 }
             };
-            let class =
-                *TrafficClass::ALL
-                    .get(usize::from(r.u8()?))
-                    .ok_or(CheckpointError::Invalid {
-                        field: "series.class",
-                    })?;
+            let class = r.class("series.class")?;
             let service = match r.u8()? {
                 0 => None,
                 1 => Some(Arc::from(r.string()?)),
@@ -209,6 +224,25 @@ impl Checkpoint {
                 pending: r.u64()?,
             });
         }
+        let mut pairs = Vec::new();
+        if version > VERSION_WITHOUT_PAIRS {
+            let n = r.count(8 * 4 + 17)?;
+            pairs.reserve(n);
+            for _ in 0..n {
+                let client = r.peer()?;
+                let server = r.peer()?;
+                let class = r.class("pairs.class")?;
+                pairs.push(SavedPair {
+                    key: PairKey {
+                        client,
+                        server,
+                        class,
+                    },
+                    value: r.u64()?,
+                    pending: r.u64()?,
+                });
+            }
+        }
         if r.pos != body_len {
             return Err(CheckpointError::Invalid {
                 field: "trailing bytes",
@@ -220,6 +254,7 @@ impl Checkpoint {
             baselines,
             series,
             pods,
+            pairs,
         })
     }
 }
@@ -278,6 +313,22 @@ impl<'a> Reader<'a> {
         }
         Ok(n as usize)
     }
+    fn class(&mut self, field: &'static str) -> Result<TrafficClass, CheckpointError> {
+        TrafficClass::ALL
+            .get(usize::from(self.u8()?))
+            .copied()
+            .ok_or(CheckpointError::Invalid { field })
+    }
+
+    fn peer(&mut self) -> Result<Peer, CheckpointError> {
+        Ok(Peer {
+            namespace: self.string()?.into(),
+            kind: self.string()?.into(),
+            name: self.string()?.into(),
+            zone: self.string()?.into(),
+        })
+    }
+
     fn string(&mut self) -> Result<String, CheckpointError> {
         let n = self.u32()? as usize;
         let b = self.take(n)?;
@@ -326,7 +377,29 @@ mod tests {
                     pending: 0,
                 },
             ],
+            pairs: vec![SavedPair {
+                key: PairKey {
+                    client: Peer::new("shop", "Deployment", "web", "us-east-1a"),
+                    server: Peer::new("shop", "StatefulSet", "db", "us-east-1b"),
+                    class: TrafficClass::CrossZone,
+                },
+                value: 4096,
+                pending: 3,
+            }],
         }
+    }
+
+    #[test]
+    fn a_version_2_checkpoint_is_read_without_pairs() {
+        // A version 2 file is a version 3 file without the pairs section.
+        let mut c = sample();
+        c.pairs.clear();
+        let mut bytes = c.encode();
+        bytes.truncate(bytes.len() - 16);
+        bytes[4..8].copy_from_slice(&VERSION_WITHOUT_PAIRS.to_le_bytes());
+        let sum = fnv64(&bytes);
+        bytes.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(Checkpoint::decode(&bytes), Ok(c));
     }
 
     #[test]

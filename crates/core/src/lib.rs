@@ -10,6 +10,7 @@
 //! - [`cloud`]: the cloud providers' published ranges, for service tags and their regions;
 //! - [`attribute`]: which local pod (or the node) a delta belongs to, and the real remote end;
 //! - [`aggregate`]: counters per pod × direction × class × service, ready to export;
+//! - [`pairs`]: who talks to whom, per client and server workload and class;
 //! - [`pipeline`]: one `tick` that runs all of the above over a source;
 //! - [`checkpoint`]: the restart state, as bytes.
 //!
@@ -29,5 +30,6 @@ pub mod config;
 pub mod delta;
 pub mod flow;
 pub mod inventory;
+pub mod pairs;
 pub mod pipeline;
 pub mod topology;

@@ -20,6 +20,7 @@ use crate::class::{Direction, TrafficClass};
 use crate::classify::{Classification, Classifier};
 use crate::delta::{DeltaTracker, FlowDelta};
 use crate::flow::{FlowOrigin, FlowRecord, FlowSource, ReadStats};
+use crate::pairs::{ExportedPair, PairKey, Peer, PeerNames};
 use crate::topology::{Endpoint, Locality, Topology};
 
 /// Settings of a pipeline.
@@ -34,6 +35,10 @@ pub struct PipelineConfig {
     /// How many destinations per source the traffic log tracks before lumping the rest together;
     /// 0 turns the tally off (the traffic log is disabled).
     pub talkers_per_source: usize,
+    /// Cap on workload pair counters; pairs past it are counted under `__other__`.
+    pub max_workload_pairs: usize,
+    /// How long a workload pair without new bytes stays exported, in milliseconds.
+    pub workload_pair_idle_ms: u64,
 }
 
 impl PipelineConfig {
@@ -44,6 +49,8 @@ impl PipelineConfig {
             pod_grace_ms: 10 * 60 * 1000,
             pending_timeout_ms: 10 * 60 * 1000,
             talkers_per_source: 1000,
+            max_workload_pairs: crate::aggregate::DEFAULT_PAIR_LIMIT,
+            workload_pair_idle_ms: crate::aggregate::DEFAULT_PAIR_IDLE_MS,
         }
     }
 }
@@ -73,6 +80,10 @@ pub struct PipelineStats {
     pub unattributed_bytes: HashMap<Unattributed, u64>,
     /// Bytes attributed to a local endpoint (each end counted once).
     pub attributed_bytes: u64,
+    /// Workload pair counters in use (including `__other__` ones).
+    pub workload_pairs: u64,
+    /// Times a new workload pair found the cap reached and went to `__other__`.
+    pub workload_pairs_over_limit: u64,
 }
 
 /// What one source of traffic talked to, for the traffic log.
@@ -93,6 +104,8 @@ pub struct Snapshot {
     pub node_name: Arc<str>,
     /// Every byte counter.
     pub series: Vec<ExportedSeries>,
+    /// Every workload pair counter.
+    pub pairs: Vec<ExportedPair>,
     /// Totals.
     pub stats: PipelineStats,
     /// False when the local node has no zone label: in-cluster classification is degraded.
@@ -166,6 +179,37 @@ struct Batched {
     bytes: u64,
 }
 
+/// A workload pair's bytes gathered during a read, keyed by identity like [`BatchKey`]: the
+/// local pod's address and the remote end's cache entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PairBatchKey {
+    owner: usize,
+    remote: usize,
+    class: TrafficClass,
+    local_initiated: bool,
+}
+
+struct PairBatched {
+    local: Peer,
+    remote: Arc<RemotePeer>,
+    bytes: u64,
+}
+
+/// The remote end of a flow as a pair end.
+#[derive(Debug)]
+struct RemotePeer {
+    peer: Peer,
+    /// True when an agent runs at the remote end and counts what it sends.
+    has_agent: bool,
+}
+
+/// What the cache knows of a remote address.
+#[derive(Clone)]
+struct Remote {
+    classification: Classification,
+    peer: Arc<RemotePeer>,
+}
+
 /// Slots of the classification cache: a power of two, direct-mapped, so its memory is fixed.
 const CLASS_CACHE_SLOTS: usize = 4096;
 
@@ -174,7 +218,7 @@ const CLASS_CACHE_SLOTS: usize = 4096;
 /// whenever one of those is replaced. Most flows go to a few pods, Services and nodes, which
 /// this turns from two or three trie walks and hash lookups into one comparison.
 struct ClassCache {
-    slots: Vec<Option<(IpAddr, Classification)>>,
+    slots: Vec<Option<(IpAddr, Remote)>>,
 }
 
 impl ClassCache {
@@ -193,8 +237,9 @@ impl ClassCache {
         classifier: &Classifier,
         topology: &Topology,
         local: &Locality,
+        names: &PeerNames,
         remote: IpAddr,
-    ) -> &Classification {
+    ) -> &Remote {
         let mut h = FastHasher::default();
         match remote {
             IpAddr::V4(a) => h.write_u32(a.to_bits()),
@@ -208,9 +253,24 @@ impl ClassCache {
         if !matches!(slot, Some((ip, _)) if *ip == remote) {
             *slot = None;
         }
-        let (_, classification) =
-            slot.get_or_insert_with(|| (remote, classifier.classify(topology, local, remote)));
-        classification
+        let (_, cached) = slot.get_or_insert_with(|| {
+            let classification = classifier.classify(topology, local, remote);
+            let (peer, has_agent) = names.remote(
+                topology,
+                classification.class,
+                classification.service.as_ref(),
+                remote,
+            );
+            let peer = Arc::new(RemotePeer { peer, has_agent });
+            (
+                remote,
+                Remote {
+                    classification,
+                    peer,
+                },
+            )
+        });
+        cached
     }
 }
 
@@ -225,13 +285,16 @@ pub struct Pipeline {
     talkers: Talkers,
     stats: PipelineStats,
     batch: FastMap<BatchKey, Batched>,
+    pair_batch: FastMap<PairBatchKey, PairBatched>,
     class_cache: ClassCache,
+    peer_names: PeerNames,
 }
 
 impl Pipeline {
     /// A pipeline that starts counting now: the first dump only takes baselines.
     pub fn new(config: PipelineConfig, topology: Arc<Topology>, classifier: Classifier) -> Self {
-        let aggregator = Aggregator::new(config.pod_grace_ms, config.pending_timeout_ms);
+        let aggregator = Aggregator::new(config.pod_grace_ms, config.pending_timeout_ms)
+            .with_pair_limits(config.max_workload_pairs, config.workload_pair_idle_ms);
         let mut pipeline = Pipeline {
             local: Locality::default(),
             config,
@@ -242,7 +305,9 @@ impl Pipeline {
             talkers: Talkers::default(),
             stats: PipelineStats::default(),
             batch: FastMap::default(),
+            pair_batch: FastMap::default(),
             class_cache: ClassCache::new(),
+            peer_names: PeerNames::default(),
         };
         pipeline.set_topology(topology, 0);
         pipeline
@@ -263,6 +328,9 @@ impl Pipeline {
         }
         for series in checkpoint.series {
             pipeline.aggregator.restore_series(series, now_ms);
+        }
+        for pair in checkpoint.pairs {
+            pipeline.aggregator.restore_pair(pair, now_ms);
         }
         pipeline.set_topology(topology, now_ms);
         pipeline
@@ -377,7 +445,9 @@ impl Pipeline {
             talkers_per_source: self.config.talkers_per_source,
             stats: &mut self.stats,
             batch: &mut self.batch,
+            pair_batch: &mut self.pair_batch,
             class_cache: &mut self.class_cache,
+            peer_names: &self.peer_names,
         }
     }
 
@@ -395,6 +465,20 @@ impl Pipeline {
                 now_ms,
             );
         }
+        for (key, batched) in self.pair_batch.drain() {
+            let remote = batched.remote.peer.clone();
+            let (client, server) = if key.local_initiated {
+                (batched.local, remote)
+            } else {
+                (remote, batched.local)
+            };
+            let pair = PairKey {
+                client,
+                server,
+                class: key.class,
+            };
+            self.aggregator.add_pair(pair, batched.bytes, now_ms);
+        }
     }
 
     /// Records that a scrape served the snapshot of `generation`.
@@ -410,7 +494,14 @@ impl Pipeline {
             generation: self.aggregator.generation().saturating_sub(1),
             node_name: self.config.node_name.clone(),
             series: self.aggregator.export(),
-            stats: self.stats.clone(),
+            pairs: self.aggregator.export_pairs(),
+            stats: {
+                let mut stats = self.stats.clone();
+                let (pairs, over_limit) = self.aggregator.pair_counts();
+                stats.workload_pairs = pairs as u64;
+                stats.workload_pairs_over_limit = over_limit;
+                stats
+            },
             node_has_zone: self.local.zone.is_some(),
         }
     }
@@ -424,6 +515,7 @@ impl Pipeline {
             baselines: self.tracker.saved().collect(),
             series,
             pods,
+            pairs: self.aggregator.saved_pairs(),
         }
     }
 
@@ -494,7 +586,9 @@ struct Step<'p> {
     talkers_per_source: usize,
     stats: &'p mut PipelineStats,
     batch: &'p mut FastMap<BatchKey, Batched>,
+    pair_batch: &'p mut FastMap<PairBatchKey, PairBatched>,
     class_cache: &'p mut ClassCache,
+    peer_names: &'p PeerNames,
 }
 
 impl Step<'_> {
@@ -523,9 +617,16 @@ impl Step<'_> {
     }
 
     fn record(&mut self, a: Attribution<'_>) {
-        let Classification { class, service } =
-            self.class_cache
-                .classify(self.classifier, self.topology, self.local, a.remote);
+        let Remote {
+            classification: Classification { class, service },
+            peer: remote_peer,
+        } = self.class_cache.classify(
+            self.classifier,
+            self.topology,
+            self.local,
+            self.peer_names,
+            a.remote,
+        );
         let class = *class;
         let owner_id = match a.local {
             LocalEnd::Pod(pod) => std::ptr::from_ref(pod) as usize,
@@ -560,6 +661,38 @@ impl Step<'_> {
                             owner: owner(),
                             service: service.clone(),
                             bytes,
+                        },
+                    );
+                }
+            }
+        }
+        // What this agent adds to the pair: what its end sent, and what it received from an end
+        // that has no agent to count it (see `crate::pairs`).
+        let pair_bytes = if remote_peer.has_agent {
+            a.egress
+        } else {
+            a.egress.saturating_add(a.ingress)
+        };
+        if pair_bytes > 0 {
+            let key = PairBatchKey {
+                owner: owner_id,
+                remote: Arc::as_ptr(remote_peer) as usize,
+                class,
+                local_initiated: a.local_initiated,
+            };
+            match self.pair_batch.get_mut(&key) {
+                Some(batched) => batched.bytes = batched.bytes.saturating_add(pair_bytes),
+                None => {
+                    let local = match a.local {
+                        LocalEnd::Pod(pod) => self.peer_names.pod(pod, self.local.zone.as_ref()),
+                        LocalEnd::Node => self.peer_names.node(self.local.zone.as_ref()),
+                    };
+                    self.pair_batch.insert(
+                        key,
+                        PairBatched {
+                            local,
+                            remote: remote_peer.clone(),
+                            bytes: pair_bytes,
                         },
                     );
                 }

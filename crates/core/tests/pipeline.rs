@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use netcost_core::attribute::Unattributed;
+use netcost_core::checkpoint::Checkpoint;
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
@@ -149,6 +150,20 @@ fn flow(id: u32, client: &'static str, to: &'static str, sent: u64, received: u6
     }
 }
 
+/// web-a calls db's ClusterIP and kube-proxy's DNAT picks db-b in zone-b: 3_000 bytes of
+/// requests, 70_000 of responses.
+fn web_calls_db_through_its_cluster_ip() -> Entry {
+    Entry {
+        id: 1,
+        client: "10.0.1.10",
+        to: "10.96.0.10",
+        reply_from: "10.0.2.20",
+        reply_to: "10.0.1.10",
+        sent: 3_000,
+        received: 70_000,
+    }
+}
+
 /// Hands out one scripted dump (and the events queued before it) per call.
 #[derive(Default)]
 struct Script {
@@ -241,18 +256,7 @@ use TrafficClass::{CrossRegion, CrossZone, InZone, Internet};
 #[test]
 fn dnat_flow_is_classified_by_the_real_backend_zone() {
     // web-a calls the Service's ClusterIP; kube-proxy's DNAT picked db-b in zone-b.
-    let p = run(
-        "node-a",
-        &[Entry {
-            id: 1,
-            client: "10.0.1.10",
-            to: "10.96.0.10",
-            reply_from: "10.0.2.20",
-            reply_to: "10.0.1.10",
-            sent: 3_000,
-            received: 70_000,
-        }],
-    );
+    let p = run("node-a", &[web_calls_db_through_its_cluster_ip()]);
     let s = p.snapshot();
     assert_eq!(pod_value(&s, "web-a", Egress, CrossZone), 3_000);
     assert_eq!(pod_value(&s, "web-a", Ingress, CrossZone), 70_000);
@@ -489,7 +493,8 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
         .extend([vec![], vec![long(1_000)], vec![long(5_000)]]);
     cycle(&mut first, &mut source, 1_000);
     cycle(&mut first, &mut source, 2_000);
-    let checkpoint = first.checkpoint();
+    let checkpoint = Checkpoint::decode(&first.checkpoint().encode())
+        .unwrap_or_else(|e| panic!("checkpoint round trip: {e}"));
     // The first agent counts on to 5_000 and dies before its next checkpoint.
     cycle(&mut first, &mut source, 3_000);
     assert_eq!(
@@ -510,6 +515,13 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
     assert_eq!(
         pod_value(&second.snapshot(), "web-a", Egress, CrossZone),
         9_000
+    );
+    // The pair series was born in the checkpointed cycle and never scraped: its bytes waited
+    // through the restart, and come out once a scrape of the new agent has seen it at zero.
+    cycle(&mut second, &mut source, 6_000);
+    assert_eq!(
+        pair_value(&second.snapshot(), "web-a", "db-b", CrossZone),
+        Some(9_000)
     );
 }
 
@@ -545,4 +557,156 @@ fn the_traffic_log_lists_each_sources_top_destinations_by_bytes() {
         p.take_traffic_log(5).is_empty(),
         "the tally restarts after each log"
     );
+}
+
+/// [`run`], then one more scrape and cycle: a pair series is born with its first bytes, which
+/// wait until a scrape has seen it at zero.
+fn run_settled(node: &str, entries: &[Entry]) -> Snapshot {
+    let mut p = run(node, entries);
+    let mut source = Script::default();
+    cycle(&mut p, &mut source, 3_000);
+    p.snapshot()
+}
+
+fn pipeline_with(config: PipelineConfig) -> Pipeline {
+    Pipeline::new(
+        config,
+        topology(CLUSTER),
+        Classifier::new(ClassificationConfig::kubecost_default()),
+    )
+}
+
+/// The bytes of pair `client → server` in `class`, by workload name (these pods have no owner,
+/// so each is its own workload).
+fn pair_value(s: &Snapshot, client: &str, server: &str, class: TrafficClass) -> Option<u64> {
+    s.pairs
+        .iter()
+        .find(|p| {
+            &*p.key.client.name == client && &*p.key.server.name == server && p.key.class == class
+        })
+        .map(|p| p.value)
+}
+
+#[test]
+fn a_cross_node_pair_counts_each_byte_once_over_both_agents() {
+    // web-a calls db through its ClusterIP: 3_000 bytes of requests, 70_000 of responses.
+    let call = web_calls_db_through_its_cluster_ip();
+    let on_a = run_settled("node-a", std::slice::from_ref(&call));
+    let on_b = run_settled("node-b", &[call]);
+    // Each agent adds what its own end sent, under the same client → server pair.
+    assert_eq!(pair_value(&on_a, "web-a", "db-b", CrossZone), Some(3_000));
+    assert_eq!(pair_value(&on_b, "web-a", "db-b", CrossZone), Some(70_000));
+    let pair = on_a.pairs.iter().find(|p| &*p.key.server.name == "db-b");
+    let pair = pair.unwrap_or_else(|| panic!("{:?}", on_a.pairs));
+    assert_eq!(
+        (&*pair.key.client.kind, &*pair.key.client.zone),
+        ("Pod", "zone-a")
+    );
+    assert_eq!(&*pair.key.server.zone, "zone-b");
+    assert_eq!(on_a.pairs.len(), 1, "{:?}", on_a.pairs);
+}
+
+#[test]
+fn a_same_node_pair_counts_both_directions_once() {
+    let s = run_settled("node-a", &[flow(1, "10.0.1.10", "10.0.1.11", 500, 9_000)]);
+    assert_eq!(pair_value(&s, "web-a", "api-a", InZone), Some(9_500));
+    assert_eq!(s.pairs.len(), 1, "{:?}", s.pairs);
+}
+
+#[test]
+fn external_ends_count_both_directions_at_the_only_agent_that_sees_them() {
+    let s = run_settled(
+        "node-a",
+        &[
+            // web-a downloads through the node's masquerade.
+            Entry {
+                id: 1,
+                client: "10.0.1.10",
+                to: "203.0.113.5",
+                reply_from: "203.0.113.5",
+                reply_to: "192.168.0.1",
+                sent: 12_345,
+                received: 678,
+            },
+            // A NodePort client on the internet reaches web-a.
+            Entry {
+                id: 2,
+                client: "198.51.100.7",
+                to: "192.168.0.1",
+                reply_from: "10.0.1.10",
+                reply_to: "198.51.100.7",
+                sent: 800,
+                received: 50_000,
+            },
+        ],
+    );
+    assert_eq!(pair_value(&s, "web-a", "internet", Internet), Some(13_023));
+    assert_eq!(pair_value(&s, "internet", "web-a", Internet), Some(50_800));
+    assert!(s.pairs.iter().all(|p| p.key.class == Internet));
+}
+
+#[test]
+fn node_and_host_network_traffic_pairs_as_the_node() {
+    let s = run_settled("node-a", &[flow(1, "192.168.0.1", "10.0.3.30", 2_000, 100)]);
+    assert_eq!(pair_value(&s, "node", "far-c", CrossRegion), Some(2_000));
+    let on_c = run_settled("node-c", &[flow(1, "192.168.0.1", "10.0.3.30", 2_000, 100)]);
+    assert_eq!(pair_value(&on_c, "node", "far-c", CrossRegion), Some(100));
+}
+
+#[test]
+fn pairs_past_the_cap_go_to_other_and_no_byte_is_lost() {
+    let mut config = PipelineConfig::new("node-a");
+    config.max_workload_pairs = 2;
+    let mut p = pipeline_with(config);
+    let mut source = Script::default();
+    source.dumps.extend([
+        vec![],
+        vec![
+            flow(1, "10.0.1.10", "10.0.2.20", 100, 0).record(),
+            flow(2, "10.0.1.10", "10.0.3.30", 200, 0).record(),
+            flow(3, "10.0.1.11", "10.0.2.20", 400, 0).record(),
+            flow(4, "10.0.1.11", "10.0.3.30", 800, 0).record(),
+        ],
+    ]);
+    cycle(&mut p, &mut source, 1_000);
+    cycle(&mut p, &mut source, 2_000);
+    cycle(&mut p, &mut source, 3_000);
+    let s = p.snapshot();
+    let named = s
+        .pairs
+        .iter()
+        .filter(|x| &*x.key.client.name != netcost_core::pairs::OTHER)
+        .count();
+    assert_eq!(named, 2, "{:?}", s.pairs);
+    let total: u64 = s.pairs.iter().map(|x| x.value).sum();
+    assert_eq!(total, 1_500);
+    assert!(s.stats.workload_pairs_over_limit >= 1);
+    assert!(s.pairs.len() <= 2 + TrafficClass::ALL.len());
+}
+
+#[test]
+fn a_new_pair_is_seen_at_zero_first_then_idle_pairs_go_away() {
+    let mut config = PipelineConfig::new("node-a");
+    config.workload_pair_idle_ms = 60_000;
+    let mut p = pipeline_with(config);
+    let mut source = Script::default();
+    let call = |sent| flow(1, "10.0.1.10", "10.0.2.20", sent, 0).record();
+    source
+        .dumps
+        .extend([vec![], vec![call(1_000)], vec![call(1_000)]]);
+    cycle(&mut p, &mut source, 1_000);
+    assert!(p.dump_cycle(&mut source, 2_000).is_ok());
+    let first = p.snapshot();
+    assert_eq!(pair_value(&first, "web-a", "db-b", CrossZone), Some(0));
+    p.note_scraped(first.generation);
+    assert!(p.dump_cycle(&mut source, 3_000).is_ok());
+    assert_eq!(
+        pair_value(&p.snapshot(), "web-a", "db-b", CrossZone),
+        Some(1_000)
+    );
+    // No more bytes since 2_000: a minute later the pair is gone.
+    cycle(&mut p, &mut source, 61_999);
+    assert!(pair_value(&p.snapshot(), "web-a", "db-b", CrossZone).is_some());
+    cycle(&mut p, &mut source, 62_000);
+    assert_eq!(pair_value(&p.snapshot(), "web-a", "db-b", CrossZone), None);
 }

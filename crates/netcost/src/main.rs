@@ -103,6 +103,15 @@ struct AgentArgs {
     /// How often --cloud-ranges files and URLs are read again.
     #[arg(long, default_value = "24h", value_parser = parse_duration, value_name = "DUR")]
     cloud_ranges_refresh: Duration,
+    /// Cap on workload pair series (netcost_workload_traffic_bytes_total) per agent; bytes of
+    /// pairs past it are counted under "__other__".
+    #[arg(
+        long,
+        env = "MAX_WORKLOAD_PAIRS",
+        default_value = "2000",
+        value_name = "N"
+    )]
+    max_workload_pairs: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -272,6 +281,7 @@ fn agent(args: AgentArgs) -> Result<()> {
             refresh: args.cloud_ranges_refresh,
         },
         history,
+        max_workload_pairs: args.max_workload_pairs,
     };
     netcost_agent::run(settings).context("agent stopped")
 }
@@ -336,6 +346,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         config,
         cloud: CloudSettings::default(),
         history: None,
+        max_workload_pairs: netcost_core::aggregate::DEFAULT_PAIR_LIMIT,
     };
     let source = netcost_sim::Clocked {
         sim,

@@ -18,7 +18,7 @@ use support::cluster::{
     AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, INTERNET_HOST, NODE_PORT,
     node, pod, pod_addr,
 };
-use support::expect::{Bytes, Class, expect_counts, node_end, pod_end};
+use support::expect::{Bytes, Class, expect_counts, node_end, pair, pod_end};
 use support::netns::join;
 use support::traffic::{Pause, Side, TcpFlow, TcpReport, UdpFlows};
 
@@ -215,6 +215,11 @@ fn service_traffic_across_regions_is_cross_region_by_the_real_backend_never_in_z
         &[
             pod_end("node-c2", "cli-c", Class::CrossRegion, up, down),
             pod_end("node-a1", "web-a", Class::CrossRegion, down, up),
+            // One pair, client → server, over both agents: each adds what its end sent.
+            [
+                pair("node-c2", "cli-c", "web-a", Class::CrossRegion, up),
+                pair("node-a1", "cli-c", "web-a", Class::CrossRegion, down),
+            ],
         ]
         .concat(),
     );
@@ -234,16 +239,22 @@ fn masqueraded_pod_traffic_to_an_internet_host_is_internet_egress_and_ingress() 
     .run();
     let ended = Instant::now();
 
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
     expect_counts(
         &cluster,
         ended,
-        &pod_end(
-            "node-a1",
-            "cli-a",
-            Class::Internet,
-            flow.client_to_server(),
-            flow.server_to_client(),
-        ),
+        &[
+            &pod_end("node-a1", "cli-a", Class::Internet, up, down)[..],
+            // The internet runs no agent, so cli-a's agent counts both directions of the pair.
+            &[pair(
+                "node-a1",
+                "cli-a",
+                "internet",
+                Class::Internet,
+                up.plus(down),
+            )][..],
+        ]
+        .concat(),
     );
 }
 
@@ -388,6 +399,10 @@ fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
         &[
             pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
             pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+            [
+                pair("node-a1", "cli-a", "web-b", Class::CrossZone, up),
+                pair("node-b1", "cli-a", "web-b", Class::CrossZone, down),
+            ],
         ]
         .concat(),
     );

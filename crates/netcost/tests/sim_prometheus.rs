@@ -100,6 +100,7 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         topology_updates: None,
         cloud: CloudSettings::default(),
         history: None,
+        max_workload_pairs: netcost_core::aggregate::DEFAULT_PAIR_LIMIT,
     };
     let source = TestClock {
         sim: sim.clone(),

@@ -41,14 +41,21 @@ impl Class {
     }
 }
 
-impl fmt::Display for Class {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Class {
+    /// The value of the `class` label of `netcost_workload_traffic_bytes_total`.
+    fn as_str(self) -> &'static str {
+        match self {
             Class::InZone => "in-zone",
             Class::CrossZone => "cross-zone",
             Class::CrossRegion => "cross-region",
             Class::Internet => "internet",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -133,6 +140,14 @@ impl Bytes {
         }
     }
 
+    /// The range of the sum of two counters.
+    pub fn plus(self, other: Bytes) -> Bytes {
+        Bytes {
+            lo: self.lo + other.lo,
+            hi: self.hi + other.hi,
+        }
+    }
+
     fn contains(self, n: f64) -> bool {
         self.lo as f64 <= n && n <= self.hi as f64
     }
@@ -179,6 +194,10 @@ pub enum Subject {
     Pod(&'static str),
     /// The node itself (and its hostNetwork pods): `netcost_node_network_*`.
     Node,
+    /// A workload pair, by client and server workload name (or `internet`):
+    /// `netcost_workload_traffic_bytes_total`. The test pods have no owner, so a pod's
+    /// workload is the pod itself.
+    Pair(&'static str, &'static str),
 }
 
 /// One counter that the agent of `node` must report.
@@ -205,6 +224,25 @@ pub fn pod_end(
     received: Bytes,
 ) -> [Check; 2] {
     end(node, Subject::Pod(pod), class, sent, received)
+}
+
+/// The workload pair counter `client → server` that the agent of `node` must report: what that
+/// node's end sent (plus what it received, when the other end is outside the cluster).
+pub fn pair(
+    node: &'static str,
+    client: &'static str,
+    server: &'static str,
+    class: Class,
+    bytes: Bytes,
+) -> Check {
+    Check {
+        node,
+        subject: Subject::Pair(client, server),
+        // Unused: a pair counter has no direction.
+        direction: Direction::Egress,
+        class,
+        bytes,
+    }
 }
 
 /// Both counters of a flow's end on the node itself.
@@ -256,6 +294,14 @@ impl Check {
                 Subject::Node => metrics
                     .metric(self.direction.node_metric())
                     .label("node", self.node),
+                Subject::Pair(client, server) => {
+                    return metrics
+                        .metric("netcost_workload_traffic_bytes_total")
+                        .label("src_workload", client)
+                        .label("dst_workload", server)
+                        .label("class", class.as_str())
+                        .value();
+                }
             };
             query
                 .label("internet", internet)
@@ -279,6 +325,7 @@ impl Check {
         let whose = match self.subject {
             Subject::Pod(name) => format!("pod {}/{name}", pod(name).namespace),
             Subject::Node => "the node itself".to_owned(),
+            Subject::Pair(client, server) => format!("workload pair {client} -> {server}"),
         };
         let mut why = format!(
             "agent on {}: {whose} {} {}: expected {}, got {got}",
@@ -313,7 +360,7 @@ pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]
         .iter()
         .filter_map(|c| match c.subject {
             Subject::Pod(name) => Some(name),
-            Subject::Node => None,
+            Subject::Node | Subject::Pair(..) => None,
         })
         .collect();
     pods.sort_unstable();
