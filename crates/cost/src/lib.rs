@@ -5,7 +5,9 @@
 //!   OpenCost defaults, and pricing files that override any price;
 //! - [`window`]: allocation windows (`1h`, `7d`, `today`, RFC 3339 ranges), split by month;
 //! - [`allocate`]: bytes per pod × direction × class × service, priced and summed by namespace,
-//!   workload, pod, node or label, with shares and a monthly projection.
+//!   workload, pod, node or label, with shares and a monthly projection;
+//! - [`edges`]: workload pairs that cross zones or regions, priced, with what would remove the
+//!   cost (topology-aware routing, co-location).
 //!
 //! What it does not do: fetch the bytes. A backend (Prometheus, or the embedded store) turns
 //! counters into [`allocate::SegmentUsage`]; this crate only does arithmetic on them.
@@ -22,5 +24,6 @@
 #![forbid(unsafe_code)]
 
 pub mod allocate;
+pub mod edges;
 pub mod pricing;
 pub mod window;
