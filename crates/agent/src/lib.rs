@@ -367,15 +367,24 @@ fn nodes_without_zone(topology: &Topology) -> u64 {
 
 /// Records the counters of `snapshot` at the current minute. The store keeps one point per
 /// series per minute, so recording every cycle just keeps the current minute up to date.
-fn record_history(history: &HistorySettings, snapshot: &Snapshot, topology: &Topology, node: &str) {
-    use netcost_server::store::SeriesKey;
-    let minute = (now_ms() / 60_000) as i64;
-    let series = snapshot
-        .series
-        .iter()
-        .map(|s| (SeriesKey::of(s, topology, node), s.value));
+fn record_history(
+    history: &HistorySettings,
+    snapshot: &Snapshot,
+    topology: &Topology,
+    timing: &CycleTiming,
+) {
+    let now = now_ms();
+    let minute = (now / 60_000) as i64;
+    let status = netcost_server::backend::AgentStatus::of_snapshot(
+        snapshot,
+        timing.cycle_seconds * 1000.0,
+        timing.cycle_failures,
+    );
     let recorded = match history.store.0.lock() {
-        Ok(mut store) => store.record(minute, series),
+        Ok(mut store) => {
+            store.set_agent(status, Some(now as i64));
+            store.record_snapshot(minute, snapshot, topology, &snapshot.node_name)
+        }
         Err(_) => return tracing::error!("history store lock poisoned; history stops"),
     };
     if let Err(e) = recorded {
@@ -450,7 +459,7 @@ fn pipeline_loop<S: FlowSource>(
                 Ok(()) => {
                     let snapshot = Arc::new(pipeline.snapshot());
                     if let Some(history) = &settings.history {
-                        record_history(history, &snapshot, &topology, &settings.node_name);
+                        record_history(history, &snapshot, &topology, &timing);
                     }
                     shared.publish(Exposition {
                         snapshot,

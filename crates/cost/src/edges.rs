@@ -31,7 +31,7 @@ use crate::allocate::HOURS_PER_MONTH;
 use crate::pricing::PriceSheet;
 
 /// A workload as a pair counter names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Workload {
     /// Namespace; empty for nodes and external ends.
     pub namespace: String,

@@ -18,8 +18,9 @@ use netcost_core::inventory::Inventory;
 use netcost_core::pipeline::{Pipeline, PipelineConfig};
 use netcost_core::topology::Topology;
 use netcost_cost::pricing::PriceSheet;
+use netcost_server::backend::AgentStatus;
 use netcost_server::engine::Engine;
-use netcost_server::store::{DEFAULT_RETENTION_MINUTES, SeriesKey, SharedStore, Store};
+use netcost_server::store::{DEFAULT_RETENTION_MINUTES, SharedStore, Store};
 use netcost_server::{api, render};
 use netcost_sim::{Cluster, ClusterSpec, Simulator, TableSpec};
 
@@ -185,23 +186,22 @@ fn step(
 ) -> Result<()> {
     let sim_ms = ((minute - first_minute) * 60_000) as u64;
     let now_ms = (minute * 60_000) as u64;
-    let mut series = Vec::new();
     for agent in agents.iter_mut() {
         agent.sim.advance_to(sim_ms);
-        agent.pipeline.dump_cycle(&mut agent.sim, now_ms)?;
+        let started = Instant::now();
+        let cycle = agent.pipeline.dump_cycle(&mut agent.sim, now_ms);
+        let cycle_ms = started.elapsed().as_secs_f64() * 1000.0;
+        cycle?;
         let snapshot = agent.pipeline.snapshot();
-        let node = agent.sim.node_name().to_owned();
-        series.extend(
-            snapshot
-                .series
-                .iter()
-                .map(|s| (SeriesKey::of(s, topology, &node), s.value)),
+        let mut store = store
+            .0
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the store's lock is poisoned"))?;
+        store.record_snapshot(minute, &snapshot, topology, &snapshot.node_name)?;
+        store.set_agent(
+            AgentStatus::of_snapshot(&snapshot, cycle_ms, 0),
+            Some(now_ms as i64),
         );
     }
-    let mut store = store
-        .0
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the store's lock is poisoned"))?;
-    store.record(minute, series)?;
     Ok(())
 }

@@ -50,14 +50,21 @@ impl FlowSource for TestClock {
     }
 }
 
-fn agent_metric(addr: SocketAddr, name: &str) -> f64 {
+fn agent_lines(addr: SocketAddr, prefix: &str) -> Vec<String> {
     let body = ureq::get(format!("http://{addr}/metrics"))
         .call()
         .ok()
         .and_then(|mut r| r.body_mut().read_to_string().ok())
         .unwrap_or_default();
     body.lines()
-        .filter(|l| l.starts_with(name))
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn agent_metric(addr: SocketAddr, name: &str) -> f64 {
+    agent_lines(addr, name)
+        .iter()
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -88,7 +95,7 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
 
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let settings = AgentSettings {
-        node_name,
+        node_name: node_name.clone(),
         listen,
         interval: Duration::from_secs(1),
         event_drain_period: Duration::from_millis(200),
@@ -135,6 +142,15 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
     });
     wait_until("Prometheus to catch up", || {
         prometheus.instant(total, None) == Some(truth_total as f64)
+    });
+    // Pair series hold their first bytes until a scrape has seen them at zero, a cycle or two
+    // after the pod counters: wait until the agent's pair total holds still and Prometheus has it.
+    wait_until("the pair counters to settle in Prometheus", || {
+        let before = agent_metric(listen, "netcost_workload_traffic_bytes_total");
+        std::thread::sleep(Duration::from_millis(1_500));
+        let after = agent_metric(listen, "netcost_workload_traffic_bytes_total");
+        before == after
+            && prometheus.instant("sum(netcost_workload_traffic_bytes_total)", None) == Some(after)
     });
     let last = prometheus
         .instant(
@@ -200,6 +216,64 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         (t.total_cost - expected).abs() < 1e-9,
         "cost {} vs {expected}",
         t.total_cost
+    );
+
+    // Workload pairs: Prometheus's increase over the window equals what the agent exported,
+    // class by class, and the edges carry all of the cross-zone and cross-region bytes.
+    let exported_pairs = |class: &str| {
+        agent_lines(listen, "netcost_workload_traffic_bytes_total{")
+            .iter()
+            .filter(|l| l.contains(&format!("class=\"{class}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let window_pairs = engine
+        .edges(&window, 1_000, Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(window_pairs.has_pair_data);
+    for class in ["cross-zone", "cross-region"] {
+        let in_edges: u64 = window_pairs
+            .edges
+            .iter()
+            .filter(|e| e.class == class)
+            .map(|e| e.bytes)
+            .sum();
+        let exported = exported_pairs(class);
+        assert!(exported > 0.0, "the simulator sends {class} traffic");
+        assert_eq!(in_edges as f64, exported, "{class} pair bytes");
+    }
+    // Every cross-zone byte a pod sent is in some pair (pairs add received external bytes too).
+    let pod_cross_zone_egress = bytes(Direction::Egress, TrafficClass::CrossZone);
+    assert!(exported_pairs("cross-zone") >= pod_cross_zone_egress as f64);
+    assert!(
+        window_pairs
+            .edges
+            .iter()
+            .any(|e| e.recommendation.is_some()),
+        "the simulated cluster has cross-zone edges a rule applies to: {:?}",
+        window_pairs.edges.first()
+    );
+
+    // The live view: this one agent, its last dump, and the busiest pods of the last minutes.
+    let live = engine.live().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(live.agents.len(), 1, "{live:?}");
+    let agent = &live.agents[0];
+    assert_eq!(agent.node, node_name);
+    assert!(agent.up);
+    assert_eq!(agent.instance, listen.to_string());
+    assert_eq!(
+        agent.entries as f64,
+        agent_metric(listen, "kubecost_network_costs_parsed_entries")
+    );
+    assert!(
+        agent.last_cycle_age_seconds.is_some_and(|age| age < 60.0),
+        "{agent:?}"
+    );
+    assert!(!live.talkers.is_empty());
+    assert!(
+        live.talkers
+            .windows(2)
+            .all(|w| w[0].bytes_per_second >= w[1].bytes_per_second)
     );
 
     // `netcost report` and `netcost serve` give the same figures through the command line and

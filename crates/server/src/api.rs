@@ -1,6 +1,8 @@
 //! The cost API: `GET /api/v1/allocation?window=&aggregate=&filter=` as JSON, or as CSV with
 //! `format=csv` (or at `/api/v1/allocation.csv`); `GET /api/v1/allocation/timeseries?window=&step=&filter=`,
-//! cost per class per time step, for charts; `GET /api/v1/info`, where data and prices come from.
+//! cost per class per time step, for charts; `GET /api/v1/edges?window=&limit=`, the costliest
+//! cross-zone and cross-region workload edges with recommendations; `GET /api/v1/live`, the
+//! agents' state and the busiest pods; `GET /api/v1/info`, where data and prices come from.
 //! Errors are JSON
 //! `{"error": {"code", "message"}}`: 400 for a bad window, aggregate or filter, 502 when the
 //! backend is unreachable or refuses the query.
@@ -24,6 +26,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/api/v1/allocation", get(allocation_json))
         .route("/api/v1/allocation.csv", get(allocation_csv))
         .route("/api/v1/allocation/timeseries", get(timeseries_json))
+        .route("/api/v1/edges", get(edges_json))
+        .route("/api/v1/live", get(live_json))
         .route("/api/v1/info", get(info_json))
         .with_state(engine)
 }
@@ -116,6 +120,45 @@ async fn timeseries_json(
     let get = |k: &str, default: &str| params.get(k).cloned().unwrap_or_else(|| default.into());
     let (window, step, filter) = (get("window", "24h"), get("step", "auto"), get("filter", ""));
     match blocking(move || engine.timeseries(&window, &step, &filter, Timestamp::now())).await {
+        Ok(result) => json_response(&result),
+        Err(response) => response,
+    }
+}
+
+/// Most edges one request may ask for.
+const MAX_EDGES: usize = 1_000;
+
+async fn edges_json(
+    State(engine): State<Engine>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = unknown_parameter(&params, &["window", "limit"]) {
+        return response;
+    }
+    let window = params.get("window").cloned().unwrap_or_else(|| "7d".into());
+    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=MAX_EDGES).contains(&n) => n,
+        Some(_) => {
+            return engine_error(&EngineError::Limit(format!(
+                "limit must be a number from 1 to {MAX_EDGES}"
+            )));
+        }
+    };
+    match blocking(move || engine.edges(&window, limit, Timestamp::now())).await {
+        Ok(result) => json_response(&result),
+        Err(response) => response,
+    }
+}
+
+async fn live_json(
+    State(engine): State<Engine>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = unknown_parameter(&params, &[]) {
+        return response;
+    }
+    match blocking(move || engine.live()).await {
         Ok(result) => json_response(&result),
         Err(response) => response,
     }

@@ -2,7 +2,9 @@
 //! engine that speaks its HTTP API) and the embedded store.
 
 use netcost_cost::allocate::SegmentUsage;
+use netcost_cost::edges::PairUsage;
 use netcost_cost::window::Segment;
+use serde::Serialize;
 
 /// Why usage could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,97 @@ impl BackendError {
     }
 }
 
+/// The state of one agent, for the live view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentStatus {
+    /// The node it runs on.
+    pub node: String,
+    /// Where it is scraped (`host:port`), empty for an in-process agent.
+    pub instance: String,
+    /// False when the last scrape of it failed.
+    pub up: bool,
+    /// Seconds since its last dump cycle ended; `None` before the first.
+    pub last_cycle_age_seconds: Option<f64>,
+    /// Duration of the last cycle, in milliseconds.
+    pub cycle_ms: f64,
+    /// Conntrack entries in the last dump.
+    pub entries: u64,
+    /// Dump cycles that failed, since the agent started.
+    pub cycle_failures: u64,
+    /// Malformed entries skipped, since the agent started.
+    pub malformed_entries: u64,
+    /// Times the kernel dropped conntrack events, since the agent started.
+    pub events_lost: u64,
+    /// Workload pair series it exports.
+    pub workload_pairs: u64,
+}
+
+impl AgentStatus {
+    /// The state of an in-process agent of `node` after the cycle that gave `snapshot`, which
+    /// took `cycle_ms`; `cycle_failures` cycles failed so far.
+    pub fn of_snapshot(
+        snapshot: &netcost_core::pipeline::Snapshot,
+        cycle_ms: f64,
+        cycle_failures: u64,
+    ) -> AgentStatus {
+        let stats = &snapshot.stats;
+        AgentStatus {
+            node: snapshot.node_name.to_string(),
+            instance: String::new(),
+            up: true,
+            last_cycle_age_seconds: None,
+            cycle_ms,
+            entries: stats.last_dump_entries,
+            cycle_failures,
+            malformed_entries: stats.malformed,
+            events_lost: stats.events_lost,
+            workload_pairs: stats.workload_pairs,
+        }
+    }
+}
+
+/// A pod (or node) and how fast it is sending and receiving right now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Talker {
+    /// Namespace (empty for a node).
+    pub namespace: String,
+    /// Pod name, or `node/<name>`.
+    pub pod: String,
+    /// Bytes per second, both directions.
+    pub bytes_per_second: f64,
+    /// Bytes per second by class (`in-zone`, `cross-zone`, `cross-region`, `internet`).
+    pub by_class: std::collections::BTreeMap<&'static str, f64>,
+}
+
+/// What the live view shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveStatus {
+    /// Every agent the backend knows.
+    pub agents: Vec<AgentStatus>,
+    /// The busiest pods and nodes, busiest first.
+    pub talkers: Vec<Talker>,
+    /// The period the rates are averaged over, in seconds.
+    pub rate_seconds: i64,
+}
+
+/// How many talkers the live view lists.
+pub const TOP_TALKERS: usize = 10;
+
+/// The period live rates are averaged over: five minutes.
+pub const RATE_SECONDS: i64 = 300;
+
+/// Sorts talkers busiest first and keeps the top [`TOP_TALKERS`].
+pub fn top_talkers(mut talkers: Vec<Talker>) -> Vec<Talker> {
+    talkers.retain(|t| t.bytes_per_second > 0.0);
+    talkers.sort_by(|a, b| {
+        b.bytes_per_second
+            .total_cmp(&a.bytes_per_second)
+            .then_with(|| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)))
+    });
+    talkers.truncate(TOP_TALKERS);
+    talkers
+}
+
 /// A source of byte counts per pod, direction, class and service over a time range.
 pub trait UsageBackend: Send + Sync {
     /// A human-readable description, e.g. `Prometheus at http://…`.
@@ -50,6 +143,12 @@ pub trait UsageBackend: Send + Sync {
     /// The usage during `segment`, and the cluster's internet egress from the segment's month
     /// start to its start (for tiered pricing).
     fn usage(&self, segment: &Segment) -> Result<SegmentUsage, BackendError>;
+
+    /// The growth of every workload pair counter during `segment`, summed over agents.
+    fn pairs(&self, segment: &Segment) -> Result<Vec<PairUsage>, BackendError>;
+
+    /// The agents' state and the busiest pods now.
+    fn live(&self) -> Result<LiveStatus, BackendError>;
 
     /// The value of pod label `key` per `(namespace, pod)` during `segment`, for aggregation by
     /// label. Backends without pod labels return none, and every row is `__unallocated__`.

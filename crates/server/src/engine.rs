@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use netcost_cost::allocate::{Aggregate, Allocation, ClassCost, SegmentUsage, Usage, allocate};
+use netcost_cost::edges::{Edge, cross_zone_edges};
 use netcost_cost::pricing::PriceSheet;
 use netcost_cost::window::{Window, WindowError, duration_seconds};
 use serde::Serialize;
 
-use crate::backend::{BackendError, UsageBackend};
+use crate::backend::{BackendError, LiveStatus, UsageBackend};
 
 /// Why an allocation request failed; each maps to an HTTP status and a stable code.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,9 @@ pub enum EngineError {
     /// The time series step is invalid or makes too many steps.
     #[error("{0}")]
     Step(String),
+    /// The row limit is not a positive number.
+    #[error("{0}")]
+    Limit(String),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -40,6 +44,7 @@ impl EngineError {
             EngineError::Aggregate(_) => "bad_aggregate",
             EngineError::Filter(_) => "bad_filter",
             EngineError::Step(_) => "bad_step",
+            EngineError::Limit(_) => "bad_limit",
             EngineError::Backend(e) => e.code(),
         }
     }
@@ -176,6 +181,33 @@ pub struct TimeSeriesResult {
     pub steps: Vec<TimeStep>,
 }
 
+/// The answer to a cross-zone edges request.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgesResult {
+    /// Window start, RFC 3339.
+    pub start: String,
+    /// Window end, RFC 3339.
+    pub end: String,
+    /// The price sheet's provider.
+    pub provider: String,
+    /// The billing unit of the prices.
+    pub unit: String,
+    /// Always `USD`.
+    pub currency: &'static str,
+    /// The costliest cross-zone and cross-region edges, at most the requested limit.
+    pub edges: Vec<Edge>,
+    /// How many edges there were before the limit.
+    pub edges_total: usize,
+    /// Cost of all edges over the window.
+    pub total_cost: f64,
+    /// Cost of all edges, projected to a month.
+    pub total_monthly_cost: f64,
+    /// The sum of the recommendations' estimated monthly savings, over all edges.
+    pub total_monthly_saving: f64,
+    /// False when no agent exported workload pairs in the window (older agents, or none).
+    pub has_pair_data: bool,
+}
+
 /// Prices usage from a backend.
 #[derive(Clone)]
 pub struct Engine {
@@ -244,6 +276,50 @@ impl Engine {
             allocations,
             total,
         })
+    }
+
+    /// The costliest `limit` cross-zone and cross-region workload edges over `window`, with
+    /// recommendations.
+    pub fn edges(
+        &self,
+        window: &str,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<EdgesResult, EngineError> {
+        let window = Window::parse(window, now)?;
+        let mut usages = Vec::new();
+        for segment in window.segments() {
+            usages.extend(self.backend.pairs(&segment)?);
+        }
+        let has_pair_data = !usages.is_empty();
+        let mut edges = cross_zone_edges(&usages, &self.sheet, window.seconds());
+        let edges_total = edges.len();
+        let total_cost = edges.iter().map(|e| e.cost).sum();
+        let total_monthly_cost = edges.iter().map(|e| e.monthly_cost).sum();
+        let total_monthly_saving = edges
+            .iter()
+            .filter_map(|e| e.recommendation.as_ref())
+            .map(|r| r.monthly_saving)
+            .sum();
+        edges.truncate(limit);
+        Ok(EdgesResult {
+            start: window.start.to_string(),
+            end: window.end.to_string(),
+            provider: self.sheet.provider.clone(),
+            unit: self.sheet.unit.as_str().to_owned(),
+            currency: "USD",
+            edges,
+            edges_total,
+            total_cost,
+            total_monthly_cost,
+            total_monthly_saving,
+            has_pair_data,
+        })
+    }
+
+    /// The agents' state and the busiest pods now.
+    pub fn live(&self) -> Result<LiveStatus, EngineError> {
+        Ok(self.backend.live()?)
     }
 
     /// Cost per class over `window` cut into `step`s (`auto`, or a duration like `5m`, `1h`,

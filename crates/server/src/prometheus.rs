@@ -11,16 +11,23 @@
 //! and, evaluated at `start`, the cluster's internet egress since the month began, which decides
 //! the internet tier. `increase()` already handles counter resets (an agent restart without a
 //! state file), so nothing else is needed for them.
+//!
+//! Workload pairs are `increase(netcost_workload_traffic_bytes_total[Ds])` summed over agents.
+//! The live view reads each agent's last values by `instance` (its scrape address), joined to
+//! `netcost_agent_info` for the node name, and the busiest pods by `rate(…[5m])`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
+use netcost_cost::edges::{PairUsage, Workload};
 use netcost_cost::window::Segment;
 use serde::Deserialize;
 
-use crate::backend::{BackendError, UsageBackend};
+use crate::backend::{
+    AgentStatus, BackendError, LiveStatus, RATE_SECONDS, Talker, UsageBackend, top_talkers,
+};
 
 /// A Prometheus-compatible query endpoint.
 #[derive(Debug, Clone)]
@@ -55,6 +62,16 @@ struct Sample {
 impl Sample {
     fn label(&self, key: &str) -> &str {
         self.metric.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// The value as a number (0 if it is not one).
+    fn number(&self) -> f64 {
+        self.value
+            .1
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0)
     }
 
     /// The value as whole bytes; `increase()` extrapolates, so it may carry a fraction.
@@ -162,6 +179,147 @@ pub fn kube_state_metrics_label(key: &str) -> String {
 impl UsageBackend for PrometheusBackend {
     fn describe(&self) -> String {
         format!("Prometheus at {}", self.base_url)
+    }
+
+    fn pairs(&self, segment: &Segment) -> Result<Vec<PairUsage>, BackendError> {
+        let end = segment.end.as_millisecond();
+        let range = end - segment.start.as_millisecond();
+        if range <= 0 {
+            return Ok(Vec::new());
+        }
+        let samples = self.query(
+            &format!(
+                "sum by (src_namespace, src_kind, src_workload, src_zone, dst_namespace, dst_kind, \
+                 dst_workload, dst_zone, class) \
+                 (increase(netcost_workload_traffic_bytes_total[{range}ms]))"
+            ),
+            end,
+        )?;
+        let workload = |s: &Sample, side: &str| Workload {
+            namespace: s.label(&format!("{side}_namespace")).to_owned(),
+            kind: s.label(&format!("{side}_kind")).to_owned(),
+            name: s.label(&format!("{side}_workload")).to_owned(),
+        };
+        Ok(samples
+            .iter()
+            .filter_map(|s| {
+                let class = TrafficClass::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == s.label("class"))?;
+                Some(PairUsage {
+                    client: workload(s, "src"),
+                    client_zone: s.label("src_zone").to_owned(),
+                    server: workload(s, "dst"),
+                    server_zone: s.label("dst_zone").to_owned(),
+                    class,
+                    bytes: s.bytes(),
+                })
+            })
+            .filter(|u| u.bytes > 0)
+            .collect())
+    }
+
+    fn live(&self) -> Result<LiveStatus, BackendError> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        // Agents seen in the last hour, so one that stopped answering is still listed.
+        let info = self.query(
+            "max by (instance, node) (last_over_time(netcost_agent_info[1h]))",
+            now,
+        )?;
+        let by_instance = |promql: &str| -> Result<HashMap<String, f64>, BackendError> {
+            Ok(self
+                .query(promql, now)?
+                .iter()
+                .map(|s| (s.label("instance").to_owned(), s.number()))
+                .collect())
+        };
+        let up = by_instance("max by (instance) (up)")?;
+        let last_cycle = by_instance("max by (instance) (netcost_last_cycle_timestamp_seconds)")?;
+        let cycle_ms = by_instance("max by (instance) (kubecost_network_costs_parse_time)")?;
+        let entries = by_instance("max by (instance) (kubecost_network_costs_parsed_entries)")?;
+        let failures = by_instance("max by (instance) (netcost_cycle_failures_total)")?;
+        let malformed = by_instance(
+            "sum by (instance) (netcost_conntrack_entries_skipped_total{reason=\"malformed\"})",
+        )?;
+        let lost = by_instance("max by (instance) (netcost_conntrack_events_lost_total)")?;
+        let pairs = by_instance("max by (instance) (netcost_workload_pairs)")?;
+        let mut agents: Vec<AgentStatus> = info
+            .iter()
+            .map(|s| {
+                let instance = s.label("instance").to_owned();
+                let get = |m: &HashMap<String, f64>| m.get(&instance).copied();
+                let count = |m: &HashMap<String, f64>| get(m).unwrap_or(0.0).max(0.0) as u64;
+                AgentStatus {
+                    node: s.label("node").to_owned(),
+                    up: get(&up) == Some(1.0),
+                    last_cycle_age_seconds: get(&last_cycle)
+                        .filter(|t| *t > 0.0)
+                        .map(|t| (now as f64 / 1000.0 - t).max(0.0)),
+                    cycle_ms: get(&cycle_ms).unwrap_or(0.0),
+                    entries: count(&entries),
+                    cycle_failures: count(&failures),
+                    malformed_entries: count(&malformed),
+                    events_lost: count(&lost),
+                    workload_pairs: count(&pairs),
+                    instance,
+                }
+            })
+            .collect();
+        agents.sort_by(|a, b| (&a.node, &a.instance).cmp(&(&b.node, &b.instance)));
+
+        let mut talkers: HashMap<(String, String), Talker> = HashMap::new();
+        for (metric, by) in [
+            (
+                "kubecost_pod_network_egress_bytes_total",
+                "namespace, pod_name",
+            ),
+            (
+                "kubecost_pod_network_ingress_bytes_total",
+                "namespace, pod_name",
+            ),
+            ("netcost_node_network_egress_bytes_total", "node"),
+            ("netcost_node_network_ingress_bytes_total", "node"),
+        ] {
+            let samples = self.query(
+                &format!(
+                    "sum by ({by}, internet, same_zone, same_region) \
+                     (rate({metric}[{RATE_SECONDS}s])) > 0"
+                ),
+                now,
+            )?;
+            for s in &samples {
+                let Some(class) = class_of(
+                    s.label("internet"),
+                    s.label("same_zone"),
+                    s.label("same_region"),
+                ) else {
+                    continue;
+                };
+                let (namespace, pod) = match s.label("node") {
+                    "" => (
+                        s.label("namespace").to_owned(),
+                        s.label("pod_name").to_owned(),
+                    ),
+                    node => (String::new(), format!("node/{node}")),
+                };
+                let rate = s.number().max(0.0);
+                let talker = talkers
+                    .entry((namespace.clone(), pod.clone()))
+                    .or_insert_with(|| Talker {
+                        namespace,
+                        pod,
+                        bytes_per_second: 0.0,
+                        by_class: Default::default(),
+                    });
+                talker.bytes_per_second += rate;
+                *talker.by_class.entry(class.as_str()).or_default() += rate;
+            }
+        }
+        Ok(LiveStatus {
+            agents,
+            talkers: top_talkers(talkers.into_values().collect()),
+            rate_seconds: RATE_SECONDS,
+        })
     }
 
     /// Pod labels come from kube-state-metrics' `kube_pod_labels` (which exports labels only if

@@ -10,6 +10,11 @@
 //! the default retention of 7 days holds 200 × 10,080 points ≈ 31 MiB; points older than the
 //! retention are dropped (keeping one as the baseline of the oldest window).
 //!
+//! It holds two kinds of series: a pod's (or node's) byte counter per direction, class and
+//! service, and an agent's workload pair counter. Pair series are keyed by the agent's node too:
+//! two agents count the same pair separately, and one agent's pair may go idle and vanish while
+//! the other's goes on, which a summed series would read as a reset.
+//!
 //! On disk: an append-only log of JSON lines, one per new series (`{"series": id, ...}`) and
 //! one per recorded minute (`{"minute": m, "points": [[id, value], …]}`). It is replayed on
 //! open; a torn last line from a crash is ignored. When the log holds twice the live points it
@@ -22,10 +27,17 @@ use std::path::{Path, PathBuf};
 
 use netcost_core::aggregate::ExportedSeries;
 use netcost_core::class::{Direction, TrafficClass};
+use netcost_core::pairs::ExportedPair;
+use netcost_core::pipeline::Snapshot;
 use netcost_core::topology::Topology;
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
+use netcost_cost::edges::{PairUsage, Workload};
 use netcost_cost::window::Segment;
 use serde::{Deserialize, Serialize};
+
+use crate::backend::{
+    AgentStatus, BackendError, LiveStatus, RATE_SECONDS, Talker, UsageBackend, top_talkers,
+};
 
 /// The identity of one stored counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,6 +108,64 @@ impl SeriesKey {
     }
 }
 
+/// The identity of one stored workload pair counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PairSeriesKey {
+    /// The node of the agent that counted it.
+    pub pair_node: String,
+    /// The client workload.
+    pub client: Workload,
+    /// Its zone.
+    pub client_zone: String,
+    /// The server workload.
+    pub server: Workload,
+    /// Its zone.
+    pub server_zone: String,
+    /// `in-zone`, `cross-zone`, `cross-region` or `internet`.
+    pub class: String,
+}
+
+impl PairSeriesKey {
+    /// The key of an agent's exported pair counter on `node`.
+    pub fn of(pair: &ExportedPair, node: &str) -> PairSeriesKey {
+        let workload = |p: &netcost_core::pairs::Peer| Workload {
+            namespace: p.namespace.to_string(),
+            kind: p.kind.to_string(),
+            name: p.name.to_string(),
+        };
+        PairSeriesKey {
+            pair_node: node.to_owned(),
+            client: workload(&pair.key.client),
+            client_zone: pair.key.client.zone.to_string(),
+            server: workload(&pair.key.server),
+            server_zone: pair.key.server.zone.to_string(),
+            class: pair.key.class.as_str().to_owned(),
+        }
+    }
+}
+
+/// Any stored series. Untagged, so logs written before pairs existed read as [`SeriesKey`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredKey {
+    /// A pod's or node's byte counter.
+    Series(SeriesKey),
+    /// A workload pair counter.
+    Pair(PairSeriesKey),
+}
+
+impl From<SeriesKey> for StoredKey {
+    fn from(key: SeriesKey) -> Self {
+        StoredKey::Series(key)
+    }
+}
+
+impl From<PairSeriesKey> for StoredKey {
+    fn from(key: PairSeriesKey) -> Self {
+        StoredKey::Pair(key)
+    }
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -125,7 +195,7 @@ pub enum StoreError {
 enum LogLine {
     Series {
         series: u32,
-        key: SeriesKey,
+        key: Box<StoredKey>,
     },
     Minute {
         minute: i64,
@@ -136,12 +206,17 @@ enum LogLine {
 /// Minute-resolution counter history. See the module docs.
 #[derive(Debug)]
 pub struct Store {
-    keys: Vec<SeriesKey>,
-    index: HashMap<SeriesKey, u32>,
+    keys: Vec<StoredKey>,
+    index: HashMap<StoredKey, u32>,
     /// Per series, `(minute, cumulative value)` in minute order.
     points: Vec<Vec<(i64, u64)>>,
     retention_minutes: i64,
     log: Option<Log>,
+    /// The newest minute recorded, the "now" of live rates.
+    last_minute: Option<i64>,
+    /// The in-process agents' state by node, with when their last cycle ended (Unix ms).
+    /// Not persisted: it describes the running process.
+    agents: std::collections::BTreeMap<String, (AgentStatus, Option<i64>)>,
 }
 
 #[derive(Debug)]
@@ -163,6 +238,8 @@ impl Store {
             points: Vec::new(),
             retention_minutes,
             log: None,
+            last_minute: None,
+            agents: Default::default(),
         }
     }
 
@@ -218,8 +295,8 @@ impl Store {
         match line {
             LogLine::Series { series, key } => {
                 if series as usize == self.keys.len() {
-                    self.index.insert(key.clone(), series);
-                    self.keys.push(key);
+                    self.index.insert((*key).clone(), series);
+                    self.keys.push(*key);
                     self.points.push(Vec::new());
                 }
             }
@@ -235,14 +312,15 @@ impl Store {
 
     /// Records the cumulative values of `series` at `minute` (Unix minutes). Only series whose
     /// value changed since their last point are stored.
-    pub fn record(
+    pub fn record<K: Into<StoredKey>>(
         &mut self,
         minute: i64,
-        series: impl IntoIterator<Item = (SeriesKey, u64)>,
+        series: impl IntoIterator<Item = (K, u64)>,
     ) -> Result<(), StoreError> {
         let mut lines = Vec::new();
         let mut points = Vec::new();
         for (key, value) in series {
+            let key = key.into();
             let id = match self.index.get(&key) {
                 Some(id) => *id,
                 None => {
@@ -250,7 +328,10 @@ impl Store {
                     self.index.insert(key.clone(), id);
                     self.keys.push(key.clone());
                     self.points.push(Vec::new());
-                    lines.push(LogLine::Series { series: id, key });
+                    lines.push(LogLine::Series {
+                        series: id,
+                        key: Box::new(key),
+                    });
                     id
                 }
             };
@@ -261,6 +342,7 @@ impl Store {
             }
         }
         self.expire(minute);
+        self.last_minute = self.last_minute.max(Some(minute));
         if !points.is_empty() {
             lines.push(LogLine::Minute { minute, points });
         }
@@ -329,7 +411,7 @@ impl Store {
             for (id, key) in self.keys.iter().enumerate() {
                 write(&LogLine::Series {
                     series: id as u32,
-                    key: key.clone(),
+                    key: Box::new(key.clone()),
                 })?;
             }
             let mut by_minute: std::collections::BTreeMap<i64, Vec<(u32, u64)>> =
@@ -360,7 +442,7 @@ impl Store {
 
     /// The growth of every series over `(start_minute, end_minute]`, with resets counted like
     /// Prometheus's `increase()` (a drop means the counter restarted; its new value is growth).
-    pub fn increase(&self, start_minute: i64, end_minute: i64) -> Vec<(&SeriesKey, u64)> {
+    pub fn increase(&self, start_minute: i64, end_minute: i64) -> Vec<(&StoredKey, u64)> {
         let mut out = Vec::new();
         for (id, history) in self.points.iter().enumerate() {
             let first_in = history.partition_point(|p| p.0 <= start_minute);
@@ -392,7 +474,10 @@ impl Store {
     /// The usage of a month segment, in the form the cost engine prices.
     pub fn segment_usage(&self, segment: &Segment) -> SegmentUsage {
         let minute = |t: jiff::Timestamp| t.as_second().div_euclid(60);
-        let to_usage = |(key, bytes): (&SeriesKey, u64)| -> Option<Usage> {
+        let to_usage = |(key, bytes): (&StoredKey, u64)| -> Option<Usage> {
+            let StoredKey::Series(key) = key else {
+                return None;
+            };
             Some(Usage {
                 pod: PodIdentity {
                     namespace: key.namespace.clone(),
@@ -416,13 +501,109 @@ impl Store {
         let internet_egress_before = self
             .increase(minute(segment.month_start), minute(segment.start))
             .into_iter()
-            .filter(|(k, _)| k.direction == "egress" && k.class == "internet")
+            .filter(|(k, _)| {
+                matches!(k, StoredKey::Series(k) if k.direction == "egress" && k.class == "internet")
+            })
             .map(|(_, b)| b)
             .sum();
         SegmentUsage {
             internet_egress_before,
             usages,
         }
+    }
+}
+
+impl Store {
+    /// Records the counters and pair counters of the agent of `node` at `minute`.
+    pub fn record_snapshot(
+        &mut self,
+        minute: i64,
+        snapshot: &Snapshot,
+        topology: &Topology,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        let series = snapshot
+            .series
+            .iter()
+            .map(|s| (StoredKey::from(SeriesKey::of(s, topology, node)), s.value));
+        let pairs = snapshot
+            .pairs
+            .iter()
+            .map(|p| (StoredKey::from(PairSeriesKey::of(p, node)), p.value));
+        self.record(minute, series.chain(pairs))
+    }
+
+    /// Sets the state of the in-process agent of `status.node`; its last cycle ended at
+    /// `last_cycle_unix_ms`.
+    pub fn set_agent(&mut self, status: AgentStatus, last_cycle_unix_ms: Option<i64>) {
+        self.agents
+            .insert(status.node.clone(), (status, last_cycle_unix_ms));
+    }
+
+    /// The in-process agents' state, and the busiest pods and nodes over the last
+    /// [`RATE_SECONDS`] of recorded minutes, at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> LiveStatus {
+        let agents = self
+            .agents
+            .values()
+            .map(|(status, at)| AgentStatus {
+                last_cycle_age_seconds: at.map(|at| (now_ms - at).max(0) as f64 / 1000.0),
+                ..status.clone()
+            })
+            .collect();
+        let mut talkers: HashMap<(&str, &str), Talker> = HashMap::new();
+        if let Some(end) = self.last_minute {
+            let minutes = RATE_SECONDS / 60;
+            for (key, bytes) in self.increase(end - minutes, end) {
+                let StoredKey::Series(k) = key else { continue };
+                let Some(class) = k.class() else { continue };
+                let rate = bytes as f64 / RATE_SECONDS as f64;
+                let talker = talkers
+                    .entry((&k.namespace, &k.pod))
+                    .or_insert_with(|| Talker {
+                        namespace: k.namespace.clone(),
+                        pod: k.pod.clone(),
+                        bytes_per_second: 0.0,
+                        by_class: Default::default(),
+                    });
+                talker.bytes_per_second += rate;
+                *talker.by_class.entry(class.as_str()).or_default() += rate;
+            }
+        }
+        LiveStatus {
+            agents,
+            talkers: top_talkers(talkers.into_values().collect()),
+            rate_seconds: RATE_SECONDS,
+        }
+    }
+
+    /// The growth of every workload pair counter during `segment`, summed over agents.
+    pub fn segment_pairs(&self, segment: &Segment) -> Vec<PairUsage> {
+        let minute = |t: jiff::Timestamp| t.as_second().div_euclid(60);
+        let mut sums: HashMap<(&Workload, &str, &Workload, &str, TrafficClass), u64> =
+            HashMap::new();
+        for (key, bytes) in self.increase(minute(segment.start), minute(segment.end)) {
+            let StoredKey::Pair(k) = key else { continue };
+            let Some(class) = TrafficClass::ALL
+                .into_iter()
+                .find(|c| c.as_str() == k.class)
+            else {
+                continue;
+            };
+            *sums
+                .entry((&k.client, &k.client_zone, &k.server, &k.server_zone, class))
+                .or_default() += bytes;
+        }
+        sums.into_iter()
+            .map(|((client, cz, server, sz, class), bytes)| PairUsage {
+                client: client.clone(),
+                client_zone: cz.to_owned(),
+                server: server.clone(),
+                server_zone: sz.to_owned(),
+                class,
+                bytes,
+            })
+            .collect()
     }
 }
 
@@ -456,17 +637,29 @@ fn push_point(history: &mut Vec<(i64, u64)>, minute: i64, value: u64) {
 #[derive(Debug, Clone)]
 pub struct SharedStore(pub std::sync::Arc<std::sync::Mutex<Store>>);
 
-impl crate::backend::UsageBackend for SharedStore {
+impl SharedStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Store>, BackendError> {
+        self.0
+            .lock()
+            .map_err(|_| BackendError::Store("a writer panicked".into()))
+    }
+}
+
+impl UsageBackend for SharedStore {
     fn describe(&self) -> String {
         "the embedded store".into()
     }
 
-    fn usage(&self, segment: &Segment) -> Result<SegmentUsage, crate::backend::BackendError> {
-        let store = self
-            .0
-            .lock()
-            .map_err(|_| crate::backend::BackendError::Store("a writer panicked".into()))?;
-        Ok(store.segment_usage(segment))
+    fn usage(&self, segment: &Segment) -> Result<SegmentUsage, BackendError> {
+        Ok(self.lock()?.segment_usage(segment))
+    }
+
+    fn pairs(&self, segment: &Segment) -> Result<Vec<PairUsage>, BackendError> {
+        Ok(self.lock()?.segment_pairs(segment))
+    }
+
+    fn live(&self) -> Result<LiveStatus, BackendError> {
+        Ok(self.lock()?.live(jiff::Timestamp::now().as_millisecond()))
     }
 }
 
@@ -491,7 +684,7 @@ mod tests {
         store
             .increase(start, end)
             .into_iter()
-            .filter(|(k, _)| k.pod == pod)
+            .filter(|(k, _)| matches!(k, StoredKey::Series(k) if k.pod == pod))
             .map(|(_, b)| b)
             .sum()
     }
@@ -596,5 +789,109 @@ mod tests {
         let s = Store::open(&path, 30).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(growth(&s, 2_980, 2_999, "web"), before);
         assert_eq!(before, 19);
+    }
+
+    fn pair_key(node: &str, class: &str) -> PairSeriesKey {
+        let w = |name: &str| Workload {
+            namespace: "shop".into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+        };
+        PairSeriesKey {
+            pair_node: node.into(),
+            client: w("web"),
+            client_zone: "a".into(),
+            server: w("db"),
+            server_zone: "b".into(),
+            class: class.into(),
+        }
+    }
+
+    fn segment(start_minute: i64, end_minute: i64) -> Segment {
+        let t = |m: i64| jiff::Timestamp::from_second(m * 60).unwrap_or_else(|e| panic!("{e}"));
+        Segment {
+            start: t(start_minute),
+            end: t(end_minute),
+            month_start: t(start_minute),
+        }
+    }
+
+    #[test]
+    fn pair_growth_is_summed_over_agents_and_one_agents_pair_vanishing_is_no_reset() {
+        let mut s = Store::in_memory(DEFAULT_RETENTION_MINUTES);
+        // Two agents count the same pair; node-b's goes idle and disappears after minute 2.
+        let points = [
+            (
+                1,
+                vec![
+                    (pair_key("node-a", "cross-zone"), 100),
+                    (pair_key("node-b", "cross-zone"), 1_000),
+                ],
+            ),
+            (
+                2,
+                vec![
+                    (pair_key("node-a", "cross-zone"), 300),
+                    (pair_key("node-b", "cross-zone"), 1_500),
+                ],
+            ),
+            (3, vec![(pair_key("node-a", "cross-zone"), 700)]),
+        ];
+        for (minute, series) in points {
+            s.record(minute, series).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let pairs = s.segment_pairs(&segment(0, 3));
+        assert_eq!(pairs.len(), 1, "{pairs:?}");
+        assert_eq!(pairs[0].bytes, 700 + 1_500);
+        assert_eq!(pairs[0].class, TrafficClass::CrossZone);
+        // Pod series are not pairs, and a log written before pairs existed still reads.
+        s.record(3, [(key("web", "cross-zone"), 5)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.segment_pairs(&segment(0, 3)).len(), 1);
+        let old_line =
+            serde_json::to_string(&serde_json::json!({"series": 0, "key": key("web", "in-zone")}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let parsed: LogLine = serde_json::from_str(&old_line).unwrap_or_else(|e| panic!("{e}"));
+        let LogLine::Series { key, .. } = parsed else {
+            panic!("not a series line: {parsed:?}")
+        };
+        assert!(matches!(*key, StoredKey::Series(_)));
+    }
+
+    #[test]
+    fn live_rates_are_the_last_five_recorded_minutes_and_agents_report_their_age() {
+        let mut s = Store::in_memory(DEFAULT_RETENTION_MINUTES);
+        for (minute, value) in [(10, 0), (11, 30_000), (15, 90_000)] {
+            s.record(
+                minute,
+                [
+                    (key("web", "cross-zone"), value),
+                    (key("api", "in-zone"), minute as u64),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        s.set_agent(
+            AgentStatus {
+                node: "node-a".into(),
+                instance: String::new(),
+                up: true,
+                last_cycle_age_seconds: None,
+                cycle_ms: 3.0,
+                entries: 10,
+                cycle_failures: 0,
+                malformed_entries: 0,
+                events_lost: 0,
+                workload_pairs: 1,
+            },
+            Some(15 * 60_000),
+        );
+        let live = s.live(15 * 60_000 + 2_500);
+        assert_eq!(live.agents[0].last_cycle_age_seconds, Some(2.5));
+        // (10, 15]: web grew 90_000 bytes, api 5 bytes, over 300 s.
+        assert_eq!(live.talkers[0].pod, "web");
+        assert!((live.talkers[0].bytes_per_second - 300.0).abs() < 1e-9);
+        assert_eq!(live.talkers[0].by_class.get("cross-zone"), Some(&300.0));
+        assert_eq!(live.talkers[1].pod, "api");
     }
 }

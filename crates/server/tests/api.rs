@@ -6,17 +6,27 @@ use std::time::Duration;
 
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
+use netcost_cost::edges::{PairUsage, Workload};
 use netcost_cost::pricing::PriceSheet;
 use netcost_cost::window::Segment;
-use netcost_server::backend::{BackendError, UsageBackend};
+use netcost_server::backend::{AgentStatus, BackendError, LiveStatus, Talker, UsageBackend};
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
 use support::{get, serve};
 
 mod support;
 
-/// 2 GB cross-zone egress of shop/web-0 in every segment.
+/// In every segment: 2 GB cross-zone egress of shop/web-0, and a pair of shop/web in zone a
+/// calling shop/db in zone b with 5 GB (both directions). One agent, one talker.
 struct Fixed;
+
+fn workload(name: &str) -> Workload {
+    Workload {
+        namespace: "shop".into(),
+        kind: "Deployment".into(),
+        name: name.into(),
+    }
+}
 
 impl UsageBackend for Fixed {
     fn describe(&self) -> String {
@@ -36,6 +46,39 @@ impl UsageBackend for Fixed {
                 service: None,
                 bytes: 2_000_000_000,
             }],
+        })
+    }
+    fn pairs(&self, _: &Segment) -> Result<Vec<PairUsage>, BackendError> {
+        Ok(vec![PairUsage {
+            client: workload("web"),
+            client_zone: "a".into(),
+            server: workload("db"),
+            server_zone: "b".into(),
+            class: TrafficClass::CrossZone,
+            bytes: 5_000_000_000,
+        }])
+    }
+    fn live(&self) -> Result<LiveStatus, BackendError> {
+        Ok(LiveStatus {
+            agents: vec![AgentStatus {
+                node: "node-a".into(),
+                instance: "10.0.0.1:3001".into(),
+                up: true,
+                last_cycle_age_seconds: Some(4.0),
+                cycle_ms: 12.5,
+                entries: 1234,
+                cycle_failures: 0,
+                malformed_entries: 2,
+                events_lost: 0,
+                workload_pairs: 7,
+            }],
+            talkers: vec![Talker {
+                namespace: "shop".into(),
+                pod: "web-0".into(),
+                bytes_per_second: 1000.0,
+                by_class: [("cross-zone", 1000.0)].into_iter().collect(),
+            }],
+            rate_seconds: 300,
         })
     }
 }
@@ -179,4 +222,48 @@ fn the_web_ui_is_served_at_the_root_and_needs_nothing_from_outside() {
         (json["backend"].as_str(), json["unit"].as_str()),
         (Some("fixed"), Some("GB"))
     );
+}
+
+#[test]
+fn the_edges_endpoint_prices_cross_zone_pairs_and_advises() {
+    let base = serve(Engine::new(Arc::new(Fixed), PriceSheet::aws()));
+    let (status, kind, body) = get(&format!("{base}/api/v1/edges?window=1h"));
+    assert_eq!((status, kind.as_str()), (200, "application/json"), "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    let edge = &json["edges"][0];
+    assert_eq!(edge["client"]["name"], "web");
+    assert_eq!(edge["server"]["name"], "db");
+    assert_eq!(edge["class"], "cross-zone");
+    // 5 GB × ($0.01 + $0.01) over one hour; 730 hours a month.
+    let cost = edge["cost"].as_f64().unwrap_or_default();
+    assert!((cost - 0.1).abs() < 1e-12, "{cost}");
+    let monthly = edge["monthly_cost"].as_f64().unwrap_or_default();
+    assert!((monthly - 73.0).abs() < 1e-9, "{monthly}");
+    // db runs only in zone b, web calls from zone a.
+    assert_eq!(edge["recommendation"]["kind"], "co-location");
+    assert_eq!(json["edges_total"], 1);
+    assert_eq!(json["has_pair_data"], true);
+
+    for (query, code) in [
+        ("limit=0", "bad_limit"),
+        ("limit=x", "bad_limit"),
+        ("window=soon", "bad_window"),
+        ("top=3", "bad_parameter"),
+    ] {
+        let (status, _, body) = get(&format!("{base}/api/v1/edges?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(error_of(&body).0, code, "{query}");
+    }
+}
+
+#[test]
+fn the_live_endpoint_serves_agents_and_talkers() {
+    let base = serve(Engine::new(Arc::new(Fixed), PriceSheet::aws()));
+    let (status, _, body) = get(&format!("{base}/api/v1/live"));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["agents"][0]["node"], "node-a");
+    assert_eq!(json["agents"][0]["entries"], 1234);
+    assert_eq!(json["talkers"][0]["pod"], "web-0");
+    assert_eq!(json["rate_seconds"], 300);
 }
