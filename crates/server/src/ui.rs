@@ -1,11 +1,13 @@
-//! The web UI: one page at `/` that draws the allocation API's answers (a cost table by
-//! namespace, workload, pod or node, and a stacked chart of cost by class over time).
+//! The web UI: one page at `/` with three views (`?view=`): the allocation (a cost table by
+//! namespace, workload, pod or node, and a stacked chart of cost by class over time), the
+//! cross-zone edges (the costliest workload pairs across zones or regions, with
+//! recommendations), and live (each agent's state and the top talkers, refreshed every 10 s).
 //!
 //! The HTML, CSS and JavaScript live in `crates/server/ui/` and are compiled into the binary with
 //! `include_str!`, so the UI works offline and behind an air gap: no CDN, no web fonts, no build
 //! step. What it does not do: compute anything. Every figure on the page comes from
-//! `/api/v1/allocation`, `/api/v1/allocation/timeseries` or `/api/v1/info`, so the page can never
-//! disagree with the API or the CSV.
+//! `/api/v1/allocation`, `/api/v1/allocation/timeseries`, `/api/v1/edges`, `/api/v1/live` or
+//! `/api/v1/info`, so the page can never disagree with the API or the CSV.
 
 use axum::Router;
 use axum::http::header;

@@ -14,10 +14,14 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use netcost_cost::edges::Workload;
 use netcost_cost::pricing::PriceSheet;
+use netcost_server::backend::AgentStatus;
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
-use netcost_server::store::{DEFAULT_RETENTION_MINUTES, SeriesKey, SharedStore, Store};
+use netcost_server::store::{
+    DEFAULT_RETENTION_MINUTES, PairSeriesKey, SeriesKey, SharedStore, Store,
+};
 use support::{get, serve};
 
 mod support;
@@ -90,6 +94,18 @@ const FLOWS: &[Flow] = &[
     },
 ];
 
+/// One workload pair counter: client and server (in namespace `shop`, as Deployments) with
+/// their zones, the class, and its growth per minute.
+const PAIRS: &[(&str, &str, &str, &str, &str, u64)] = &[
+    // web calls api from both zones and api runs in both: topology-aware routing applies.
+    ("web", "a", "api", "b", "cross-zone", 200_000_000),
+    ("web", "b", "api", "a", "cross-zone", 100_000_000),
+    ("web", "a", "api", "a", "in-zone", 500_000_000),
+    // web calls db, which runs only in zone b: co-location applies.
+    ("web", "a", "db", "b", "cross-zone", 60_000_000),
+    ("web", "b", "db", "b", "in-zone", 60_000_000),
+];
+
 /// Minutes of history recorded, ending two minutes before now (inside a 1h window).
 const MINUTES: i64 = 45;
 
@@ -114,6 +130,44 @@ fn filled_store() -> (SharedStore, u64) {
         store
             .record(minute, series)
             .unwrap_or_else(|e| panic!("recording minute {minute}: {e}"));
+        let deployment = |name: &str| Workload {
+            namespace: "shop".into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+        };
+        let pairs = PAIRS
+            .iter()
+            .map(|(client, cz, server, sz, class, per_minute)| {
+                let key = PairSeriesKey {
+                    pair_node: format!("node-{cz}"),
+                    client: deployment(client),
+                    client_zone: (*cz).into(),
+                    server: deployment(server),
+                    server_zone: (*sz).into(),
+                    class: (*class).into(),
+                };
+                (key, per_minute * (i as u64 + 1))
+            });
+        store
+            .record(minute, pairs)
+            .unwrap_or_else(|e| panic!("recording pairs at minute {minute}: {e}"));
+    }
+    for (node, entries, malformed) in [("node-a", 1_200, 0), ("node-b", 900, 3)] {
+        store.set_agent(
+            AgentStatus {
+                node: node.into(),
+                instance: String::new(),
+                up: true,
+                last_cycle_age_seconds: None,
+                cycle_ms: 4.2,
+                entries,
+                cycle_failures: 0,
+                malformed_entries: malformed,
+                events_lost: 0,
+                workload_pairs: 3,
+            },
+            Some(jiff::Timestamp::now().as_millisecond() - 5_000),
+        );
     }
     let put_in = FLOWS.iter().map(|f| f.per_minute).sum::<u64>() * MINUTES as u64;
     (SharedStore(Arc::new(Mutex::new(store))), put_in)
@@ -469,6 +523,161 @@ fn empty_and_error_states_say_what_is_wrong_and_how_to_fix_it() {
     );
     assert!(page.contains("--prometheus URL"), "{page}");
     screenshot(&url, "prometheus-unreachable.png");
+}
+
+#[test]
+fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
+    let (store, _) = filled_store();
+    let base = serve(Engine::new(Arc::new(store), PriceSheet::aws()));
+    let api = get_json(&format!("{base}/api/v1/edges?window=1h&limit=50"));
+    let edges = api["edges"].as_array().unwrap_or_else(|| panic!("{api}"));
+    // Only the cross-zone pairs, summed per client → server over zones, costliest first.
+    let minutes = MINUTES as u64;
+    let expected: Vec<(&str, u64)> = vec![
+        ("web → api", 300_000_000 * minutes),
+        ("web → db", 60_000_000 * minutes),
+    ];
+    let got: Vec<(String, u64)> = edges
+        .iter()
+        .map(|e| {
+            (
+                format!(
+                    "{} → {}",
+                    e["client"]["name"].as_str().unwrap_or(""),
+                    e["server"]["name"].as_str().unwrap_or("")
+                ),
+                e["bytes"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let got_ref: Vec<(&str, u64)> = got.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    assert_eq!(got_ref, expected);
+    // AWS bills a cross-zone GB $0.01 on each side.
+    let cost = edges[0]["cost"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (cost - (300_000_000 * minutes) as f64 / 1e9 * 0.02).abs() < 1e-9,
+        "{cost}"
+    );
+    assert_eq!(edges[0]["recommendation"]["kind"], "topology-aware-routing");
+    assert_eq!(edges[1]["recommendation"]["kind"], "co-location");
+
+    let url = format!("{base}/?view=edges&window=1h");
+    let page = dom(&url);
+    assert_eq!(state(&page), "ready", "{page}");
+    let rows: Vec<(String, u64, f64)> = tags_with(&page, "<tr data-client=")
+        .into_iter()
+        .map(|tag| {
+            (
+                format!(
+                    "{} → {}",
+                    attr(tag, "data-client").unwrap_or_default(),
+                    attr(tag, "data-server").unwrap_or_default()
+                ),
+                attr(tag, "data-bytes")
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(0),
+                attr(tag, "data-monthly")
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{page}");
+    for (row, edge) in rows.iter().zip(edges) {
+        assert_eq!(row.1, edge["bytes"].as_u64().unwrap_or(0));
+        assert!((row.2 - edge["monthly_cost"].as_f64().unwrap_or(f64::NAN)).abs() < 1e-9);
+    }
+    assert_eq!(rows[0].0, "shop/web (Deployment) → shop/api (Deployment)");
+    for kind in ["topology-aware-routing", "co-location"] {
+        assert!(
+            page.contains(&format!("data-kind=\"{kind}\"")),
+            "no {kind} advice: {page}"
+        );
+    }
+    assert!(page.contains("topology-mode: Auto"), "{page}");
+    assert!(page.contains("run shop/db replicas in a"), "{page}");
+    screenshot(&url, "cross-zone.png");
+}
+
+#[test]
+fn the_live_view_shows_every_agent_and_the_top_talkers() {
+    let (store, _) = filled_store();
+    let base = serve(Engine::new(Arc::new(store), PriceSheet::aws()));
+    let api = get_json(&format!("{base}/api/v1/live"));
+    let url = format!("{base}/?view=live");
+    let page = dom(&url);
+    assert_eq!(state(&page), "ready", "{page}");
+    let nodes: Vec<(String, String)> = tags_with(&page, "<tr data-node=")
+        .into_iter()
+        .map(|t| {
+            (
+                attr(t, "data-node").unwrap_or_default(),
+                attr(t, "data-entries").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            ("node-a".to_owned(), "1200".to_owned()),
+            ("node-b".to_owned(), "900".to_owned())
+        ]
+    );
+    assert!(page.contains("class=\"state-up\""), "{page}");
+    // The talkers are the API's, in its order; the busiest is the batch job's 3 GB a minute.
+    let talkers: Vec<String> = tags_with(&page, "<tr data-pod=")
+        .into_iter()
+        .filter_map(|t| attr(t, "data-pod"))
+        .collect();
+    let api_talkers: Vec<String> = api["talkers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{api}"))
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/{}",
+                t["namespace"].as_str().unwrap_or(""),
+                t["pod"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(talkers, api_talkers);
+    assert_eq!(talkers.first().map(String::as_str), Some("batch/etl-7xk2p"));
+    let rate = api["talkers"][0]["bytes_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!((rate - 3_050_000_000.0 / 60.0).abs() < 1e-6, "{rate}");
+    screenshot(&url, "live.png");
+}
+
+#[test]
+fn the_cross_zone_and_live_views_explain_missing_data() {
+    let empty = SharedStore(Arc::new(Mutex::new(Store::in_memory(
+        DEFAULT_RETENTION_MINUTES,
+    ))));
+    let base = serve(Engine::new(Arc::new(empty), PriceSheet::aws()));
+    let page = dom(&format!("{base}/?view=live"));
+    assert_eq!(state(&page), "empty", "{page}");
+    assert!(page.contains("No agents scraped"), "{page}");
+    assert!(page.contains("netcost_agent_info"), "{page}");
+    let page = dom(&format!("{base}/?view=edges&window=1h"));
+    assert_eq!(state(&page), "empty", "{page}");
+    assert!(page.contains("No workload pair data"), "{page}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let prometheus = format!("http://{closed}");
+    let backend = PrometheusBackend::new(&prometheus, Duration::from_secs(2));
+    let base = serve(Engine::new(Arc::new(backend), PriceSheet::aws()));
+    for view in ["edges", "live"] {
+        let page = dom(&format!("{base}/?view={view}"));
+        assert_eq!(state(&page), "error", "{view}: {page}");
+        assert!(
+            page.contains(&format!("Prometheus unreachable at {prometheus}")),
+            "{view}: {page}"
+        );
+    }
 }
 
 /// `message` as it appears in serialized HTML text: `"` stays, `&`, `<` and `>` are escaped.

@@ -1,5 +1,6 @@
-// netcost web UI: reads its state (window, aggregate, filter) from the URL, asks the API, and
-// draws what the API answered. No framework and no build step, so the page works offline and
+// netcost web UI: reads its state (view, window, aggregate, filter) from the URL, asks the API,
+// and draws what the API answered. Three views: allocation (cost table and chart), cross-zone
+// edges (with recommendations) and live (agents and top talkers). No framework and no build step, so the page works offline and
 // stays readable; every number shown comes from the API unchanged (formatting only).
 "use strict";
 
@@ -12,10 +13,14 @@ const CLASSES = [
 ];
 const WINDOWS = ["1h", "24h", "7d", "today", "month"];
 const AGGREGATES = ["namespace", "workload", "pod", "node"];
+const VIEWS = ["allocation", "edges", "live"];
+// The live view refreshes itself this often.
+const LIVE_REFRESH_MS = 10000;
 
 const params = new URLSearchParams(window.location.search);
 const state = {
-  window: params.get("window") || "24h",
+  view: VIEWS.includes(params.get("view")) ? params.get("view") : "allocation",
+  window: params.get("window") || (params.get("view") === "edges" ? "7d" : "24h"),
   aggregate: params.get("aggregate") || "namespace",
   filter: params.get("filter") || "",
   sortKey: params.get("sort") || "total_cost",
@@ -92,6 +97,8 @@ function hint(err) {
       return "A filter is key:value terms separated by commas, e.g. namespace:shop,node:node-a.";
     case "bad_window":
       return "Pick a window from the list.";
+    case "no_agents":
+      return "Check that Prometheus scrapes the netcost agents on port 3001 (the chart's ServiceMonitor or PodMonitor, or a scrape job): netcost_agent_info should have a series per node.";
     default:
       return err.status >= 500 ? "See netcost's log for details." : "Check the address of this page.";
   }
@@ -247,13 +254,158 @@ function humanStep(s) {
   return s / 60 + " min";
 }
 
+const bytesRate = (v) => {
+  const units = ["B/s", "KiB/s", "MiB/s", "GiB/s"];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return (i === 0 ? v.toFixed(0) : v.toFixed(1)) + " " + units[i];
+};
+
+const workloadName = (w) => (w.namespace ? `${w.namespace}/${w.name}` : w.name) +
+  (w.kind && w.kind !== "External" && w.kind !== "Node" ? ` (${w.kind})` : "");
+
+function renderEdges(result) {
+  const body = $("edge-rows");
+  body.replaceChildren();
+  $("edges-note").textContent = `· ${result.start} to ${result.end} · prices: ${result.provider}, per ${result.unit}`;
+  const summary = $("edges-summary");
+  summary.replaceChildren();
+  if (result.edges_total > 0) {
+    summary.appendChild(document.createTextNode(`${result.edges_total} edge${result.edges_total === 1 ? "" : "s"} cost `));
+    summary.appendChild(el("strong", { id: "edges-monthly" }, money(result.total_monthly_cost) + " a month"));
+    summary.appendChild(document.createTextNode(" at this window's rate; the recommendations below could save up to "));
+    summary.appendChild(el("strong", { id: "edges-saving" }, money(result.total_monthly_saving) + " a month"));
+    summary.appendChild(document.createTextNode(result.edges.length < result.edges_total ? ` (showing the costliest ${result.edges.length}).` : "."));
+  }
+  for (const e of result.edges) {
+    const tr = el("tr", {
+      "data-client": workloadName(e.client), "data-server": workloadName(e.server),
+      "data-class": e.class, "data-bytes": String(e.bytes), "data-monthly": String(e.monthly_cost),
+    });
+    tr.appendChild(el("td", {}, `${workloadName(e.client)} → ${workloadName(e.server)}`));
+    const cls = el("td");
+    cls.appendChild(el("span", { class: "class-tag " + e.class }, e.class));
+    tr.appendChild(cls);
+    tr.appendChild(el("td", {}, e.zones.slice(0, 3).join(", ") + (e.zones.length > 3 ? ", …" : "")));
+    tr.appendChild(el("td", {}, (e.bytes / GIB).toFixed(3)));
+    tr.appendChild(el("td", { class: "cost" }, money(e.cost)));
+    tr.appendChild(el("td", { class: "cost" }, money(e.monthly_cost)));
+    const advice = el("td", { class: "advice" });
+    if (e.recommendation) {
+      advice.dataset.kind = e.recommendation.kind;
+      advice.appendChild(document.createTextNode(e.recommendation.text));
+      advice.appendChild(el("span", { class: "saving" }, `saves up to ${money(e.recommendation.monthly_saving)} a month`));
+    } else {
+      advice.textContent = "—";
+    }
+    tr.appendChild(advice);
+    body.appendChild(tr);
+  }
+}
+
+async function loadEdges() {
+  let result;
+  try {
+    result = await getJson("/api/v1/edges?" + new URLSearchParams({ window: state.window, limit: "50" }));
+  } catch (err) {
+    setStatus("error", err.message, hint(err));
+    return;
+  }
+  renderEdges(result);
+  if (!result.has_pair_data) {
+    setStatus("empty", `No workload pair data from ${result.start} to ${result.end}.`,
+      "The agents export netcost_workload_traffic_bytes_total; if they have run for longer than this window, check that Prometheus scrapes them, or pick a longer window.");
+  } else if (result.edges_total === 0) {
+    setStatus("empty", "No workload traffic crossed a zone or a region in this window: nothing to move.", "");
+  } else {
+    setStatus("ready", "");
+  }
+}
+
+function renderLive(live) {
+  const agents = $("agent-rows");
+  agents.replaceChildren();
+  $("live-note").textContent = `· refreshed ${new Date().toLocaleTimeString()}, every ${LIVE_REFRESH_MS / 1000} s`;
+  for (const a of live.agents) {
+    const tr = el("tr", { "data-node": a.node, "data-entries": String(a.entries) });
+    tr.appendChild(el("td", { title: a.instance }, a.node || a.instance));
+    const stale = a.last_cycle_age_seconds === null || a.last_cycle_age_seconds > 120;
+    tr.appendChild(el("td", { class: a.up && !stale ? "state-up" : "state-down" },
+      !a.up ? "down" : stale ? "stalled" : "up"));
+    tr.appendChild(el("td", {}, a.last_cycle_age_seconds === null ? "never" : `${a.last_cycle_age_seconds.toFixed(0)} s ago`));
+    tr.appendChild(el("td", {}, a.cycle_ms.toFixed(1)));
+    tr.appendChild(el("td", {}, a.entries.toLocaleString("en-US")));
+    for (const n of [a.cycle_failures, a.malformed_entries, a.events_lost]) {
+      tr.appendChild(el("td", n > 0 ? { class: "bad" } : {}, String(n)));
+    }
+    tr.appendChild(el("td", {}, String(a.workload_pairs)));
+    agents.appendChild(tr);
+  }
+  const talkers = $("talker-rows");
+  talkers.replaceChildren();
+  $("talkers-note").textContent = `· average over the last ${live.rate_seconds / 60} minutes, both directions`;
+  for (const t of live.talkers) {
+    const name = t.namespace ? `${t.namespace}/${t.pod}` : t.pod;
+    const tr = el("tr", { "data-pod": name, "data-rate": String(t.bytes_per_second) });
+    tr.appendChild(el("td", {}, name));
+    tr.appendChild(el("td", { class: "cost" }, bytesRate(t.bytes_per_second)));
+    for (const c of CLASSES) {
+      const v = t.by_class[c.label] || 0;
+      tr.appendChild(el("td", v === 0 ? { class: "zero" } : {}, bytesRate(v)));
+    }
+    talkers.appendChild(tr);
+  }
+}
+
+async function loadLive() {
+  try {
+    const live = await getJson("/api/v1/live");
+    renderLive(live);
+    if (live.agents.length === 0) {
+      const err = new ApiError("No agents scraped: the backend has no netcost agent yet.", "no_agents", 200);
+      setStatus("empty", err.message, hint(err));
+    } else if (live.talkers.length === 0) {
+      setStatus("empty", `No traffic in the last ${live.rate_seconds / 60} minutes.`,
+        "The agents run but count no bytes: see their netcost_unattributed_bytes_total and logs.");
+    } else {
+      setStatus("ready", "");
+    }
+  } catch (err) {
+    setStatus("error", err.message, hint(err));
+  }
+  setTimeout(loadLive, LIVE_REFRESH_MS);
+}
+
+function showView() {
+  for (const v of VIEWS) {
+    $("view-" + v).hidden = v !== state.view;
+    const link = $("nav-" + v);
+    link.classList.toggle("current", v === state.view);
+    if (v !== "live") link.href = "/?" + new URLSearchParams({ view: v, window: state.window });
+  }
+  for (const node of document.querySelectorAll(".allocation-only")) node.hidden = state.view !== "allocation";
+  $("controls").hidden = state.view === "live";
+  $("view").value = state.view;
+  document.title = `netcost · ${{ allocation: "network cost", edges: "cross-zone edges", live: "live" }[state.view]}`;
+}
+
 async function load() {
+  showView();
+  getJson("/api/v1/info").then((info) => {
+    $("source").textContent = `data: ${info.backend} · prices: ${info.provider}, per ${info.unit}`;
+  }).catch(() => { /* each view's request reports the problem */ });
   $("window").value = WINDOWS.includes(state.window) ? state.window : "24h";
   if (!WINDOWS.includes(state.window)) {
     // A window typed into the address (e.g. START,END) still works; show it in the picker.
     $("window").appendChild(el("option", { value: state.window }, state.window));
     $("window").value = state.window;
   }
+  if (state.view === "edges") return loadEdges();
+  if (state.view === "live") return loadLive();
+  return loadAllocation();
+}
+
+async function loadAllocation() {
   if (!AGGREGATES.includes(state.aggregate)) {
     $("aggregate").appendChild(el("option", { value: state.aggregate }, state.aggregate));
   }
@@ -262,10 +414,6 @@ async function load() {
   $("csv").href = "/api/v1/allocation.csv?" + query();
   $("table-title").textContent = `Cost by ${state.aggregate}`;
   renderHeader();
-
-  getJson("/api/v1/info").then((info) => {
-    $("source").textContent = `data: ${info.backend} · prices: ${info.provider}, per ${info.unit}`;
-  }).catch(() => { /* the allocation request reports the problem */ });
 
   const series = getJson("/api/v1/allocation/timeseries?" + new URLSearchParams(
     Object.fromEntries([["window", state.window], ...(state.filter ? [["filter", state.filter]] : [])])));
