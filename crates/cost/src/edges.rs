@@ -140,8 +140,8 @@ pub fn cross_zone_edges(
         *zones
             .entry(format!(
                 "{} → {}",
-                or_unknown(&u.client_zone),
-                or_unknown(&u.server_zone)
+                zone_of(&u.client, &u.client_zone),
+                zone_of(&u.server, &u.server_zone)
             ))
             .or_default() += u.bytes;
     }
@@ -193,8 +193,13 @@ pub fn pair_cost(sheet: &PriceSheet, class: TrafficClass, bytes: u64) -> f64 {
     }
 }
 
-fn or_unknown(zone: &str) -> &str {
-    if zone.is_empty() { "?" } else { zone }
+/// A pair end's zone for display: `outside` for an external end, `?` when unknown.
+fn zone_of<'a>(workload: &Workload, zone: &'a str) -> &'a str {
+    match (workload.kind.as_str(), zone) {
+        ("External", _) => "outside",
+        (_, "") => "?",
+        (_, zone) => zone,
+    }
 }
 
 fn recommend(

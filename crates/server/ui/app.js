@@ -261,7 +261,8 @@ const bytesRate = (v) => {
   return (i === 0 ? v.toFixed(0) : v.toFixed(1)) + " " + units[i];
 };
 
-const workloadName = (w) => (w.namespace ? `${w.namespace}/${w.name}` : w.name) +
+const workloadName = (w) => w.kind === "__other__" ? "other pairs (over the agents' --max-workload-pairs)" :
+  (w.namespace ? `${w.namespace}/${w.name}` : w.name) +
   (w.kind && w.kind !== "External" && w.kind !== "Node" ? ` (${w.kind})` : "");
 
 function renderEdges(result) {
@@ -286,7 +287,8 @@ function renderEdges(result) {
     const cls = el("td");
     cls.appendChild(el("span", { class: "class-tag " + e.class }, e.class));
     tr.appendChild(cls);
-    tr.appendChild(el("td", {}, e.zones.slice(0, 3).join(", ") + (e.zones.length > 3 ? ", …" : "")));
+    tr.appendChild(el("td", { class: "zones", title: e.zones.join(", ") },
+      e.zones.slice(0, 3).join(", ") + (e.zones.length > 3 ? ", …" : "")));
     tr.appendChild(el("td", {}, (e.bytes / GIB).toFixed(3)));
     tr.appendChild(el("td", { class: "cost" }, money(e.cost)));
     tr.appendChild(el("td", { class: "cost" }, money(e.monthly_cost)));

@@ -59,6 +59,9 @@ pub type TruthKey = (TruthOwner, Direction, TrafficClass, Option<&'static str>);
 /// agent's priming dump: what its exported counters must equal.
 pub type Truth = BTreeMap<TruthKey, u64>;
 
+/// Peers (and Services) each local pod ever talks to; see `Table::plan`.
+const NEIGHBOURS: usize = 4;
+
 /// Simulated time before the clock's zero: the initial flows were born in this hour, so they
 /// carry different counters when the agent first dumps them.
 const HISTORY_MS: u32 = 3_600_000;
@@ -294,10 +297,21 @@ impl Table {
             base: (60 + (h3 >> 40) % 1_400, 60 + (h3 >> 52) % 1_400),
         };
         let all_pods = cluster.pod_network_pods();
+        // Real services talk to a few others, not to everyone: each local pod has
+        // NEIGHBOURS peers and NEIGHBOURS Services it ever dials or is dialled by, fixed by the
+        // seed, so the workload graph is sparse the way `netcost_workload_traffic_bytes_total`
+        // sees a real cluster.
+        let neighbour = |salt: u64, n: usize| {
+            let slot = pick(h2.rotate_left(23), NEIGHBOURS) as u64;
+            pick(
+                mix(self.spec.seed ^ (u64::from(local_pod) << 20) ^ (slot << 8) ^ salt),
+                n,
+            )
+        };
         match h0 % 100 {
             // A local pod calls another pod directly (anywhere, this node included).
             0..25 => {
-                let peer = all_pods[pick(h2.rotate_left(23), all_pods.len())];
+                let peer = all_pods[neighbour(1, all_pods.len())];
                 let ip = cluster.pods()[peer as usize].ip;
                 plan.dialled = (ip, 8080);
                 plan.server = (ip, 8080);
@@ -305,7 +319,7 @@ impl Table {
             }
             // Another pod calls a local pod.
             25..40 => {
-                let peer = all_pods[pick(h2.rotate_left(23), all_pods.len())];
+                let peer = all_pods[neighbour(2, all_pods.len())];
                 let ip = cluster.pods()[peer as usize].ip;
                 plan.client = (ip, client_port);
                 plan.reply_to = (ip, client_port);
@@ -317,7 +331,7 @@ impl Table {
             // A local pod calls a Service: DNAT to one of its backends.
             40..60 => {
                 let services = cluster.services();
-                let svc = &services[pick(h2.rotate_left(29), services.len())];
+                let svc = &services[neighbour(3, services.len())];
                 let backend = svc.backends[pick(h2.rotate_left(41), svc.backends.len())];
                 plan.protocol = svc.protocol;
                 plan.dialled = (svc.cluster_ip, svc.port);
