@@ -219,17 +219,24 @@ const CLASS_CACHE_SLOTS: usize = 4096;
 /// this turns from two or three trie walks and hash lookups into one comparison.
 struct ClassCache {
     slots: Vec<Option<(IpAddr, Remote)>>,
+    /// One shared entry per distinct remote peer, so that the pair batch, keyed by the entry's
+    /// address, holds one entry per (local pod, peer, class) however many addresses a peer has
+    /// (every internet address is the peer `internet`). Bounded by workloads × zones plus the
+    /// external names; emptied with the cache.
+    peers: HashMap<Peer, Arc<RemotePeer>>,
 }
 
 impl ClassCache {
     fn new() -> Self {
         ClassCache {
             slots: vec![None; CLASS_CACHE_SLOTS],
+            peers: HashMap::new(),
         }
     }
 
     fn clear(&mut self) {
         self.slots.fill(None);
+        self.peers.clear();
     }
 
     fn classify(
@@ -253,6 +260,7 @@ impl ClassCache {
         if !matches!(slot, Some((ip, _)) if *ip == remote) {
             *slot = None;
         }
+        let peers = &mut self.peers;
         let (_, cached) = slot.get_or_insert_with(|| {
             let classification = classifier.classify(topology, local, remote);
             let (peer, has_agent) = names.remote(
@@ -261,7 +269,15 @@ impl ClassCache {
                 classification.service.as_ref(),
                 remote,
             );
-            let peer = Arc::new(RemotePeer { peer, has_agent });
+            let peer = peers
+                .entry(peer)
+                .or_insert_with_key(|peer| {
+                    Arc::new(RemotePeer {
+                        peer: peer.clone(),
+                        has_agent,
+                    })
+                })
+                .clone();
             (
                 remote,
                 Remote {
