@@ -32,6 +32,11 @@ impl TrafficClass {
         }
     }
 
+    /// The class named by [`Self::as_str`], or `None` for any other text.
+    pub fn from_label(label: &str) -> Option<TrafficClass> {
+        TrafficClass::ALL.into_iter().find(|c| c.as_str() == label)
+    }
+
     /// A short lowercase name: `in-zone`, `cross-zone`, `cross-region`, `internet`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -123,16 +123,47 @@ pub const TOP_TALKERS: usize = 10;
 /// The period live rates are averaged over: five minutes.
 pub const RATE_SECONDS: i64 = 300;
 
-/// Sorts talkers busiest first and keeps the top [`TOP_TALKERS`].
-pub fn top_talkers(mut talkers: Vec<Talker>) -> Vec<Talker> {
-    talkers.retain(|t| t.bytes_per_second > 0.0);
-    talkers.sort_by(|a, b| {
-        b.bytes_per_second
-            .total_cmp(&a.bytes_per_second)
-            .then_with(|| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)))
-    });
-    talkers.truncate(TOP_TALKERS);
-    talkers
+/// Rates per pod and class summed into talkers, for both backends.
+#[derive(Debug, Default)]
+pub struct TalkerTally(std::collections::HashMap<(String, String), Talker>);
+
+impl TalkerTally {
+    /// Adds `rate` bytes per second of `class` to the pod (or `node/<name>`).
+    pub fn add(
+        &mut self,
+        namespace: &str,
+        pod: &str,
+        class: netcost_core::class::TrafficClass,
+        rate: f64,
+    ) {
+        let talker = self
+            .0
+            .entry((namespace.to_owned(), pod.to_owned()))
+            .or_insert_with(|| Talker {
+                namespace: namespace.to_owned(),
+                pod: pod.to_owned(),
+                bytes_per_second: 0.0,
+                by_class: Default::default(),
+            });
+        talker.bytes_per_second += rate;
+        *talker.by_class.entry(class.as_str()).or_default() += rate;
+    }
+
+    /// The busiest [`TOP_TALKERS`], busiest first.
+    pub fn top(self) -> Vec<Talker> {
+        let mut talkers: Vec<Talker> = self
+            .0
+            .into_values()
+            .filter(|t| t.bytes_per_second > 0.0)
+            .collect();
+        talkers.sort_by(|a, b| {
+            b.bytes_per_second
+                .total_cmp(&a.bytes_per_second)
+                .then_with(|| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)))
+        });
+        talkers.truncate(TOP_TALKERS);
+        talkers
+    }
 }
 
 /// A source of byte counts per pod, direction, class and service over a time range.

@@ -26,7 +26,7 @@ use netcost_cost::window::Segment;
 use serde::Deserialize;
 
 use crate::backend::{
-    AgentStatus, BackendError, LiveStatus, RATE_SECONDS, Talker, UsageBackend, top_talkers,
+    AgentStatus, BackendError, LiveStatus, RATE_SECONDS, TalkerTally, UsageBackend,
 };
 
 /// A Prometheus-compatible query endpoint.
@@ -203,9 +203,7 @@ impl UsageBackend for PrometheusBackend {
         Ok(samples
             .iter()
             .filter_map(|s| {
-                let class = TrafficClass::ALL
-                    .into_iter()
-                    .find(|c| c.as_str() == s.label("class"))?;
+                let class = TrafficClass::from_label(s.label("class"))?;
                 Some(PairUsage {
                     client: workload(s, "src"),
                     client_zone: s.label("src_zone").to_owned(),
@@ -267,7 +265,7 @@ impl UsageBackend for PrometheusBackend {
             .collect();
         agents.sort_by(|a, b| (&a.node, &a.instance).cmp(&(&b.node, &b.instance)));
 
-        let mut talkers: HashMap<(String, String), Talker> = HashMap::new();
+        let mut talkers = TalkerTally::default();
         for (metric, by) in [
             (
                 "kubecost_pod_network_egress_bytes_total",
@@ -302,22 +300,12 @@ impl UsageBackend for PrometheusBackend {
                     ),
                     node => (String::new(), format!("node/{node}")),
                 };
-                let rate = s.number().max(0.0);
-                let talker = talkers
-                    .entry((namespace.clone(), pod.clone()))
-                    .or_insert_with(|| Talker {
-                        namespace,
-                        pod,
-                        bytes_per_second: 0.0,
-                        by_class: Default::default(),
-                    });
-                talker.bytes_per_second += rate;
-                *talker.by_class.entry(class.as_str()).or_default() += rate;
+                talkers.add(&namespace, &pod, class, s.number().max(0.0));
             }
         }
         Ok(LiveStatus {
             agents,
-            talkers: top_talkers(talkers.into_values().collect()),
+            talkers: talkers.top(),
             rate_seconds: RATE_SECONDS,
         })
     }

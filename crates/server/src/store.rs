@@ -36,7 +36,7 @@ use netcost_cost::window::Segment;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{
-    AgentStatus, BackendError, LiveStatus, RATE_SECONDS, Talker, UsageBackend, top_talkers,
+    AgentStatus, BackendError, LiveStatus, RATE_SECONDS, TalkerTally, UsageBackend,
 };
 
 /// The identity of one stored counter.
@@ -102,9 +102,7 @@ impl SeriesKey {
     }
 
     fn class(&self) -> Option<TrafficClass> {
-        TrafficClass::ALL
-            .into_iter()
-            .find(|c| c.as_str() == self.class)
+        TrafficClass::from_label(&self.class)
     }
 }
 
@@ -551,28 +549,23 @@ impl Store {
                 ..status.clone()
             })
             .collect();
-        let mut talkers: HashMap<(&str, &str), Talker> = HashMap::new();
+        let mut talkers = TalkerTally::default();
         if let Some(end) = self.last_minute {
             let minutes = RATE_SECONDS / 60;
             for (key, bytes) in self.increase(end - minutes, end) {
                 let StoredKey::Series(k) = key else { continue };
                 let Some(class) = k.class() else { continue };
-                let rate = bytes as f64 / RATE_SECONDS as f64;
-                let talker = talkers
-                    .entry((&k.namespace, &k.pod))
-                    .or_insert_with(|| Talker {
-                        namespace: k.namespace.clone(),
-                        pod: k.pod.clone(),
-                        bytes_per_second: 0.0,
-                        by_class: Default::default(),
-                    });
-                talker.bytes_per_second += rate;
-                *talker.by_class.entry(class.as_str()).or_default() += rate;
+                talkers.add(
+                    &k.namespace,
+                    &k.pod,
+                    class,
+                    bytes as f64 / RATE_SECONDS as f64,
+                );
             }
         }
         LiveStatus {
             agents,
-            talkers: top_talkers(talkers.into_values().collect()),
+            talkers: talkers.top(),
             rate_seconds: RATE_SECONDS,
         }
     }
@@ -584,10 +577,7 @@ impl Store {
             HashMap::new();
         for (key, bytes) in self.increase(minute(segment.start), minute(segment.end)) {
             let StoredKey::Pair(k) = key else { continue };
-            let Some(class) = TrafficClass::ALL
-                .into_iter()
-                .find(|c| c.as_str() == k.class)
-            else {
+            let Some(class) = TrafficClass::from_label(&k.class) else {
                 continue;
             };
             *sums
