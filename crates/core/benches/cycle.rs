@@ -7,14 +7,14 @@
 //! entries are generated on the fly, so the RSS is the pipeline's own (plus the binary).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
-use netcost_core::flow::{Counters, FlowRecord, FlowSource, FlowTuple, ReadStats};
+use netcost_core::flow::{FlowRecord, FlowSource, ReadStats};
 use netcost_core::inventory::Inventory;
 use netcost_core::pipeline::{Pipeline, PipelineConfig};
 
@@ -75,34 +75,15 @@ impl FlowSource for Generator {
                 }
             };
             let port = (i % 60_000) as u16 + 1024;
-            sink(&FlowRecord {
-                id: i.wrapping_mul(2_654_435_761),
-                zone: 0,
-                status: 0,
-                mark: 0,
-                original: FlowTuple {
-                    src: local,
-                    dst,
-                    src_port: port,
-                    dst_port: 443,
-                    protocol: 6,
-                },
-                reply: FlowTuple {
-                    src: reply_src,
-                    dst: local,
-                    src_port: 443,
-                    dst_port: port,
-                    protocol: 6,
-                },
-                original_counters: Counters {
-                    bytes: self.dumps * 1_500,
-                    packets: self.dumps,
-                },
-                reply_counters: Counters {
-                    bytes: self.dumps * 9_000,
-                    packets: self.dumps * 6,
-                },
-            });
+            let record = FlowRecord::tcp(
+                i.wrapping_mul(2_654_435_761),
+                SocketAddr::new(local, port),
+                SocketAddr::new(dst, 443),
+                self.dumps * 1_500,
+                self.dumps * 9_000,
+            )
+            .natted(reply_src, local);
+            sink(&record);
         }
         Ok(ReadStats {
             entries: u64::from(self.entries),

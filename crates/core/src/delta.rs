@@ -309,40 +309,12 @@ fn grown(baseline: u64, now: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Counters;
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::SocketAddr;
 
     fn record(id: u32, sport: u16, original: u64, reply: u64) -> FlowRecord {
-        let a = IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10));
-        let b = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 20));
-        FlowRecord {
-            id,
-            zone: 0,
-            status: 0,
-            mark: 0,
-            original: FlowTuple {
-                src: a,
-                dst: b,
-                src_port: sport,
-                dst_port: 80,
-                protocol: 6,
-            },
-            reply: FlowTuple {
-                src: b,
-                dst: a,
-                src_port: 80,
-                dst_port: sport,
-                protocol: 6,
-            },
-            original_counters: Counters {
-                bytes: original,
-                packets: 1,
-            },
-            reply_counters: Counters {
-                bytes: reply,
-                packets: 1,
-            },
-        }
+        let a = SocketAddr::from(([10, 1, 1, 10], sport));
+        let b = SocketAddr::from(([10, 1, 2, 20], 80));
+        FlowRecord::tcp(id, a, b, original, reply)
     }
 
     fn dump(t: &mut DeltaTracker, records: &[FlowRecord]) -> (u64, u64) {

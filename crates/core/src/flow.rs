@@ -3,7 +3,7 @@
 //! These are plain `Copy` values so that a parser can fill one on the stack for every entry of a
 //! dump and hand out a reference, without a heap allocation per entry.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// One direction of a conntrack entry: the addresses and ports as the kernel recorded them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +53,45 @@ pub struct FlowRecord {
     pub original_counters: Counters,
     /// `CTA_COUNTERS_REPLY`: what the original source received.
     pub reply_counters: Counters,
+}
+
+impl FlowRecord {
+    /// An entry of `client` calling `server` over TCP without NAT, `sent` bytes counted in the
+    /// original direction and `received` in the reply. For tests, benchmarks and examples (the
+    /// sources fill records from the kernel); packet counts stay 0, which nothing downstream reads.
+    pub fn tcp(id: u32, client: SocketAddr, server: SocketAddr, sent: u64, received: u64) -> Self {
+        let tuple = |from: SocketAddr, to: SocketAddr| FlowTuple {
+            src: from.ip(),
+            dst: to.ip(),
+            src_port: from.port(),
+            dst_port: to.port(),
+            protocol: 6,
+        };
+        FlowRecord {
+            id,
+            zone: 0,
+            status: 0,
+            mark: 0,
+            original: tuple(client, server),
+            reply: tuple(server, client),
+            original_counters: Counters {
+                bytes: sent,
+                packets: 0,
+            },
+            reply_counters: Counters {
+                bytes: received,
+                packets: 0,
+            },
+        }
+    }
+
+    /// This entry as NAT left it: answers come from `from` (the real backend, after DNAT) and go
+    /// to `to` (the node, after SNAT).
+    pub fn natted(mut self, from: IpAddr, to: IpAddr) -> Self {
+        self.reply.src = from;
+        self.reply.dst = to;
+        self
+    }
 }
 
 /// `IPS_SRC_NAT` from `linux/netfilter/nf_conntrack_common.h`.

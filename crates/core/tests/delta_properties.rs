@@ -5,10 +5,10 @@
 //! tracker hands out must equal the bytes the flows gained while the tracker was watching, except
 //! for the flows whose DESTROY event was lost, which may only lose bytes, never gain them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::SocketAddr;
 
 use netcost_core::delta::DeltaTracker;
-use netcost_core::flow::{Counters, FlowRecord, FlowTuple};
+use netcost_core::flow::FlowRecord;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -52,36 +52,9 @@ struct ModelFlow {
 }
 
 fn record(f: &ModelFlow) -> FlowRecord {
-    let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-    let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-    FlowRecord {
-        id: f.id,
-        zone: 0,
-        status: 0,
-        mark: 0,
-        original: FlowTuple {
-            src: a,
-            dst: b,
-            src_port: f.port,
-            dst_port: 443,
-            protocol: 6,
-        },
-        reply: FlowTuple {
-            src: b,
-            dst: a,
-            src_port: 443,
-            dst_port: f.port,
-            protocol: 6,
-        },
-        original_counters: Counters {
-            bytes: f.original,
-            packets: 0,
-        },
-        reply_counters: Counters {
-            bytes: f.reply,
-            packets: 0,
-        },
-    }
+    let a = SocketAddr::from(([10, 0, 0, 1], f.port));
+    let b = SocketAddr::from(([10, 0, 0, 2], 443));
+    FlowRecord::tcp(f.id, a, b, f.original, f.reply)
 }
 
 proptest! {

@@ -1,44 +1,17 @@
 //! Regression tests for counting bugs found in review (2026-11-25). Each names the bug it pins;
 //! the byte figures are the counters the test itself hands to the tracker.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::SocketAddr;
 
 use netcost_core::aggregate::{Aggregator, Owner, SeriesKey};
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::delta::{DeltaTracker, FlowDelta};
-use netcost_core::flow::{Counters, FlowRecord, FlowTuple};
+use netcost_core::flow::FlowRecord;
 
 fn record(id: u32, sport: u16, original: u64, reply: u64) -> FlowRecord {
-    let a = IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10));
-    let b = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 20));
-    FlowRecord {
-        id,
-        zone: 0,
-        status: 0,
-        mark: 0,
-        original: FlowTuple {
-            src: a,
-            dst: b,
-            src_port: sport,
-            dst_port: 80,
-            protocol: 6,
-        },
-        reply: FlowTuple {
-            src: b,
-            dst: a,
-            src_port: 80,
-            dst_port: sport,
-            protocol: 6,
-        },
-        original_counters: Counters {
-            bytes: original,
-            packets: 1,
-        },
-        reply_counters: Counters {
-            bytes: reply,
-            packets: 1,
-        },
-    }
+    let a = SocketAddr::from(([10, 1, 1, 10], sport));
+    let b = SocketAddr::from(([10, 1, 2, 20], 80));
+    FlowRecord::tcp(id, a, b, original, reply)
 }
 
 fn total(d: FlowDelta) -> u64 {

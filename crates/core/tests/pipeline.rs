@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use netcost_core::checkpoint::Checkpoint;
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
-use netcost_core::flow::{Counters, FlowRecord, FlowSource, FlowTuple, ReadStats};
+use netcost_core::flow::{FlowRecord, FlowSource, ReadStats};
 use netcost_core::inventory::Inventory;
 use netcost_core::pipeline::{Pipeline, PipelineConfig, Snapshot};
 use netcost_core::topology::Topology;
@@ -101,40 +101,15 @@ struct Entry {
 
 impl Entry {
     fn record(&self) -> FlowRecord {
-        let (client, to, reply_from, reply_to) = (
-            ip(self.client),
-            ip(self.to),
-            ip(self.reply_from),
-            ip(self.reply_to),
-        );
-        FlowRecord {
-            id: self.id,
-            zone: 0,
-            status: 0,
-            mark: 0,
-            original: FlowTuple {
-                src: client,
-                dst: to,
-                src_port: 40000,
-                dst_port: 80,
-                protocol: 6,
-            },
-            reply: FlowTuple {
-                src: reply_from,
-                dst: reply_to,
-                src_port: 8080,
-                dst_port: 40000,
-                protocol: 6,
-            },
-            original_counters: Counters {
-                bytes: self.sent,
-                packets: 1,
-            },
-            reply_counters: Counters {
-                bytes: self.received,
-                packets: 1,
-            },
-        }
+        let (client, to) = (ip(self.client), ip(self.to));
+        FlowRecord::tcp(
+            self.id,
+            SocketAddr::new(client, 40000),
+            SocketAddr::new(to, 80),
+            self.sent,
+            self.received,
+        )
+        .natted(ip(self.reply_from), ip(self.reply_to))
     }
 }
 
