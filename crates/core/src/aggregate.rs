@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::class::{Direction, TrafficClass};
-use crate::pairs::{ExportedPair, PairKey, PeerNames, SavedPair};
+use crate::pairs::{ExportedPair, PairKey, Peer, SavedPair};
 use crate::topology::PodInfo;
 
 /// Who a series belongs to.
@@ -170,7 +170,8 @@ pub struct Aggregator {
     pair_idle_ms: u64,
     /// Pairs refused a place of their own since the start (their bytes went to `__other__`).
     pairs_over_limit: u64,
-    peer_names: PeerNames,
+    /// The `__other__` peer, built once: pairs past the cap may reach it every cycle.
+    other: Peer,
 }
 
 impl Aggregator {
@@ -188,7 +189,7 @@ impl Aggregator {
             pair_limit: DEFAULT_PAIR_LIMIT,
             pair_idle_ms: DEFAULT_PAIR_IDLE_MS,
             pairs_over_limit: 0,
-            peer_names: PeerNames::default(),
+            other: Peer::other(),
         };
         aggregator.create_zero_series(&Owner::Node);
         aggregator
@@ -307,7 +308,7 @@ impl Aggregator {
             key
         } else {
             self.pairs_over_limit += 1;
-            let other = self.peer_names.other();
+            let other = self.other.clone();
             PairKey {
                 client: other.clone(),
                 server: other,

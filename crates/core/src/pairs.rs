@@ -45,6 +45,17 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// The peer every label of which reads [`OTHER`].
+    pub fn other() -> Peer {
+        let other: Arc<str> = Arc::from(OTHER);
+        Peer {
+            namespace: other.clone(),
+            kind: other.clone(),
+            name: other.clone(),
+            zone: other,
+        }
+    }
+
     /// A peer from its four label values.
     pub fn new(namespace: &str, kind: &str, name: &str, zone: &str) -> Peer {
         Peer {
@@ -66,7 +77,6 @@ pub struct PeerNames {
     external_kind: Arc<str>,
     internet: Arc<str>,
     private: Arc<str>,
-    other: Arc<str>,
 }
 
 impl Default for PeerNames {
@@ -79,7 +89,6 @@ impl Default for PeerNames {
             external_kind: Arc::from(KIND_EXTERNAL),
             internet: Arc::from("internet"),
             private: Arc::from("private"),
-            other: Arc::from(OTHER),
         }
     }
 }
@@ -122,16 +131,6 @@ impl PeerNames {
             kind: self.external_kind.clone(),
             name,
             zone: self.empty.clone(),
-        }
-    }
-
-    /// The peer every label of which reads [`OTHER`].
-    pub fn other(&self) -> Peer {
-        Peer {
-            namespace: self.other.clone(),
-            kind: self.other.clone(),
-            name: self.other.clone(),
-            zone: self.other.clone(),
         }
     }
 

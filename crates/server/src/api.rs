@@ -65,7 +65,11 @@ fn unknown_parameter(params: &HashMap<String, String>, known: &[&str]) -> Option
     Some(error_response(
         StatusCode::BAD_REQUEST,
         "bad_parameter",
-        &format!("unknown parameter {unknown:?}: use {}", known.join(", ")),
+        &if known.is_empty() {
+            format!("unknown parameter {unknown:?}: this endpoint takes none")
+        } else {
+            format!("unknown parameter {unknown:?}: use {}", known.join(", "))
+        },
     ))
 }
 

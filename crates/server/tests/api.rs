@@ -266,4 +266,9 @@ fn the_live_endpoint_serves_agents_and_talkers() {
     assert_eq!(json["agents"][0]["entries"], 1234);
     assert_eq!(json["talkers"][0]["pod"], "web-0");
     assert_eq!(json["rate_seconds"], 300);
+    let (status, _, body) = get(&format!("{base}/api/v1/live?window=1h"));
+    assert_eq!(status, 400, "{body}");
+    let (code, message) = error_of(&body);
+    assert_eq!(code, "bad_parameter");
+    assert!(message.contains("takes none"), "{message}");
 }
