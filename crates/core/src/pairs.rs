@@ -143,11 +143,20 @@ impl PeerNames {
         service: Option<&Arc<str>>,
         ip: std::net::IpAddr,
     ) -> (Peer, bool) {
-        let zone = topology.locality_of(ip).and_then(|l| l.zone.as_ref());
+        let zone_of_node = |name: Option<&str>| {
+            name.and_then(|n| topology.node(n))
+                .and_then(|n| n.locality.zone.as_ref())
+        };
         match topology.lookup(ip) {
-            Some(Endpoint::Pod(pod)) if pod.host_network => (self.node(zone), true),
-            Some(Endpoint::Pod(pod)) => (self.pod(pod, zone), true),
-            Some(Endpoint::Node(_)) => (self.node(zone), true),
+            Some(Endpoint::Pod(pod)) => {
+                let zone = zone_of_node(pod.node_name.as_deref());
+                if pod.host_network {
+                    (self.node(zone), true)
+                } else {
+                    (self.pod(pod, zone), true)
+                }
+            }
+            Some(Endpoint::Node(node)) => (self.node(node.locality.zone.as_ref()), true),
             // Attribution never hands over a Service IP as the remote end (it is counted as
             // unattributed), so this is only reached through a topology change mid-read.
             Some(Endpoint::ServiceIp(_)) | None => (self.external(class, service), false),
