@@ -327,9 +327,14 @@ impl Check {
             Subject::Node => "the node itself".to_owned(),
             Subject::Pair(client, server) => format!("workload pair {client} -> {server}"),
         };
+        // A pair counter holds both directions: naming one would mislead.
+        let direction = match self.subject {
+            Subject::Pair(..) => String::new(),
+            _ => format!(" {}", self.direction),
+        };
         let mut why = format!(
-            "agent on {}: {whose} {} {}: expected {}, got {got}",
-            self.node, self.direction, self.class, self.bytes
+            "agent on {}: {whose}{direction} {}: expected {}, got {got}",
+            self.node, self.class, self.bytes
         );
         if got > 0.0 && !self.bytes.contains(got) {
             let _ = write!(
