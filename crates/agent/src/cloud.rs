@@ -421,9 +421,9 @@ mod tests {
     use std::net::{IpAddr, TcpListener};
     use std::path::Path;
 
-    fn shared_data(name: &str) -> Vec<u8> {
+    fn snapshot(name: &str) -> Vec<u8> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/cloud-ip-ranges")
+            .join("../../data/cloud-ip-ranges")
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
@@ -558,7 +558,7 @@ mod tests {
 
     #[test]
     fn ranges_are_downloaded_from_a_url_and_a_bad_download_keeps_them() {
-        let aws = shared_data("aws-ip-ranges.json");
+        let aws = snapshot("aws-ip-ranges.json");
         let half = aws[..aws.len() / 2].to_vec();
         let url = serve(vec![(200, aws), (200, half), (503, b"busy".to_vec())]);
         let settings = CloudSettings {

@@ -2,7 +2,7 @@
 //! 2025 snapshots (about 105k prefixes), as issue 7 asks: median ≤ 100 ns, table ≤ 8 MiB.
 //!
 //! Run: `cargo bench -p netcost-core --bench cloud_lookup`
-//! Needs `../shared/data/cloud-ip-ranges/` beside the repository. Addresses are drawn from a
+//! Reads the snapshots in `data/cloud-ip-ranges/`. Addresses are drawn from a
 //! fixed-seed generator: half inside published prefixes (a random address in a random prefix),
 //! half uniformly random (mostly untagged). Each sample times a batch of 1000 lookups; the
 //! figures are per lookup. The `Classifier` path (trie walks of the config lists, then this
@@ -37,7 +37,7 @@ impl Rng {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cloud-ip-ranges");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cloud-ip-ranges");
     let mut data = Vec::new();
     for (provider, name) in SNAPSHOT_FILES {
         let path = dir.join(name);

@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run -p netcost-core --example gen_cloud_ranges -- [DATA_DIR] [OUT]
 //! ```
-//! `DATA_DIR` defaults to `../shared/data/cloud-ip-ranges` beside the repository and `OUT` to
+//! `DATA_DIR` defaults to `data/cloud-ip-ranges` of the repository and `OUT` to
 //! `crates/core/data/cloud-ranges.bin`. The test
 //! `builtin_table_is_exactly_what_the_generator_makes_from_the_july_2025_files` fails until the
 //! committed file matches.
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args_os().skip(1);
     let dir = args.next().map_or_else(
-        || manifest.join("../../../shared/data/cloud-ip-ranges"),
+        || manifest.join("../../data/cloud-ip-ranges"),
         PathBuf::from,
     );
     let out = args

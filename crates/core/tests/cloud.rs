@@ -1,5 +1,5 @@
 //! Cloud-service tagging against the providers' real published files (July 2025 snapshots in
-//! `../shared/data/cloud-ip-ranges/` beside the repository). Every expected service and region
+//! `data/cloud-ip-ranges/` of the repository). Every expected service and region
 //! below was read from those files; the prefix it comes from is named beside it.
 
 use std::net::IpAddr;
@@ -15,7 +15,7 @@ use netcost_core::config::ClassificationConfig;
 use netcost_core::topology::{Locality, Topology};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cloud-ip-ranges")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cloud-ip-ranges")
 }
 
 fn read(name: &str) -> Vec<u8> {

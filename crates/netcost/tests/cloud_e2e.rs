@@ -3,7 +3,7 @@
 //! `service="aws-s3"` by the real agent reading the real `ip-ranges.json`.
 //!
 //! The test cluster's internet host gets one extra address, taken from an S3 prefix of the July
-//! 2025 AWS file (`../shared/data/cloud-ip-ranges/aws-ip-ranges.json`). That address exists only
+//! 2025 AWS file (`data/cloud-ip-ranges/aws-ip-ranges.json`). That address exists only
 //! inside the test's own network namespaces: no packet leaves them. The nodes' regions are
 //! `region-1`/`region-2`, not AWS regions, so the range is reached over the internet: the class
 //! is internet and the service label says which service.
@@ -27,8 +27,7 @@ const NETCOST: &str = env!("CARGO_BIN_EXE_netcost");
 const MIB: u64 = 1 << 20;
 
 fn aws_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/cloud-ip-ranges/aws-ip-ranges.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cloud-ip-ranges/aws-ip-ranges.json")
 }
 
 /// An address in the first IPv4 S3 prefix of the AWS file (the 11th address of the prefix).

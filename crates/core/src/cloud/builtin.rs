@@ -1,7 +1,7 @@
 //! The table built into the binary, and its compact encoding.
 //!
 //! `crates/core/data/cloud-ranges.bin` is generated from the July 2025 snapshots in
-//! `../shared/data/cloud-ip-ranges/` by `cargo run -p netcost-core --example gen_cloud_ranges`,
+//! `data/cloud-ip-ranges/` by `cargo run -p netcost-core --example gen_cloud_ranges`,
 //! and a test checks that the committed file is exactly what the generator makes. It holds each
 //! provider's [`ProviderData::compacted`] entries, so a table built from it classifies every
 //! address exactly as one built from the files.
@@ -35,7 +35,7 @@ const BUILTIN: &[u8] = include_bytes!("../../data/cloud-ranges.bin");
 const MAGIC: &[u8; 5] = b"NCCR\x01";
 
 /// The snapshot files the built-in table is generated from, in
-/// `../shared/data/cloud-ip-ranges/` beside the repository, and the order they are encoded in.
+/// `data/cloud-ip-ranges/` of the repository, and the order they are encoded in.
 pub const SNAPSHOT_FILES: [(Provider, &str); 3] = [
     (Provider::Aws, "aws-ip-ranges.json"),
     (Provider::Gcp, "gcp-cloud.json"),
