@@ -24,17 +24,30 @@
 //!   kernels that send events for every entry (`nf_conntrack_events=1`, the default before
 //!   5.19), it may be a flow that was running long before the agent started.
 //!
+//! Events and dumps race, because DESTROY events are read while a dump is in progress (the
+//! agent never stops reading events, or the kernel's queue would overflow). Two rules keep a
+//! dump from resurrecting an entry whose final counters were already counted:
+//! - The kernel builds a dump's messages a batch ahead of the reader, so an entry may appear in
+//!   a dump *after* its DESTROY event was handled. A DESTROY handled during a dump therefore
+//!   leaves a tombstone with the final counters until the dump ends; a dump record that matches
+//!   a tombstone with counters no higher than the final ones is that stale view and counts
+//!   nothing. (Higher counters mean the kernel reused the id and tuple for a new flow, which
+//!   counts from zero like any new entry.)
+//! - `nf_ct_delete` marks an entry `IPS_DYING` before it sends the event and unlinks it after.
+//!   A dump record marked dying never creates a baseline: its event carries the final counters,
+//!   and may already have been counted.
+//!
 //! The alternative design, `IPCTNL_MSG_CT_GET_CTRZERO`, needs no baselines but zeroes the counters
 //! for every other reader of the table; netcost does not use it, so other tools keep seeing true
 //! totals.
 //!
 //! Memory: one entry is 24 bytes (an 8-byte key, two 8-byte counters whose top bits hold the
-//! sweep flags and the slot's occupancy), in a table kept 57–85% full that never doubles at once:
+//! sweep flags, the tombstone flag and the slot's occupancy), in a table kept 57–85% full that never doubles at once:
 //! about 34 MiB at a million entries. See `table.rs` for why not `std`'s `HashMap`.
 
 mod table;
 
-use crate::flow::{FlowRecord, FlowTuple};
+use crate::flow::{FlowRecord, FlowTuple, IPS_DYING};
 use table::BaselineTable;
 
 /// Bytes newly counted for one entry.
@@ -73,9 +86,9 @@ pub struct SavedBaseline {
     pub reply_bytes: u64,
 }
 
-/// The bytes already counted for one entry. The top two bits of `reply` are the sweep flags and
-/// the top bit of `original` marks the table slot as used, which caps a counter at 2^62 bytes
-/// (4 EiB), far above anything one flow carries.
+/// The bytes already counted for one entry. The top two bits of `reply` are the sweep flags; the
+/// top bit of `original` marks the table slot as used and the next one a tombstone. That caps a
+/// counter at 2^62 bytes (4 EiB), far above anything one flow carries.
 #[derive(Clone, Copy)]
 struct Baseline {
     original: u64,
@@ -89,6 +102,8 @@ const MISSED_BIT: u64 = 1 << 62;
 const COUNTER_MASK: u64 = MISSED_BIT - 1;
 /// In `original`: the table slot holds an entry.
 const OCCUPIED_BIT: u64 = 1 << 63;
+/// In `original`: the entry was destroyed during the current dump; its counters are final.
+const TOMBSTONE_BIT: u64 = 1 << 62;
 
 impl Baseline {
     /// An unused table slot.
@@ -106,6 +121,16 @@ impl Baseline {
         };
         b.set(generation, original, reply);
         b
+    }
+    /// The final counters of an entry destroyed during the current dump.
+    fn tombstone(original: u64, reply: u64) -> Self {
+        Baseline {
+            original: original.min(COUNTER_MASK) | OCCUPIED_BIT | TOMBSTONE_BIT,
+            reply: reply.min(COUNTER_MASK),
+        }
+    }
+    fn is_tombstone(&self) -> bool {
+        self.original & TOMBSTONE_BIT != 0
     }
     fn original(&self) -> u64 {
         self.original & COUNTER_MASK
@@ -166,6 +191,8 @@ pub struct DeltaTracker {
     generation: bool,
     /// False until the first dump ended; during it, live entries are baselined, not counted.
     primed: bool,
+    /// Between `begin_dump` and `end_dump`: DESTROY events leave tombstones.
+    dumping: bool,
 }
 
 impl Default for DeltaTracker {
@@ -181,6 +208,7 @@ impl DeltaTracker {
             baselines: BaselineTable::default(),
             generation: false,
             primed: false,
+            dumping: false,
         }
     }
 
@@ -202,12 +230,15 @@ impl DeltaTracker {
 
     /// The baselines, for a checkpoint.
     pub fn saved(&self) -> impl Iterator<Item = SavedBaseline> + '_ {
-        self.baselines.iter().map(|(key, b)| SavedBaseline {
-            id: (key >> 32) as u32,
-            fingerprint: key as u32,
-            original_bytes: b.original(),
-            reply_bytes: b.reply(),
-        })
+        self.baselines
+            .iter()
+            .filter(|(_, b)| !b.is_tombstone())
+            .map(|(key, b)| SavedBaseline {
+                id: (key >> 32) as u32,
+                fingerprint: key as u32,
+                original_bytes: b.original(),
+                reply_bytes: b.reply(),
+            })
     }
 
     /// True once a dump has ended: entries new from now on count from zero.
@@ -215,7 +246,7 @@ impl DeltaTracker {
         self.primed
     }
 
-    /// Number of entries with a baseline.
+    /// Number of entries with a baseline (during a dump, tombstones too).
     pub fn len(&self) -> usize {
         self.baselines.len()
     }
@@ -228,6 +259,7 @@ impl DeltaTracker {
     /// Starts a dump: entries observed from now on are marked as seen by it.
     pub fn begin_dump(&mut self) {
         self.generation = !self.generation;
+        self.dumping = true;
     }
 
     /// Takes a live entry from a dump and returns the bytes it gained since it was last seen.
@@ -237,10 +269,27 @@ impl DeltaTracker {
         let reply = record.reply_counters.bytes;
         let generation = self.generation;
         let primed = self.primed;
+        if record.status & IPS_DYING != 0 {
+            // Its DESTROY event is on its way or already counted: update, never create.
+            return match self.baselines.get_mut(key) {
+                Some(b) if !b.is_tombstone() => {
+                    let delta = delta_against(b, original, reply);
+                    b.set(generation, original, reply);
+                    delta
+                }
+                _ => FlowDelta::default(),
+            };
+        }
         let (b, inserted) = self
             .baselines
             .get_or_insert(key, Baseline::new(generation, original, reply));
-        if inserted {
+        let reused_key = !inserted && b.is_tombstone();
+        if reused_key && original <= b.original() && reply <= b.reply() {
+            // A view of the entry from before its DESTROY, which was already counted.
+            return FlowDelta::default();
+        }
+        if inserted || reused_key {
+            b.set(generation, original, reply);
             return if primed {
                 FlowDelta {
                     original_bytes: original,
@@ -256,41 +305,51 @@ impl DeltaTracker {
     }
 
     /// Takes an entry from a DESTROY event (final counters), returns its remaining bytes and
-    /// forgets it.
+    /// forgets it. During a dump it leaves a tombstone until the dump ends (see the module docs).
     pub fn observe_destroyed(&mut self, record: &FlowRecord) -> FlowDelta {
         let key = key(record.id, fingerprint(record.zone, &record.original));
         let original = record.original_counters.bytes;
         let reply = record.reply_counters.bytes;
-        match self.baselines.remove(key) {
-            Some(b) => delta_against(&b, original, reply),
-            // Never seen by a dump: it was born and died between two dumps, so all of its bytes
+        let delta = match self.baselines.remove(key) {
+            Some(b) if !b.is_tombstone() => delta_against(&b, original, reply),
+            // Never seen by a dump: it was born and died between two dumps (or, after a
+            // tombstone, reused the key of one that died during this dump), so all of its bytes
             // are new; unless no dump has ended yet, when it may predate the agent.
-            None if self.primed => FlowDelta {
+            _ if self.primed => FlowDelta {
                 original_bytes: original,
                 reply_bytes: reply,
             },
-            None => FlowDelta::default(),
+            _ => FlowDelta::default(),
+        };
+        if self.dumping {
+            let tombstone = Baseline::tombstone(original, reply);
+            *self.baselines.get_or_insert(key, tombstone).0 = tombstone;
         }
+        delta
     }
 
-    /// Ends a dump: marks entries it did not see as missed, and forgets those missed twice.
+    /// Ends a dump: drops its tombstones, marks entries it did not see as missed, and forgets
+    /// those missed twice.
     pub fn end_dump(&mut self) -> SweepStats {
         let generation = self.generation;
-        let before = self.baselines.len();
+        let mut vanished = 0;
         self.baselines.retain(|b| {
+            if b.is_tombstone() {
+                return false;
+            }
             if b.generation() == generation {
                 return true;
             }
             if b.missed() {
+                vanished += 1;
                 return false;
             }
             b.mark_missed(generation);
             true
         });
         self.primed = true;
-        SweepStats {
-            vanished: (before - self.baselines.len()) as u64,
-        }
+        self.dumping = false;
+        SweepStats { vanished }
     }
 }
 
@@ -410,6 +469,94 @@ mod tests {
             ),
             (60, 40)
         );
+    }
+
+    #[test]
+    fn a_destroy_handled_during_a_dump_is_not_undone_by_the_dumps_stale_record() {
+        let mut t = DeltaTracker::new();
+        dump(&mut t, &[]);
+        dump(&mut t, &[record(1, 1000, 100, 50)]);
+        t.begin_dump();
+        // The event overtakes the dump batch that still holds the entry as it was at 150/70.
+        let d = t.observe_destroyed(&record(1, 1000, 180, 90));
+        assert_eq!((d.original_bytes, d.reply_bytes), (80, 40));
+        assert!(t.observe_live(&record(1, 1000, 150, 70)).is_zero());
+        t.end_dump();
+        assert!(t.is_empty(), "the tombstone outlived its dump");
+        assert_eq!(dump(&mut t, &[]), (0, 0));
+    }
+
+    #[test]
+    fn a_flow_born_and_destroyed_during_a_dump_counts_once_whatever_the_order() {
+        for event_first in [true, false] {
+            let mut t = DeltaTracker::new();
+            dump(&mut t, &[]);
+            t.begin_dump();
+            let mut counted = 0;
+            let stale = record(4, 1000, 60, 0);
+            let last = record(4, 1000, 156, 0);
+            if event_first {
+                counted += t.observe_destroyed(&last).original_bytes;
+                counted += t.observe_live(&stale).original_bytes;
+            } else {
+                counted += t.observe_live(&stale).original_bytes;
+                counted += t.observe_destroyed(&last).original_bytes;
+            }
+            t.end_dump();
+            assert_eq!(counted, 156, "event first: {event_first}");
+            assert!(t.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_dying_record_updates_a_baseline_but_never_creates_one() {
+        let mut t = DeltaTracker::new();
+        dump(&mut t, &[]);
+        let mut dying = record(2, 1000, 300, 0);
+        dying.status |= IPS_DYING;
+        // Its event was handled before this dump began: nothing more to count.
+        assert_eq!(
+            t.observe_destroyed(&record(2, 1000, 300, 0)).original_bytes,
+            300
+        );
+        assert_eq!(dump(&mut t, &[dying]), (0, 0));
+        assert!(t.is_empty());
+        // Known to an earlier dump: the dying record still counts its growth.
+        dump(&mut t, &[record(3, 1000, 100, 0)]);
+        let mut dying = record(3, 1000, 250, 0);
+        dying.status |= IPS_DYING;
+        assert_eq!(dump(&mut t, &[dying]), (150, 0));
+        assert_eq!(
+            t.observe_destroyed(&record(3, 1000, 260, 0)).original_bytes,
+            10
+        );
+    }
+
+    #[test]
+    fn a_key_reused_after_a_tombstone_counts_the_new_flow() {
+        let mut t = DeltaTracker::new();
+        dump(&mut t, &[]);
+        t.begin_dump();
+        assert_eq!(
+            t.observe_destroyed(&record(5, 1000, 100, 0)).original_bytes,
+            100
+        );
+        // Same id and tuple, more bytes than the dead entry ever had: a new flow.
+        assert_eq!(t.observe_live(&record(5, 1000, 400, 0)).original_bytes, 400);
+        t.end_dump();
+        assert_eq!(
+            t.observe_destroyed(&record(5, 1000, 450, 0)).original_bytes,
+            50
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_holds_no_tombstones() {
+        let mut t = DeltaTracker::new();
+        dump(&mut t, &[]);
+        t.begin_dump();
+        t.observe_destroyed(&record(6, 1000, 10, 10));
+        assert_eq!(t.saved().count(), 0);
     }
 
     #[test]

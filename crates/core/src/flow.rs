@@ -99,6 +99,11 @@ pub const IPS_SRC_NAT: u32 = 1 << 4;
 /// `IPS_DST_NAT` from `linux/netfilter/nf_conntrack_common.h`.
 pub const IPS_DST_NAT: u32 = 1 << 5;
 
+/// `IPS_DYING` from `linux/netfilter/nf_conntrack_common.h`: the kernel has begun to delete the
+/// entry. `nf_ct_delete` sets it before it sends the DESTROY event, so a dump that still meets
+/// such an entry in the hash table races with that event.
+pub const IPS_DYING: u32 = 1 << 9;
+
 /// Why an entry was handed to the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowOrigin {
@@ -148,4 +153,37 @@ pub trait FlowSource {
         &mut self,
         sink: &mut dyn FnMut(&FlowRecord),
     ) -> Result<ReadStats, Self::Error>;
+
+    /// Streams every live entry to `sink` as [`FlowOrigin::Dump`] and, interleaved, the DESTROY
+    /// events that arrive meanwhile as [`FlowOrigin::Destroyed`], in the order the source got
+    /// them. A source whose events are read while it dumps overrides this, so that events never
+    /// wait behind a long dump; the default dumps alone.
+    ///
+    /// The sink must cope with any interleaving: a dump record may be older than an event of the
+    /// same entry handed to it before (the kernel builds dump batches ahead of the reader).
+    fn dump_with_events(
+        &mut self,
+        sink: &mut dyn FnMut(&FlowRecord, FlowOrigin),
+    ) -> Result<InterleavedRead, Self::Error> {
+        let dump = self.dump(&mut |record| sink(record, FlowOrigin::Dump))?;
+        Ok(InterleavedRead {
+            dump,
+            events: ReadStats::default(),
+        })
+    }
+
+    /// Waits until a DESTROY event is pending or `timeout` has passed, whichever comes first. The
+    /// default, for sources without events, just lets `timeout` pass.
+    fn wait_for_events(&mut self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
+}
+
+/// What [`FlowSource::dump_with_events`] read, the dump and the events apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InterleavedRead {
+    /// The dump's entries.
+    pub dump: ReadStats,
+    /// The events handed to the sink during the dump.
+    pub events: ReadStats,
 }

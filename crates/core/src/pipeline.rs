@@ -2,11 +2,12 @@
 //! aggregate. The caller owns the clock and the schedule; a test calls [`Pipeline::dump_cycle`]
 //! and [`Pipeline::drain_events`] by hand with the time it chooses.
 //!
-//! A cycle is: dump the table (deltas of live entries), drain DESTROY events (the remainder of
-//! entries that ended, including those that ended during the dump), then forget entries that
-//! neither the dump nor an event accounted for. Draining after the dump matters: an entry
-//! destroyed before the dump reached it has its event waiting by the time the dump ends, so its
-//! baseline is still there to subtract.
+//! A cycle is: dump the table (deltas of live entries, with the DESTROY events that arrive
+//! meanwhile), drain DESTROY events (the remainder of entries that ended, including those that
+//! ended during the dump), then forget entries that neither the dump nor an event accounted
+//! for. Sweeping only after the last drain matters: an entry destroyed before the dump reached
+//! it may have its event waiting by the time the dump ends, so its baseline must still be there
+//! to subtract.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -377,13 +378,15 @@ impl Pipeline {
         self.topology = topology;
     }
 
-    /// Runs one cycle: drain events, dump, drain events, sweep, and start a new snapshot
-    /// generation.
+    /// Runs one cycle: drain events, dump (with the events that arrive meanwhile), drain events,
+    /// sweep, and start a new snapshot generation.
     ///
     /// The first drain keeps the window small in which an entry can end and be recreated with
     /// the same id and tuple (the kernel reuses a freed entry's memory, and its id hashes that
     /// address with the tuple) before its DESTROY event is read: inside that window the new
-    /// flow would be measured against the old one's baseline.
+    /// flow would be measured against the old one's baseline. Events read during the dump are
+    /// handled as they come, so the kernel's queue never waits behind a long dump; the tracker's
+    /// tombstones keep the dump's older view of those entries from counting twice.
     pub fn dump_cycle<S: FlowSource>(
         &mut self,
         source: &mut S,
@@ -393,14 +396,17 @@ impl Pipeline {
         self.tracker.begin_dump();
         let read = {
             let mut step = self.step();
-            source.dump(&mut |record| step.account(record, FlowOrigin::Dump))
+            source.dump_with_events(&mut |record, origin| step.account(record, origin))
         };
         // Flushed before `?`: entries read before a failure count, as they did one by one.
         self.flush_batch(now_ms);
         let read = read?;
-        self.stats.last_dump_entries = read.entries;
-        self.note_read(read);
-        total.add(read);
+        self.stats.last_dump_entries = read.dump.entries;
+        self.stats.destroy_events += read.events.entries;
+        self.note_read(read.dump);
+        self.note_read(read.events);
+        total.add(read.dump);
+        total.add(read.events);
         // The dump is complete, so the sweep and the generation change happen even if the
         // drain fails: a half-finished cycle would leave stale generation marks behind.
         let events = self.drain_events_inner(source, now_ms);

@@ -162,6 +162,14 @@ impl BaselineTable {
         }
     }
 
+    /// The baseline of `key`, if there is one.
+    pub(super) fn get_mut(&mut self, key: u64) -> Option<&mut Baseline> {
+        let h = hash(key);
+        let shard = &mut self.shards[Self::shard_of(h)];
+        let i = shard.find(key, h).ok()?;
+        Some(&mut shard.slots[i].baseline)
+    }
+
     /// Removes and returns the baseline of `key`.
     pub(super) fn remove(&mut self, key: u64) -> Option<Baseline> {
         let h = hash(key);
