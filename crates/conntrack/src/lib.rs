@@ -4,8 +4,9 @@
 //! Two [`FlowSource`](netcost_core::flow::FlowSource)s live here:
 //!
 //! - [`NetlinkSource`] talks ctnetlink: a full dump of the table on request (IPv4 and IPv6 in one
-//!   walk) and, between dumps, the DESTROY events that carry each finished flow's final counters.
-//!   Lost events (`ENOBUFS`) are counted so that the caller can resync.
+//!   walk) and the DESTROY events that carry each finished flow's final counters. A thread of its
+//!   own reads the events all the time, with reliable delivery (no event lost) unless the table
+//!   nears full ([`ReliableEvents`], the valve); the caller takes them between and during dumps.
 //! - [`ProcSource`] reads `/proc/net/nf_conntrack`, the text file Kubecost reads. It has no events.
 //!
 //! The parsers are pure functions over bytes, kept apart from the sockets and files:
@@ -17,8 +18,9 @@
 //! [`ensure_accounting`] turns on `net.netfilter.nf_conntrack_acct`, without which the kernel
 //! keeps no byte counters.
 //!
-//! This crate does not attribute, classify or aggregate flows, keep per-flow state, compute deltas
-//! or spawn threads: the pipeline in `netcost-core` does that, and drives the sources.
+//! This crate does not attribute, classify or aggregate flows, keep per-flow state or compute
+//! deltas: the pipeline in `netcost-core` does that, and drives the sources. The one thread it
+//! starts is the event reader, which only parses and queues.
 //!
 //! # Example
 //!
@@ -78,6 +80,7 @@ mod accounting;
 mod build;
 mod consts;
 mod error;
+mod events;
 mod netlink;
 mod parse;
 mod proc;
@@ -85,6 +88,7 @@ mod proc;
 pub use accounting::{ACCOUNTING_SYSCTL_PATH, Accounting, ensure_accounting};
 pub use build::{Envelope, encode_done, encode_error, encode_flow};
 pub use error::{AccountingFailure, Error};
+pub use events::{EventStatus, ReliableEvents, ValveSettings};
 pub use netlink::{NetlinkConfig, NetlinkSource};
 pub use parse::{Batch, KernelError, parse_netlink};
 pub use proc::{PROC_CONNTRACK_PATH, ProcSource, derived_id, parse_proc};

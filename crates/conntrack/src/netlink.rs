@@ -1,18 +1,25 @@
-//! The ctnetlink I/O layer: two sockets, one receive buffer, and calls into the pure parser.
+//! The ctnetlink I/O layer: a dump socket read on the caller's thread, an events socket read by
+//! the [`events`](crate::events) thread, and calls into the pure parser.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+use std::time::Duration;
 
-use netcost_core::flow::{FlowRecord, FlowSource, ReadStats};
+use netcost_core::flow::{FlowOrigin, FlowRecord, FlowSource, InterleavedRead, ReadStats};
 use netlink_sys::{Socket, SocketAddr};
 
 use crate::build::encode_dump_request;
 use crate::consts::{NETLINK_NETFILTER, NFNLGRP_CONNTRACK_DESTROY};
 use crate::error::Error;
+use crate::events::{
+    EventBatch, EventReader, EventStatus, ReaderSettings, ReliableEvents, ValveSettings,
+};
 use crate::parse::parse_netlink;
 
 /// Settings of a [`NetlinkSource`]. Start from [`NetlinkConfig::default`] and change fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NetlinkConfig {
     /// Kernel receive buffer of the events socket, in bytes (default 8 MiB). Events that do not
@@ -22,6 +29,13 @@ pub struct NetlinkConfig {
     /// Size of the buffer each `recv` reads into, in bytes (default 64 KiB). A kernel dump
     /// message batch is at most 32 KiB, so the default never truncates.
     pub read_buffer_bytes: usize,
+    /// Reliable delivery of DESTROY events (default [`ReliableEvents::Auto`]).
+    pub reliable_events: ReliableEvents,
+    /// When [`ReliableEvents::Auto`] turns reliable delivery off and on.
+    pub valve: ValveSettings,
+    /// Parsed event batches (of up to 512 entries, 64 KiB) the reader may hold for the caller
+    /// before it stops reading and leaves events in the kernel (default 64: 4 MiB at most).
+    pub event_queue_batches: usize,
 }
 
 impl Default for NetlinkConfig {
@@ -29,24 +43,31 @@ impl Default for NetlinkConfig {
         NetlinkConfig {
             event_buffer_bytes: 8 << 20,
             read_buffer_bytes: 64 << 10,
+            reliable_events: ReliableEvents::Auto,
+            valve: ValveSettings::default(),
+            event_queue_batches: 64,
         }
     }
 }
 
 /// Reads the conntrack table of the current network namespace over ctnetlink: full dumps, and
-/// DESTROY events in between.
+/// the DESTROY events that a thread of its own reads all the time, during dumps too.
 ///
 /// The sockets belong to the network namespace of the thread that calls [`NetlinkSource::open`].
+/// Dropping the source stops the event thread.
 #[derive(Debug)]
 pub struct NetlinkSource {
     dump: Socket,
-    events: Socket,
-    /// Shared by both sockets; reused for every `recv`.
+    events: EventReader,
+    /// A batch [`FlowSource::wait_for_events`] received, to hand out first.
+    waiting: Option<EventBatch>,
+    /// The dump socket's receive buffer, reused for every `recv`.
     buf: Vec<u8>,
     /// The dump request, built once.
     request: Vec<u8>,
     seq: u32,
     event_buffer_bytes: usize,
+    queue_batches: usize,
 }
 
 impl NetlinkSource {
@@ -77,23 +98,36 @@ impl NetlinkSource {
         events
             .add_membership(NFNLGRP_CONNTRACK_DESTROY)
             .map_err(Error::socket("subscribe to NFNLGRP_CONNTRACK_DESTROY"))?;
-        events
-            .set_non_blocking(true)
-            .map_err(Error::socket("set non-blocking (events)"))?;
 
         let mut dump = Socket::new(NETLINK_NETFILTER).map_err(Error::socket("socket (dump)"))?;
         dump.bind_auto().map_err(Error::socket("bind (dump)"))?;
         dump.connect(&SocketAddr::new(0, 0))
             .map_err(Error::socket("connect (dump)"))?;
 
-        tracing::debug!(event_buffer_bytes, "opened ctnetlink sockets");
+        let events = EventReader::spawn(
+            events,
+            ReaderSettings {
+                mode: config.reliable_events,
+                valve: config.valve.clone(),
+                read_buffer_bytes: config.read_buffer_bytes,
+                queue_batches: config.event_queue_batches,
+            },
+        )
+        .map_err(Error::socket("start the event reader"))?;
+        tracing::debug!(
+            event_buffer_bytes,
+            reliable = config.reliable_events.as_str(),
+            "opened ctnetlink sockets"
+        );
         Ok(NetlinkSource {
             dump,
             events,
+            waiting: None,
             buf: vec![0; config.read_buffer_bytes.max(4096)],
             request: Vec::with_capacity(32),
             seq: 0,
             event_buffer_bytes,
+            queue_batches: config.event_queue_batches.max(1),
         })
     }
 
@@ -103,10 +137,43 @@ impl NetlinkSource {
         self.event_buffer_bytes
     }
 
-    /// The events socket, to wait on (`poll`, an async reactor) before calling
-    /// [`FlowSource::drain_destroyed`].
-    pub fn events_fd(&self) -> BorrowedFd<'_> {
-        self.events.as_fd()
+    /// The event reader's and the valve's figures, readable from any thread.
+    pub fn event_status(&self) -> Arc<EventStatus> {
+        self.events.status.clone()
+    }
+
+    /// Hands every batch the reader has queued to `sink`, at most one queue's worth so that a
+    /// flood of events cannot keep the caller here.
+    fn take_events(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Error> {
+        let mut stats = ReadStats::default();
+        let mut batch = self.waiting.take();
+        for _ in 0..=self.queue_batches {
+            let next = match batch.take() {
+                Some(b) => b,
+                None => match self.events.batches.try_recv() {
+                    Ok(b) => b,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Err(self.reader_gone()),
+                },
+            };
+            for record in &next.records {
+                sink(record);
+            }
+            stats.add(next.stats);
+            if let Some(e) = next.failure {
+                return Err(Error::socket("recv (events)")(e));
+            }
+        }
+        Ok(stats)
+    }
+
+    fn reader_gone(&self) -> Error {
+        let why = self
+            .events
+            .status
+            .failure()
+            .unwrap_or_else(|| "the event reader stopped".to_owned());
+        Error::socket("recv (events)")(io::Error::other(why))
     }
 
     /// Throws away whatever an earlier, failed dump left in the dump socket.
@@ -123,10 +190,13 @@ impl NetlinkSource {
     }
 }
 
-impl FlowSource for NetlinkSource {
-    type Error = Error;
-
-    fn dump(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Error> {
+impl NetlinkSource {
+    /// One dump; between its batches, `between` is called to hand out the events that arrived.
+    fn dump_inner(
+        &mut self,
+        sink: &mut dyn FnMut(&FlowRecord),
+        between: &mut dyn FnMut(&mut NetlinkSource) -> Result<(), Error>,
+    ) -> Result<ReadStats, Error> {
         self.discard_stale();
         self.seq = self.seq.wrapping_add(1);
         self.request.clear();
@@ -148,39 +218,54 @@ impl FlowSource for NetlinkSource {
             if batch.done {
                 return Ok(stats);
             }
+            between(self)?;
         }
     }
+}
 
-    /// Reads every pending DESTROY event without blocking. It stops early, leaving the rest for
-    /// the next call, once it has read twice the socket's buffer, so that a flood of events cannot
-    /// keep it looping.
+impl FlowSource for NetlinkSource {
+    type Error = Error;
+
+    fn dump(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Error> {
+        self.dump_inner(sink, &mut |_| Ok(()))
+    }
+
+    /// Dumps, and between two of the dump's batches hands out the events that the reader
+    /// queued meanwhile, so that neither waits for the other.
+    fn dump_with_events(
+        &mut self,
+        sink: &mut dyn FnMut(&FlowRecord, FlowOrigin),
+    ) -> Result<InterleavedRead, Error> {
+        let sink = std::cell::RefCell::new(sink);
+        let mut events = ReadStats::default();
+        let dump = self.dump_inner(
+            &mut |record| (sink.borrow_mut())(record, FlowOrigin::Dump),
+            &mut |source| {
+                let read = source.take_events(&mut |record| {
+                    (sink.borrow_mut())(record, FlowOrigin::Destroyed)
+                })?;
+                events.add(read);
+                Ok(())
+            },
+        )?;
+        Ok(InterleavedRead { dump, events })
+    }
+
+    /// Hands out every event the reader has queued, without blocking.
     fn drain_destroyed(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Error> {
-        let mut stats = ReadStats::default();
-        let budget = self.event_buffer_bytes.saturating_mul(2);
-        let mut read = 0usize;
-        while read < budget {
-            let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
-            match self.events.recv(&mut &mut self.buf[..], flags) {
-                Ok(0) => break,
-                Ok(n) => {
-                    read += n;
-                    stats.add(parse_netlink(received(&self.buf, n), sink)?.stats);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // The kernel dropped events since the last read. The socket stays usable; the
-                    // caller resyncs with a dump.
-                    stats.events_lost += 1;
-                    tracing::warn!(
-                        event_buffer_bytes = self.event_buffer_bytes,
-                        "conntrack events were lost (ENOBUFS); a resync is needed"
-                    );
-                }
-                Err(e) => return Err(Error::socket("recv (events)")(e)),
-            }
+        self.take_events(sink)
+    }
+
+    fn wait_for_events(&mut self, timeout: Duration) {
+        if self.waiting.is_some() {
+            return;
         }
-        Ok(stats)
+        match self.events.batches.recv_timeout(timeout) {
+            Ok(batch) => self.waiting = Some(batch),
+            Err(RecvTimeoutError::Timeout) => {}
+            // The next drain reports it; do not spin meanwhile.
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
+        }
     }
 }
 

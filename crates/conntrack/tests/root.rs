@@ -13,7 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use netcost_conntrack::{Accounting, NetlinkConfig, NetlinkSource, ProcSource, ensure_accounting};
+use netcost_conntrack::{
+    Accounting, NetlinkConfig, NetlinkSource, ProcSource, ReliableEvents, ValveSettings,
+    ensure_accounting,
+};
 use netcost_core::flow::{Counters, FlowRecord, FlowSource, ReadStats};
 use nix::sched::{CloneFlags, setns};
 
@@ -279,39 +282,193 @@ fn proc_and_netlink_report_the_same_counters_for_the_same_table() {
     });
 }
 
+/// Sends one 100-byte datagram from one socket to each of `flows` ports from `first_port` on:
+/// `flows` new conntrack entries.
+fn open_udp_flows(first_port: u16, flows: u16) {
+    let client = UdpSocket::bind(("127.0.0.1", 0)).expect("bind client");
+    for port in 0..flows {
+        client
+            .send_to(&[b'x'; 100], ("127.0.0.1", first_port + port))
+            .expect("send");
+    }
+}
+
+/// `conntrack -F`: every entry of the namespace is deleted at once, each with a DESTROY event.
+fn flush_table(netns: &Netns) {
+    let flushed = Command::new("ip")
+        .args(["netns", "exec", &netns.name, "conntrack", "-F"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run conntrack -F (is conntrack-tools installed?)");
+    assert!(flushed.success());
+}
+
+/// `nf_conntrack_count` of the calling thread's namespace: live entries, plus those the kernel
+/// keeps until their DESTROY event is delivered.
+fn table_count() -> u64 {
+    let text = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
+        .expect("read nf_conntrack_count");
+    text.trim().parse().expect("a number")
+}
+
+fn table_max() -> f64 {
+    let text = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+        .expect("read nf_conntrack_max");
+    text.trim().parse().expect("a number")
+}
+
+/// Drains events until `until` holds of what was received, or 10 s pass.
+fn drain_until(
+    source: &mut NetlinkSource,
+    until: impl Fn(&[FlowRecord]) -> bool,
+) -> (Vec<FlowRecord>, ReadStats) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut total = ReadStats::default();
+    while !until(&seen) && Instant::now() < deadline {
+        source.wait_for_events(Duration::from_millis(50));
+        let (records, stats) = collect(|sink| source.drain_destroyed(sink).expect("drain events"));
+        total.add(stats);
+        seen.extend(records);
+    }
+    (seen, total)
+}
+
 #[test]
-fn events_that_overflow_a_small_buffer_are_counted_as_lost() {
+fn events_that_overflow_a_small_buffer_are_counted_as_lost_without_reliable_delivery() {
     let netns = Netns::new();
     netns.load_conntrack();
     netns.inside(|| {
         ensure_accounting(ACCT.as_ref()).expect("accounting on");
         let mut config = NetlinkConfig::default();
+        config.reliable_events = ReliableEvents::Off;
         // The kernel raises this to its minimum (a few KiB): room for a handful of events.
         config.event_buffer_bytes = 1;
         let mut source = NetlinkSource::open_with(&config).expect("open ctnetlink");
+        let status = source.event_status();
+        assert!(!status.reliable());
+        status.pause_reading(true);
         let flows = 500u16;
-        let client = UdpSocket::bind(("127.0.0.1", 0)).expect("bind client");
-        for port in 0..flows {
-            client
-                .send_to(b"x", ("127.0.0.1", 20000 + port))
-                .expect("send");
-        }
-        // conntrack -F deletes every entry at once: 500 DESTROY events into a tiny buffer.
-        let flushed = Command::new("conntrack")
-            .arg("-F")
-            .stderr(Stdio::null())
-            .status()
-            .expect("run conntrack -F (is conntrack-tools installed?)");
-        assert!(flushed.success());
-        let (records, stats) = collect(|sink| source.drain_destroyed(sink).expect("drain events"));
+        open_udp_flows(20000, flows);
+        // 500 DESTROY events into a tiny buffer nobody reads.
+        flush_table(&netns);
+        std::thread::sleep(Duration::from_millis(300));
+        status.pause_reading(false);
+        std::thread::sleep(Duration::from_millis(300));
+        let (records, stats) = drain_until(&mut source, |_| false);
         assert!(stats.events_lost >= 1, "{stats:?}");
         assert!(
             records.len() < usize::from(flows),
             "{} events received",
             records.len()
         );
-        // The socket stays usable after ENOBUFS.
-        let (_, after) = collect(|sink| source.drain_destroyed(sink).expect("drain again"));
-        assert_eq!(after.malformed, 0);
+        // The kernel's own count of what it could not queue, read from /proc/net/netlink.
+        assert_eq!(
+            status.dropped_and_lost(),
+            u64::from(flows) - records.len() as u64,
+            "{} received",
+            records.len()
+        );
+        assert_eq!(stats.malformed, 0);
+    });
+}
+
+#[test]
+fn reliable_delivery_loses_no_event_while_the_reader_is_stopped() {
+    let netns = Netns::new();
+    netns.load_conntrack();
+    netns.inside(|| {
+        ensure_accounting(ACCT.as_ref()).expect("accounting on");
+        let mut config = NetlinkConfig::default();
+        // Room for a few hundred events: the rest must wait in the kernel. (The kernel's
+        // worker re-sends what fits every 10 ms, so a tiny buffer would make this test slow.)
+        config.event_buffer_bytes = 128 << 10;
+        let mut source = NetlinkSource::open_with(&config).expect("open ctnetlink");
+        let status = source.event_status();
+        assert!(status.reliable(), "reliable delivery is the default");
+        status.pause_reading(true);
+        let flows = 3000u16;
+        open_udp_flows(20000, flows);
+        flush_table(&netns);
+        std::thread::sleep(Duration::from_millis(500));
+        // The kernel keeps every undelivered entry, and counts it in the table.
+        let held = table_count();
+        assert!(held >= 2000, "{held} entries held");
+        status.pause_reading(false);
+        let (records, stats) = drain_until(&mut source, |seen| seen.len() >= usize::from(flows));
+        let ours: Vec<_> = records
+            .iter()
+            .filter(|r| r.original.dst_port >= 20000 && r.original.dst_port < 20000 + flows)
+            .collect();
+        assert_eq!(ours.len(), usize::from(flows), "{stats:?}");
+        let bytes: u64 = ours.iter().map(|r| r.original_counters.bytes).sum();
+        assert_eq!(
+            bytes,
+            u64::from(flows) * udp_l3_bytes("127.0.0.1".parse().expect("v4"), 100)
+        );
+        assert_eq!((stats.events_lost, status.dropped_and_lost()), (0, 0));
+        assert!(
+            status.dropped_and_resent() > 0,
+            "the buffer never overflowed"
+        );
+        assert_eq!(table_count(), 0, "delivered entries are freed");
+    });
+}
+
+/// Rounds of 1,000 new flows, each flushed at once, while the reader is stopped; returns the
+/// highest table count seen right after a flush, and the count at the end.
+fn churn_with_a_stopped_reader(netns: &Netns, config: &NetlinkConfig) -> (u64, u64, u64) {
+    let source = NetlinkSource::open_with(config).expect("open ctnetlink");
+    let status = source.event_status();
+    status.pause_reading(true);
+    let mut peak = 0;
+    for round in 0..8u16 {
+        open_udp_flows(20000 + round * 1000, 1000);
+        flush_table(netns);
+        peak = peak.max(table_count());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let end = table_count();
+    let trips = status.valve_trips();
+    drop(source);
+    (peak, end, trips)
+}
+
+#[test]
+fn the_valve_keeps_a_stopped_reader_from_filling_the_table() {
+    let netns = Netns::new();
+    netns.load_conntrack();
+    netns.inside(|| {
+        ensure_accounting(ACCT.as_ref()).expect("accounting on");
+        let max = table_max();
+        let (threshold, resume) = (2500.0, 1000.0);
+        let mut config = NetlinkConfig::default();
+        config.event_buffer_bytes = 1;
+        config.valve = ValveSettings {
+            max_fill: threshold / max,
+            resume_fill: resume / max,
+            check_period: Duration::from_millis(20),
+        };
+        let (peak, end, trips) = churn_with_a_stopped_reader(&netns, &config);
+        // Between two checks one round (1,000 entries) can land on top of the threshold.
+        assert!(peak <= threshold as u64 + 1000, "peak {peak}");
+        assert!(end <= threshold as u64, "end {end}");
+        assert!(trips >= 1, "the valve never opened");
+    });
+}
+
+#[test]
+fn without_the_valve_a_stopped_reader_holds_every_destroyed_entry() {
+    let netns = Netns::new();
+    netns.load_conntrack();
+    netns.inside(|| {
+        ensure_accounting(ACCT.as_ref()).expect("accounting on");
+        let mut config = NetlinkConfig::default();
+        config.event_buffer_bytes = 1;
+        config.reliable_events = ReliableEvents::On;
+        let (peak, end, trips) = churn_with_a_stopped_reader(&netns, &config);
+        // What the valve exists for: 8,000 dead entries kept for a reader that never comes.
+        assert!(end >= 7000, "end {end}, peak {peak}");
+        assert_eq!(trips, 0);
     });
 }
