@@ -11,6 +11,7 @@ use std::sync::Arc;
 use netcost_core::attribute::Unattributed;
 
 use crate::cloud::CloudStatus;
+use netcost_conntrack::{EventStatus, ReliableEvents};
 use netcost_core::class::Direction;
 use netcost_core::pipeline::Snapshot;
 use netcost_core::topology::Topology;
@@ -47,6 +48,8 @@ pub struct Exposition {
     pub timing: CycleTiming,
     /// The local pods, for `netcost_pod_info`.
     pub pods: Arc<Vec<PodMeta>>,
+    /// The DESTROY event reader's live figures (netlink source only).
+    pub events: Option<Arc<EventStatus>>,
 }
 
 /// What `netcost_pod_info` says about a local pod: where it runs and which workload owns it, so
@@ -99,6 +102,70 @@ pub fn pod_metadata(topology: &Topology, node: &str) -> Vec<PodMeta> {
                 .unwrap_or_default(),
         })
         .collect()
+}
+
+/// `netcost_conntrack_events_*`: whether DESTROY events are delivered reliably, what the valve
+/// did, and what the kernel could not queue.
+fn encode_event_status(
+    encoder: &mut DescriptorEncoder,
+    events: &EventStatus,
+) -> Result<(), fmt::Error> {
+    {
+        let mut metric = encoder.encode_descriptor(
+            "netcost_conntrack_events_mode",
+            "The configured reliability of DESTROY events (--reliable-events): 1 for the mode in use.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for mode in [
+            ReliableEvents::Auto,
+            ReliableEvents::On,
+            ReliableEvents::Off,
+        ] {
+            ConstGauge::new(i64::from(events.mode() == mode))
+                .encode(metric.encode_family(&[("mode", mode.as_str())])?)?;
+        }
+    }
+    gauge(
+        encoder,
+        "netcost_conntrack_events_reliable",
+        "1 while DESTROY events are delivered reliably (the kernel keeps an undelivered entry and re-sends its event).",
+        i64::from(events.reliable()),
+    )?;
+    {
+        let metric = encoder.encode_descriptor(
+            "netcost_conntrack_events_degraded_seconds",
+            "Seconds spent with reliable delivery off (the valve open, or --reliable-events off): events that overflow are lost.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(events.degraded_seconds()).encode(metric)?;
+    }
+    counter(
+        encoder,
+        "netcost_conntrack_events_valve_trips",
+        "Times the valve turned reliable delivery off because the conntrack table neared full.",
+        events.valve_trips(),
+    )?;
+    gauge_f64(
+        encoder,
+        "netcost_conntrack_table_fill_ratio",
+        "nf_conntrack_count / nf_conntrack_max at the valve's last check.",
+        events.table_fill(),
+    )?;
+    let mut metric = encoder.encode_descriptor(
+        "netcost_conntrack_events_dropped",
+        "DESTROY events the events socket could not queue, by outcome: resent (reliable delivery: the kernel kept the entry and sent the event again) or lost.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (outcome, value) in [
+        ("resent", events.dropped_and_resent()),
+        ("lost", events.dropped_and_lost()),
+    ] {
+        ConstCounter::new(value).encode(metric.encode_family(&[("outcome", outcome)])?)?;
+    }
+    Ok(())
 }
 
 /// Renders `exposition` in the Prometheus text format (version 0.0.4).
@@ -378,9 +445,12 @@ impl Collector for Exposition {
         counter(
             &mut encoder,
             "netcost_conntrack_events_lost",
-            "Times the kernel dropped conntrack events (ENOBUFS); each one triggers a resync.",
+            "Times the kernel reported dropped conntrack events (ENOBUFS), which happens only while delivery is not reliable.",
             st.events_lost,
         )?;
+        if let Some(events) = &self.events {
+            encode_event_status(&mut encoder, events)?;
+        }
         counter(
             &mut encoder,
             "netcost_flows_vanished",
@@ -547,6 +617,7 @@ mod tests {
                 owner_kind: "Deployment".into(),
                 owner_name: "web".into(),
             }]),
+            events: None,
         })
         .unwrap_or_else(|e| panic!("render: {e}"))
     }
@@ -603,6 +674,7 @@ mod tests {
                 snapshot: Arc::new(snapshot()),
                 timing: CycleTiming::default(),
                 pods: Arc::default(),
+                events: None,
             },
             Arc::new(cloud),
         )
@@ -649,5 +721,28 @@ mod tests {
             text.contains("netcost_unattributed_bytes_total{reason=\"loopback\"} 0\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_event_readers_mode_and_valve_are_exported() {
+        let text = render(Exposition {
+            snapshot: Arc::new(snapshot()),
+            timing: CycleTiming::default(),
+            pods: Arc::default(),
+            events: Some(Arc::new(EventStatus::new(ReliableEvents::On))),
+        })
+        .unwrap_or_else(|e| panic!("render: {e}"));
+        for line in [
+            "netcost_conntrack_events_mode{mode=\"on\"} 1\n",
+            "netcost_conntrack_events_mode{mode=\"auto\"} 0\n",
+            "netcost_conntrack_events_reliable 0\n",
+            "netcost_conntrack_events_valve_trips_total 0\n",
+            "netcost_conntrack_events_degraded_seconds_total 0.0\n",
+            "netcost_conntrack_table_fill_ratio 0.0\n",
+            "netcost_conntrack_events_dropped_total{outcome=\"lost\"} 0\n",
+            "netcost_conntrack_events_dropped_total{outcome=\"resent\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
     }
 }

@@ -1,20 +1,18 @@
 //! The per-node agent at run time: it drives the pipeline of `netcost-core` over a conntrack
-//! source on a schedule, checkpoints its state, and serves `/metrics`, `/healthz` and `/readyz`.
+//! source on a schedule ([`run_loop`]), checkpoints its state, and serves `/metrics`, `/healthz`
+//! and `/readyz`.
 //!
-//! Threads: the pipeline runs on one plain thread (the netlink sockets are blocking and the work
-//! is CPU-bound); HTTP runs on a small tokio runtime. They share an [`Exposition`] behind a mutex,
-//! replaced after each cycle, and the scrape generation as an atomic.
-//!
-//! Order of a cycle, chosen so a crash never makes Prometheus see a counter go backwards:
-//! dump and drain events → write the checkpoint → publish the new values. Between cycles DESTROY
-//! events are drained every [`AgentSettings::event_drain_period`] so the kernel's queue does not
-//! overflow; a lost event (ENOBUFS) triggers an immediate resync dump.
+//! Threads: DESTROY events are read by the conntrack source's own thread, which never waits
+//! for anything here; the pipeline runs on one plain thread (the dump socket is blocking and
+//! the work is CPU-bound); HTTP runs on a small tokio runtime. They share an [`Exposition`]
+//! behind a mutex, replaced after each cycle, and the scrape generation as an atomic.
 //!
 //! Cloud provider ranges (service tags) are loaded at start and refreshed by a thread of their
 //! own ([`cloud`]); a new table reaches the pipeline thread through [`cloud::CloudShared`].
 //!
 //! What it does not do: parse netlink (`netcost-conntrack`), decide classes (`netcost-core`),
-//! or read the command line (the `netcost` binary).
+//! keep history or serve the cost API (the binary plugs those in through [`Hooks`]), or read
+//! the command line (the `netcost` binary).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -22,6 +20,7 @@
 pub mod cloud;
 pub mod exposition;
 pub mod http;
+pub mod run_loop;
 pub mod state_file;
 pub mod traffic_log;
 
@@ -31,13 +30,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use netcost_conntrack::{EventStatus, NetlinkConfig, ReliableEvents};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
 use netcost_core::flow::FlowSource;
-use netcost_core::pipeline::{Pipeline, PipelineConfig, Snapshot};
+use netcost_core::pipeline::{Pipeline, PipelineConfig};
 use netcost_core::topology::Topology;
 
 pub use exposition::{CycleTiming, Exposition};
+pub use run_loop::{AgentLoop, Checkpointer, CycleObserver, PublishedCycle, StateFileCheckpointer};
 
 /// Where conntrack entries are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,20 +75,20 @@ pub struct AgentSettings {
     pub topology_updates: Option<tokio::sync::watch::Receiver<Arc<Topology>>>,
     /// Cloud provider ranges: current files or URLs, and the refresh period.
     pub cloud: cloud::CloudSettings,
-    /// Single-host mode: keep minute-resolution history and serve the cost API from it.
-    pub history: Option<HistorySettings>,
     /// Cap on `netcost_workload_traffic_bytes_total` series; pairs past it count as `__other__`.
     pub max_workload_pairs: usize,
+    /// Reliable delivery of DESTROY events (netlink source only).
+    pub reliable_events: ReliableEvents,
 }
 
-/// Single-host mode, where no Prometheus runs: the agent records its counters into the
-/// embedded store after every cycle and serves `/api/v1/allocation` from it on its own port.
-#[derive(Debug, Clone)]
-pub struct HistorySettings {
-    /// The store, opened by the caller (so a bad file is reported before the agent starts).
-    pub store: netcost_server::store::SharedStore,
-    /// Prices for the API.
-    pub sheet: netcost_cost::pricing::PriceSheet,
+/// What the binary plugs into the agent: observers of every published cycle (the single-host
+/// history recorder) and more HTTP routes on the agent's port (the cost API from that history).
+#[derive(Default)]
+pub struct Hooks {
+    /// Told of every cycle after it was checkpointed and published.
+    pub observers: Vec<Box<dyn CycleObserver>>,
+    /// Merged into the agent's router.
+    pub routes: Option<axum::Router>,
 }
 
 /// Why the agent stopped.
@@ -151,21 +152,21 @@ impl Shared {
             .clone()
     }
 
-    fn publish(&self, exposition: Exposition) {
+    pub(crate) fn publish(&self, exposition: Exposition) {
         *self
             .exposition
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = exposition;
     }
 
-    fn publish_timing(&self, timing: CycleTiming) {
+    pub(crate) fn publish_timing(&self, timing: CycleTiming) {
         self.exposition
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .timing = timing;
     }
 
-    fn beat(&self) {
+    pub(crate) fn beat(&self) {
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
     }
 
@@ -183,19 +184,22 @@ fn now_ms() -> u64 {
 }
 
 /// Runs the agent until SIGTERM or SIGINT, then finishes a last cycle and checkpoint.
-pub fn run(settings: AgentSettings) -> Result<(), AgentError> {
+pub fn run(settings: AgentSettings, hooks: Hooks) -> Result<(), AgentError> {
     match &settings.source {
         SourceKind::Netlink => {
             ensure_accounting()?;
             // Opening subscribes to DESTROY events before the first dump: with
             // nf_conntrack_events=2 only entries created while a listener exists get events.
-            let source = netcost_conntrack::NetlinkSource::open()?;
-            run_with_source(settings, source)
+            let mut config = NetlinkConfig::default();
+            config.reliable_events = settings.reliable_events;
+            let source = netcost_conntrack::NetlinkSource::open_with(&config)?;
+            let events = source.event_status();
+            run_source(settings, hooks, source, Some(events))
         }
         SourceKind::Proc(path) => {
             ensure_accounting()?;
             let source = netcost_conntrack::ProcSource::with_path(path.clone());
-            run_with_source(settings, source)
+            run_source(settings, hooks, source, None)
         }
     }
 }
@@ -209,7 +213,23 @@ fn ensure_accounting() -> Result<(), AgentError> {
 }
 
 /// Runs the agent over any source; the simulator and tests use this.
-pub fn run_with_source<S>(settings: AgentSettings, source: S) -> Result<(), AgentError>
+pub fn run_with_source<S>(
+    settings: AgentSettings,
+    hooks: Hooks,
+    source: S,
+) -> Result<(), AgentError>
+where
+    S: FlowSource + Send + 'static,
+{
+    run_source(settings, hooks, source, None)
+}
+
+fn run_source<S>(
+    settings: AgentSettings,
+    hooks: Hooks,
+    source: S,
+    events: Option<Arc<EventStatus>>,
+) -> Result<(), AgentError>
 where
     S: FlowSource + Send + 'static,
 {
@@ -227,6 +247,7 @@ where
                 &settings.topology,
                 &settings.node_name,
             )),
+            events: events.clone(),
         },
         stale_after.as_millis() as u64,
     ));
@@ -251,27 +272,41 @@ where
         })?;
     tracing::info!(listen = %settings.listen, node = %settings.node_name, "serving /metrics, /healthz, /readyz");
 
-    let settings_history = settings.history.clone();
+    let Hooks { observers, routes } = hooks;
+    let mut agent = AgentLoop::new(
+        run_loop::LoopSettings {
+            node_name: settings.node_name.clone(),
+            interval: settings.interval,
+            drain_period: settings.event_drain_period,
+            traffic_log_interval: settings.traffic_log_interval,
+        },
+        pipeline,
+        source,
+        StateFileCheckpointer {
+            path: settings.state_file.clone(),
+        },
+        shared.clone(),
+        settings.topology.clone(),
+        settings.topology_updates.clone(),
+        (Instant::now(), now_ms()),
+    )
+    .with_event_status(events);
+    for observer in observers {
+        agent.observe(observer);
+    }
     let worker = {
-        let shared = shared.clone();
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("netcost-pipeline".into())
-            .spawn(move || pipeline_loop(settings, pipeline, source, &shared, &stop))
+            .spawn(move || drive(agent, &stop))
             .map_err(AgentError::Server)?
     };
 
     let server_stop = stop.clone();
-    let cost_api = settings_history.map(|h| {
-        netcost_server::api::router(netcost_server::engine::Engine::new(
-            Arc::new(h.store),
-            h.sheet,
-        ))
-    });
     let served = runtime.block_on(async move {
         let mut app = http::router(shared);
-        if let Some(api) = cost_api {
-            app = app.merge(api);
+        if let Some(extra) = routes {
+            app = app.merge(extra);
         }
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -285,6 +320,24 @@ where
     let joined = worker.join();
     served.map_err(AgentError::Server)?;
     joined.map_err(|_| AgentError::PipelinePanicked)
+}
+
+/// Runs the loop on the real clock until `stop`, then a last cycle and checkpoint.
+fn drive<S: FlowSource, C: Checkpointer>(mut agent: AgentLoop<S, C>, stop: &AtomicBool) {
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let next = agent.tick(Instant::now(), stopping);
+        if stopping {
+            tracing::info!("last cycle and checkpoint done");
+            return;
+        }
+        // The event reader queues while this thread sleeps; a short sleep also notices a
+        // stop request quickly.
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
+        std::thread::sleep(wait);
+    }
 }
 
 async fn shutdown_signal() {
@@ -327,21 +380,20 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
     let Some(path) = &settings.state_file else {
         return Ok(Pipeline::new(config, topology, classifier));
     };
-    match state_file::load(path, &settings.node_name) {
-        Ok(Some(checkpoint)) => {
+    match state_file::restore(
+        path,
+        config.clone(),
+        topology.clone(),
+        classifier.clone(),
+        now_ms(),
+    ) {
+        Ok(Some(pipeline)) => {
             tracing::info!(
                 path = %path.display(),
-                flows = checkpoint.baselines.len(),
-                series = checkpoint.series.len(),
+                flows = pipeline.tracked_flows(),
                 "continuing from checkpoint"
             );
-            Ok(Pipeline::restore(
-                config,
-                topology,
-                classifier,
-                checkpoint,
-                now_ms(),
-            ))
+            Ok(pipeline)
         }
         Ok(None) => {
             tracing::info!(path = %path.display(), "no checkpoint yet: counting starts now");
@@ -358,155 +410,9 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
     }
 }
 
-fn nodes_without_zone(topology: &Topology) -> u64 {
+pub(crate) fn nodes_without_zone(topology: &Topology) -> u64 {
     topology
         .nodes()
         .filter(|n| n.locality.zone.is_none())
         .count() as u64
-}
-
-/// Records the counters of `snapshot` at the current minute. The store keeps one point per
-/// series per minute, so recording every cycle just keeps the current minute up to date.
-fn record_history(
-    history: &HistorySettings,
-    snapshot: &Snapshot,
-    topology: &Topology,
-    timing: &CycleTiming,
-) {
-    let now = now_ms();
-    let minute = (now / 60_000) as i64;
-    let status = netcost_server::backend::AgentStatus::of_snapshot(
-        snapshot,
-        timing.cycle_seconds * 1000.0,
-        timing.cycle_failures,
-    );
-    let recorded = match history.store.0.lock() {
-        Ok(mut store) => {
-            store.set_agent(status, Some(now as i64));
-            store.record_snapshot(minute, snapshot, topology, &snapshot.node_name)
-        }
-        Err(_) => return tracing::error!("history store lock poisoned; history stops"),
-    };
-    if let Err(e) = recorded {
-        tracing::error!(error = %e, "history not recorded");
-    }
-}
-
-fn pipeline_loop<S: FlowSource>(
-    settings: AgentSettings,
-    mut pipeline: Pipeline,
-    mut source: S,
-    shared: &Shared,
-    stop: &AtomicBool,
-) {
-    let mut timing = CycleTiming {
-        nodes_without_zone: nodes_without_zone(&settings.topology),
-        ..CycleTiming::default()
-    };
-    let mut next_dump = Instant::now();
-    let mut next_traffic_log = settings.traffic_log_interval.map(|d| Instant::now() + d);
-    let mut topology_updates = settings.topology_updates.clone();
-    let mut pods = Arc::new(exposition::pod_metadata(
-        &settings.topology,
-        &settings.node_name,
-    ));
-    let mut topology = settings.topology.clone();
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        // A closed channel (the watchers are gone) keeps the last topology: counting goes on.
-        if let Some(updates) = &mut topology_updates
-            && updates.has_changed().unwrap_or(false)
-        {
-            topology = updates.borrow_and_update().clone();
-            timing.nodes_without_zone = nodes_without_zone(&topology);
-            timing.topology_updates += 1;
-            pods = Arc::new(exposition::pod_metadata(&topology, &settings.node_name));
-            pipeline.set_topology(topology.clone(), now_ms());
-        }
-        if let Some(ranges) = shared.cloud.take_ranges() {
-            pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
-        }
-        let now = Instant::now();
-        if now >= next_dump || stopping {
-            pipeline.note_scraped(shared.scraped_generation.load(Ordering::Relaxed));
-            let started = Instant::now();
-            let result = pipeline.dump_cycle(&mut source, now_ms());
-            timing.cycle_seconds = started.elapsed().as_secs_f64();
-            timing.last_cycle_unix_seconds = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            next_dump = now + settings.interval;
-            let cycle_ok = result.is_ok();
-            if !cycle_ok {
-                timing.cycle_failures += 1;
-            }
-            match result {
-                // This dump already resynced: entries whose events were lost are gone from it.
-                Ok(read) if read.events_lost > 0 => {
-                    tracing::warn!(
-                        lost = read.events_lost,
-                        "conntrack events were lost (ENOBUFS) during the cycle"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "conntrack dump failed; retrying next cycle"),
-            }
-            let saved = match &settings.state_file {
-                Some(path) => state_file::save(path, &pipeline.checkpoint()),
-                None => Ok(()),
-            };
-            match saved {
-                Ok(()) => {
-                    let snapshot = Arc::new(pipeline.snapshot());
-                    if let Some(history) = &settings.history {
-                        record_history(history, &snapshot, &topology, &timing);
-                    }
-                    shared.publish(Exposition {
-                        snapshot,
-                        timing,
-                        pods: pods.clone(),
-                    });
-                    if cycle_ok {
-                        shared.ready.store(true, Ordering::Relaxed);
-                    }
-                }
-                Err(e) => {
-                    // Publishing values the checkpoint does not hold would let a crash take the
-                    // counters backwards, which Prometheus reads as a reset and counts twice.
-                    // Keep serving the last checkpointed values; counting goes on in memory.
-                    timing.checkpoint_failures += 1;
-                    shared.publish_timing(timing);
-                    tracing::error!(error = %e, "checkpoint not written; /metrics keeps the last checkpointed values until a write succeeds");
-                }
-            }
-            tracing::debug!(seconds = timing.cycle_seconds, "cycle done");
-        } else {
-            match pipeline.drain_events(&mut source, now_ms()) {
-                Ok(read) if read.events_lost > 0 => {
-                    tracing::warn!(
-                        lost = read.events_lost,
-                        "conntrack events were lost (ENOBUFS); resyncing with a dump"
-                    );
-                    next_dump = Instant::now();
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "reading conntrack events failed"),
-            }
-        }
-        shared.beat();
-        if let Some(at) = next_traffic_log
-            && Instant::now() >= at
-        {
-            traffic_log::write(&pipeline.take_traffic_log(traffic_log::TOP_DESTINATIONS));
-            next_traffic_log = settings.traffic_log_interval.map(|d| at + d);
-        }
-        if stopping {
-            tracing::info!("last cycle and checkpoint done");
-            return;
-        }
-        let wait = next_dump
-            .saturating_duration_since(Instant::now())
-            .min(settings.event_drain_period);
-        std::thread::sleep(wait);
-    }
 }

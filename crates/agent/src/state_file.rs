@@ -1,4 +1,5 @@
-//! The `--state-file` on disk: written atomically after every cycle, read once at start.
+//! The `--state-file` on disk: written atomically after every cycle, read once at start, both as
+//! streams (a million flows' baselines are 24 MB; the agent never holds a second copy).
 //!
 //! Atomic means a crash at any instant leaves either the old file or the new one, never a mix:
 //! write a temporary file beside it, fsync it, rename it over the old one, fsync the directory.
@@ -6,8 +7,12 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use netcost_core::checkpoint::{Checkpoint, CheckpointError};
+use netcost_core::classify::Classifier;
+use netcost_core::pipeline::{Pipeline, PipelineConfig};
+use netcost_core::topology::Topology;
 
 /// Why a state file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +74,18 @@ pub fn load(path: &Path, node_name: &str) -> Result<Option<Checkpoint>, StateFil
 
 /// Replaces the checkpoint at `path` atomically.
 pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), StateFileError> {
+    save_with(path, &mut |file| {
+        let mut file = file;
+        file.write_all(&checkpoint.encode())
+    })
+}
+
+/// Replaces the file at `path` atomically with what `write` writes into the temporary file
+/// (which it should buffer), so a checkpoint can be streamed instead of built in memory first.
+pub fn save_with(
+    path: &Path,
+    write: &mut dyn FnMut(&fs::File) -> io::Result<()>,
+) -> Result<(), StateFileError> {
     let io_err = |source| StateFileError::Io {
         path: path.to_owned(),
         source,
@@ -78,10 +95,13 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), StateFileError> 
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp.{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    let mut file = fs::File::create(&tmp).map_err(io_err)?;
-    file.write_all(&checkpoint.encode()).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
+    let file = fs::File::create(&tmp).map_err(io_err)?;
+    let written = write(&file).and_then(|()| file.sync_all());
     drop(file);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(e));
+    }
     fs::rename(&tmp, path).map_err(io_err)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable only once the directory entry is.
@@ -90,6 +110,42 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), StateFileError> 
             .map_err(io_err)?;
     }
     Ok(())
+}
+
+/// Continues from the checkpoint at `path`, reading it as a stream so that neither the file
+/// nor a list of its baselines is held in memory; `Ok(None)` when there is none yet.
+pub fn restore(
+    path: &Path,
+    config: PipelineConfig,
+    topology: Arc<Topology>,
+    classifier: Classifier,
+    now_ms: u64,
+) -> Result<Option<Pipeline>, StateFileError> {
+    let io_err = |source| StateFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let len = file.metadata().map_err(io_err)?.len();
+    let expected = config.node_name.to_string();
+    let input = io::BufReader::with_capacity(256 << 10, file);
+    match Pipeline::restore_from(config, topology, classifier, input, len, now_ms) {
+        Ok(pipeline) => Ok(Some(pipeline)),
+        Err(CheckpointError::OtherNode { found }) => Err(StateFileError::OtherNode {
+            path: path.to_owned(),
+            found,
+            expected,
+        }),
+        Err(CheckpointError::Read(message)) => Err(io_err(io::Error::other(message))),
+        Err(source) => Err(StateFileError::Corrupt {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Moves a damaged state file aside (to `<path>.corrupt`) so it can be inspected, and returns the

@@ -133,7 +133,9 @@ pub struct EventStatus {
 }
 
 impl EventStatus {
-    fn new(mode: ReliableEvents) -> Self {
+    /// A status in `mode` that no reader updates yet: reliable delivery off, every figure 0.
+    /// A reader makes its own; this is for code that renders one (and its tests).
+    pub fn new(mode: ReliableEvents) -> Self {
         EventStatus {
             mode,
             reliable: AtomicBool::new(false),

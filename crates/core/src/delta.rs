@@ -218,14 +218,24 @@ impl DeltaTracker {
     pub fn restore(saved: impl IntoIterator<Item = SavedBaseline>, primed: bool) -> Self {
         let mut tracker = DeltaTracker::new();
         for s in saved {
-            let saved = Baseline::new(false, s.original_bytes, s.reply_bytes);
-            *tracker
-                .baselines
-                .get_or_insert(key(s.id, s.fingerprint), saved)
-                .0 = saved;
+            tracker.insert_saved(s);
         }
-        tracker.primed = primed;
+        tracker.set_primed(primed);
         tracker
+    }
+
+    /// Adds one baseline of a checkpoint being read (see [`DeltaTracker::restore`]).
+    pub fn insert_saved(&mut self, s: SavedBaseline) {
+        let saved = Baseline::new(false, s.original_bytes, s.reply_bytes);
+        *self
+            .baselines
+            .get_or_insert(key(s.id, s.fingerprint), saved)
+            .0 = saved;
+    }
+
+    /// Sets whether a complete first dump has been seen, as a checkpoint being read says.
+    pub fn set_primed(&mut self, primed: bool) {
+        self.primed = primed;
     }
 
     /// The baselines, for a checkpoint.

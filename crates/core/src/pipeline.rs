@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use crate::aggregate::{Aggregator, ExportedSeries, Owner, SeriesKey};
 use crate::attribute::{Attribution, LocalEnd, Unattributed, attribute};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointParts, read_checkpoint, write_checkpoint,
+};
 use crate::class::{Direction, TrafficClass};
 use crate::classify::{Classification, Classifier};
 use crate::delta::{DeltaTracker, FlowDelta};
@@ -330,6 +332,35 @@ impl Pipeline {
         pipeline
     }
 
+    /// A pipeline that continues from a checkpoint of `len` bytes read from `input` (buffered),
+    /// as [`Pipeline::restore`] does, without holding the file or a list of its baselines in
+    /// memory: each baseline goes straight into the tracker.
+    ///
+    /// # Errors
+    ///
+    /// A damaged or foreign checkpoint, as [`read_checkpoint`] says, and
+    /// [`CheckpointError::OtherNode`] when it was written on another node.
+    pub fn restore_from<R: std::io::Read>(
+        config: PipelineConfig,
+        topology: Arc<Topology>,
+        classifier: Classifier,
+        input: R,
+        len: u64,
+        now_ms: u64,
+    ) -> Result<Self, CheckpointError> {
+        let mut tracker = DeltaTracker::new();
+        let checkpoint = read_checkpoint(input, len, &mut |b| tracker.insert_saved(b))?;
+        if checkpoint.node_name != *config.node_name {
+            return Err(CheckpointError::OtherNode {
+                found: checkpoint.node_name,
+            });
+        }
+        tracker.set_primed(checkpoint.primed);
+        let mut pipeline = Pipeline::restore(config, topology, classifier, checkpoint, now_ms);
+        pipeline.tracker = tracker;
+        Ok(pipeline)
+    }
+
     /// A pipeline that continues from a checkpoint: baselines and counters pick up where they were.
     pub fn restore(
         config: PipelineConfig,
@@ -359,6 +390,11 @@ impl Pipeline {
     pub fn set_classifier(&mut self, classifier: Classifier) {
         self.classifier = classifier;
         self.class_cache.clear();
+    }
+
+    /// Entries with a per-flow baseline.
+    pub fn tracked_flows(&self) -> usize {
+        self.tracker.len()
     }
 
     /// The classifier in use.
@@ -526,6 +562,29 @@ impl Pipeline {
             },
             node_has_zone: self.local.zone.is_some(),
         }
+    }
+
+    /// Writes the state to persist for a restart to `out` (buffered), streaming the baselines
+    /// from the tracker: the same bytes as `self.checkpoint().encode()`, without either copy.
+    ///
+    /// # Errors
+    ///
+    /// The errors of `out`.
+    pub fn write_checkpoint(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        let (series, pods) = self.aggregator.saved();
+        let pairs = self.aggregator.saved_pairs();
+        write_checkpoint(
+            out,
+            CheckpointParts {
+                node_name: &self.config.node_name,
+                primed: self.tracker.is_primed(),
+                baseline_count: self.tracker.saved().count(),
+                baselines: self.tracker.saved(),
+                pods: &pods,
+                series: &series,
+                pairs: &pairs,
+            },
+        )
     }
 
     /// The state to persist for a restart.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use netcost_core::attribute::Unattributed;
-use netcost_core::checkpoint::Checkpoint;
+use netcost_core::checkpoint::CheckpointError;
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
@@ -468,8 +468,12 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
         .extend([vec![], vec![long(1_000)], vec![long(5_000)]]);
     cycle(&mut first, &mut source, 1_000);
     cycle(&mut first, &mut source, 2_000);
-    let checkpoint = Checkpoint::decode(&first.checkpoint().encode())
-        .unwrap_or_else(|e| panic!("checkpoint round trip: {e}"));
+    // The agent streams its checkpoint; the bytes are those of the in-memory encoding.
+    let mut streamed = Vec::new();
+    first
+        .write_checkpoint(&mut streamed)
+        .unwrap_or_else(|e| panic!("write checkpoint: {e}"));
+    assert_eq!(streamed, first.checkpoint().encode());
     // The first agent counts on to 5_000 and dies before its next checkpoint.
     cycle(&mut first, &mut source, 3_000);
     assert_eq!(
@@ -477,13 +481,21 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
         5_000
     );
 
-    let mut second = Pipeline::restore(
-        PipelineConfig::new("node-a"),
-        topology(CLUSTER),
-        Classifier::new(ClassificationConfig::kubecost_default()),
-        checkpoint,
-        4_000,
-    );
+    let restore = |node: &str| {
+        Pipeline::restore_from(
+            PipelineConfig::new(node),
+            topology(CLUSTER),
+            Classifier::new(ClassificationConfig::kubecost_default()),
+            &streamed[..],
+            streamed.len() as u64,
+            4_000,
+        )
+    };
+    assert!(matches!(
+        restore("node-b"),
+        Err(CheckpointError::OtherNode { found }) if found == "node-a"
+    ));
+    let mut second = restore("node-a").unwrap_or_else(|e| panic!("restore: {e}"));
     let mut source = Script::default();
     source.dumps.push_back(vec![long(9_000)]);
     cycle(&mut second, &mut source, 5_000);

@@ -18,11 +18,12 @@ use netcost_core::inventory::Inventory;
 use netcost_core::pipeline::{Pipeline, PipelineConfig};
 use netcost_core::topology::Topology;
 use netcost_cost::pricing::PriceSheet;
-use netcost_server::backend::AgentStatus;
 use netcost_server::engine::Engine;
 use netcost_server::store::{DEFAULT_RETENTION_MINUTES, SharedStore, Store};
 use netcost_server::{api, render};
 use netcost_sim::{Cluster, ClusterSpec, Simulator, TableSpec};
+
+use crate::history::HistoryRecorder;
 
 /// `netcost demo`.
 #[derive(Debug, clap::Args)]
@@ -107,8 +108,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.history_hours,
         agents.len()
     );
+    let history = HistoryRecorder::new(store.clone());
     for minute in first_minute..=now_minute {
-        step(&mut agents, &topology, &store, minute, first_minute)?;
+        step(&mut agents, &topology, &history, minute, first_minute)?;
     }
     eprintln!(" done in {:.1} s", started.elapsed().as_secs_f64());
 
@@ -145,7 +147,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.listen
     );
     let live = {
-        let store = store.clone();
         let topology = topology.clone();
         std::thread::spawn(move || -> Result<()> {
             let mut last_minute = now_minute;
@@ -153,7 +154,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 std::thread::sleep(Duration::from_secs(5));
                 let minute = jiff::Timestamp::now().as_second().div_euclid(60);
                 if minute > last_minute {
-                    step(&mut agents, &topology, &store, minute, first_minute)?;
+                    step(&mut agents, &topology, &history, minute, first_minute)?;
                     last_minute = minute;
                 }
             }
@@ -180,7 +181,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
 fn step(
     agents: &mut [NodeAgent],
     topology: &Topology,
-    store: &SharedStore,
+    history: &HistoryRecorder,
     minute: i64,
     first_minute: i64,
 ) -> Result<()> {
@@ -193,15 +194,7 @@ fn step(
         let cycle_ms = started.elapsed().as_secs_f64() * 1000.0;
         cycle?;
         let snapshot = agent.pipeline.snapshot();
-        let mut store = store
-            .0
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the store's lock is poisoned"))?;
-        store.record_snapshot(minute, &snapshot, topology, &snapshot.node_name)?;
-        store.set_agent(
-            AgentStatus::of_snapshot(&snapshot, cycle_ms, 0),
-            Some(now_ms as i64),
-        );
+        history.record(minute, &snapshot, topology, (cycle_ms, 0), now_ms as i64)?;
     }
     Ok(())
 }

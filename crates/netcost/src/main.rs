@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod cost;
 mod demo;
+mod history;
 use netcost_agent::cloud::{CloudSettings, RangeSource};
 use netcost_agent::{AgentSettings, SourceKind};
 use netcost_core::cloud::Provider;
@@ -95,6 +96,12 @@ struct AgentArgs {
     /// How often DESTROY events are read between dumps.
     #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DUR", hide = true)]
     event_drain_period: Duration,
+    /// Reliable DESTROY events: the kernel keeps an entry until its event is delivered, so no
+    /// flow is lost under churn. "auto" (the default) turns it off while the conntrack table is
+    /// over 85% full, so netcost never fills the node's table; "on" never turns it off; "off"
+    /// never turns it on.
+    #[arg(long, env = "RELIABLE_EVENTS", default_value = "auto", value_name = "MODE", value_parser = ["auto", "on", "off"])]
+    reliable_events: String,
     /// A cloud provider's current ranges: aws=PATH_OR_URL, gcp=PATH_OR_URL or azure=PATH_OR_URL
     /// (AWS ip-ranges.json, Google cloud.json, Azure Service Tags JSON). Repeatable. A provider
     /// without one uses the built-in July 2025 table.
@@ -233,18 +240,25 @@ fn agent(args: AgentArgs) -> Result<()> {
         Some(path) => ClassificationConfig::load(path)?,
         None => ClassificationConfig::kubecost_default(),
     };
-    let history = match &args.history {
-        Some(path) => Some(netcost_agent::HistorySettings {
-            store: netcost_server::store::SharedStore(Arc::new(std::sync::Mutex::new(
-                netcost_server::store::Store::open(
-                    path,
-                    netcost_server::store::DEFAULT_RETENTION_MINUTES,
-                )?,
-            ))),
-            sheet: args.pricing.sheet()?,
-        }),
-        None => None,
-    };
+    let mut hooks = netcost_agent::Hooks::default();
+    if let Some(path) = &args.history {
+        let store = netcost_server::store::SharedStore(Arc::new(std::sync::Mutex::new(
+            netcost_server::store::Store::open(
+                path,
+                netcost_server::store::DEFAULT_RETENTION_MINUTES,
+            )?,
+        )));
+        let engine =
+            netcost_server::engine::Engine::new(Arc::new(store.clone()), args.pricing.sheet()?);
+        hooks.routes = Some(netcost_server::api::router(engine));
+        hooks
+            .observers
+            .push(Box::new(history::HistoryRecorder::new(store)));
+    }
+    let reliable_events = args
+        .reliable_events
+        .parse::<netcost_conntrack::ReliableEvents>()
+        .map_err(|e| anyhow::anyhow!("--reliable-events: {e}"))?;
     let (topology, topology_updates) = match inventory {
         Some(topology) => (Arc::new(topology), None),
         None => {
@@ -280,10 +294,10 @@ fn agent(args: AgentArgs) -> Result<()> {
             sources: args.cloud_ranges,
             refresh: args.cloud_ranges_refresh,
         },
-        history,
         max_workload_pairs: args.max_workload_pairs,
+        reliable_events,
     };
-    netcost_agent::run(settings).context("agent stopped")
+    netcost_agent::run(settings, hooks).context("agent stopped")
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {
@@ -345,12 +359,13 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         topology_updates: None,
         config,
         cloud: CloudSettings::default(),
-        history: None,
         max_workload_pairs: netcost_core::aggregate::DEFAULT_PAIR_LIMIT,
+        reliable_events: netcost_conntrack::ReliableEvents::default(),
     };
     let source = netcost_sim::Clocked {
         sim,
         clock: netcost_sim::WallClock::default(),
     };
-    netcost_agent::run_with_source(settings, source).context("agent on the simulator stopped")
+    netcost_agent::run_with_source(settings, netcost_agent::Hooks::default(), source)
+        .context("agent on the simulator stopped")
 }

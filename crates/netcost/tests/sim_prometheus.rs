@@ -106,7 +106,7 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         config,
         topology_updates: None,
         cloud: CloudSettings::default(),
-        history: None,
+        reliable_events: netcost_conntrack::ReliableEvents::default(),
         max_workload_pairs: netcost_core::aggregate::DEFAULT_PAIR_LIMIT,
     };
     let source = TestClock {
@@ -114,7 +114,9 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         now_ms: now_ms.clone(),
     };
     // The agent runs until the test process ends.
-    std::thread::spawn(move || netcost_agent::run_with_source(settings, source));
+    std::thread::spawn(move || {
+        netcost_agent::run_with_source(settings, netcost_agent::Hooks::default(), source)
+    });
     wait_until("the agent's first cycle", || {
         ureq::get(format!("http://{listen}/readyz")).call().is_ok()
     });
