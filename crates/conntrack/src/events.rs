@@ -18,16 +18,15 @@
 //! being kept. Reliable delivery comes back when the fill falls to
 //! [`ValveSettings::resume_fill`].
 //!
-//! What it does not do: count bytes or keep per-flow state. It parses events into batches and
-//! hands them over a bounded channel; when the channel is full it stops reading, which leaves
-//! the rest to the kernel (and, past the threshold, to the valve).
+//! What it does not do: count bytes or keep per-flow state. It parses events into a queue
+//! bounded in entries, which the pipeline's thread empties in one swap; when the queue is full it
+//! stops reading, which leaves the rest to the kernel (and, past the threshold, to the valve).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use netcost_core::flow::{FlowRecord, ReadStats};
@@ -96,18 +95,70 @@ impl Default for ValveSettings {
     }
 }
 
-/// One read of the events socket, handed to the pipeline's thread.
+/// What the reader has read and the pipeline's thread has not taken yet.
 #[derive(Debug, Default)]
-pub(crate) struct EventBatch {
+pub(crate) struct Pending {
     pub(crate) records: Vec<FlowRecord>,
     pub(crate) stats: ReadStats,
     /// A socket error that stopped the reader.
     pub(crate) failure: Option<io::Error>,
+    /// The reader has stopped.
+    pub(crate) closed: bool,
 }
 
-/// Records per batch: enough to make the channel's per-message cost small, few enough that a
-/// batch (128 bytes a record) stays at 64 KiB.
-const BATCH_RECORDS: usize = 512;
+/// The queue between the reader and the pipeline's thread: bounded in entries, emptied by
+/// swapping its vector with the taker's, so neither side allocates per entry in steady state.
+#[derive(Debug)]
+pub(crate) struct EventQueue {
+    pending: Mutex<Pending>,
+    /// Signalled when entries were added (the taker may be waiting).
+    added: Condvar,
+    /// Signalled when entries were taken (the reader may be waiting for room).
+    taken: Condvar,
+    capacity: usize,
+}
+
+impl EventQueue {
+    fn new(capacity: usize) -> Self {
+        EventQueue {
+            pending: Mutex::new(Pending::default()),
+            added: Condvar::new(),
+            taken: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Swaps what is pending into `into` (whose records must be empty), and returns the stats,
+    /// the failure and whether the reader is gone.
+    pub(crate) fn take(&self, into: &mut Pending) {
+        let mut pending = self.lock();
+        std::mem::swap(&mut pending.records, &mut into.records);
+        into.stats = std::mem::take(&mut pending.stats);
+        into.failure = pending.failure.take();
+        into.closed = pending.closed;
+        drop(pending);
+        self.taken.notify_one();
+    }
+
+    /// Waits up to `timeout` for something to take.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let pending = self.lock();
+        if pending.records.is_empty() && !pending.closed {
+            let _ = self
+                .added
+                .wait_timeout(pending, timeout)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Entries the reader may hold for the pipeline's thread before it stops reading (128 bytes
+/// each: 4 MiB; the taker's half of the swap can hold as many again).
+pub const DEFAULT_QUEUE_ENTRIES: usize = 32 << 10;
 
 /// What the reader and the valve report, readable from any thread.
 #[derive(Debug)]
@@ -360,9 +411,9 @@ pub(crate) fn set_reliable(socket: &Socket, on: bool) -> io::Result<()> {
     socket.set_no_enobufs(on)
 }
 
-/// The running reader: the receiving end of its channel, its status, its thread.
+/// The running reader: its queue, its status, its thread.
 pub(crate) struct EventReader {
-    pub(crate) batches: Receiver<EventBatch>,
+    pub(crate) queue: Arc<EventQueue>,
     pub(crate) status: Arc<EventStatus>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -380,7 +431,7 @@ pub(crate) struct ReaderSettings {
     pub(crate) mode: ReliableEvents,
     pub(crate) valve: ValveSettings,
     pub(crate) read_buffer_bytes: usize,
-    pub(crate) queue_batches: usize,
+    pub(crate) queue_entries: usize,
 }
 
 impl EventReader {
@@ -410,14 +461,19 @@ impl EventReader {
             last_check: Instant::now(),
             warned_blind: false,
         };
-        let (tx, batches) = std::sync::mpsc::sync_channel(settings.queue_batches.max(1));
+        let queue = Arc::new(EventQueue::new(settings.queue_entries));
         let thread_status = status.clone();
+        let thread_queue = queue.clone();
         let read_buffer = settings.read_buffer_bytes.max(4096);
         let thread = std::thread::Builder::new()
             .name("netcost-events".into())
-            .spawn(move || read_loop(&socket, &tx, &thread_status, valve, read_buffer))?;
+            .spawn(move || {
+                read_loop(&socket, &thread_queue, &thread_status, valve, read_buffer);
+                thread_queue.lock().closed = true;
+                thread_queue.added.notify_all();
+            })?;
         Ok(EventReader {
-            batches,
+            queue,
             status,
             thread: Some(thread),
         })
@@ -427,6 +483,7 @@ impl EventReader {
 impl Drop for EventReader {
     fn drop(&mut self) {
         self.status.stop();
+        self.queue.taken.notify_all();
         if let Some(thread) = self.thread.take() {
             // It wakes within one check period.
             let _ = thread.join();
@@ -436,7 +493,7 @@ impl Drop for EventReader {
 
 fn read_loop(
     socket: &Socket,
-    tx: &SyncSender<EventBatch>,
+    queue: &EventQueue,
     status: &EventStatus,
     mut valve: Valve,
     read_buffer: usize,
@@ -451,6 +508,8 @@ fn read_loop(
             *next_check = now + period;
         }
     };
+    // One datagram's entries, parsed outside the queue's lock.
+    let mut parsed: Vec<FlowRecord> = Vec::with_capacity(64);
     loop {
         if status.stop.load(Ordering::Relaxed) {
             return;
@@ -460,71 +519,59 @@ fn read_loop(
             std::thread::sleep(period.min(Duration::from_millis(10)));
             continue;
         }
-        let mut batch = EventBatch::default();
-        // The first read blocks (up to the socket timeout); the rest of the batch is whatever
-        // is already queued.
-        let mut flags = libc::MSG_TRUNC;
-        while batch.records.len() < BATCH_RECORDS {
-            match socket.recv(&mut &mut buf[..], flags) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let received = &buf[..n.min(buf.len())];
-                    if n > buf.len() {
-                        batch.stats.malformed += 1;
+        // Room in the queue, or wait for the taker (the kernel holds the rest meanwhile).
+        {
+            let pending = queue.lock();
+            if pending.records.len() >= queue.capacity {
+                let _ = queue
+                    .taken
+                    .wait_timeout(pending, period)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+        }
+        let mut stats = ReadStats::default();
+        match socket.recv(&mut &mut buf[..], libc::MSG_TRUNC) {
+            Ok(0) => continue,
+            Ok(n) => {
+                if n > buf.len() {
+                    stats.malformed += 1;
+                }
+                let received = &buf[..n.min(buf.len())];
+                match parse_netlink(received, &mut |r| parsed.push(*r)) {
+                    Ok(batch) => stats.add(batch.stats),
+                    Err(e) => {
+                        stats.malformed += 1;
+                        tracing::debug!(error = %e, "an error message on the events socket");
                     }
-                    match parse_netlink(received, &mut |r| batch.records.push(*r)) {
-                        Ok(parsed) => batch.stats.add(parsed.stats),
-                        Err(e) => {
-                            batch.stats.malformed += 1;
-                            tracing::debug!(error = %e, "an error message on the events socket");
-                        }
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // Only without reliable delivery: the kernel dropped events.
-                    batch.stats.events_lost += 1;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading conntrack events failed; the event reader stops");
-                    *status.failed.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(e.to_string());
-                    batch.failure = Some(e);
-                    let _ = tx.send(batch);
-                    return;
                 }
             }
-            flags = libc::MSG_TRUNC | libc::MSG_DONTWAIT;
-        }
-        if batch.records.is_empty() && batch.stats == ReadStats::default() {
-            continue;
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Only without reliable delivery: the kernel dropped events.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => stats.events_lost += 1,
+            Err(e) => {
+                tracing::error!(error = %e, "reading conntrack events failed; the event reader stops");
+                *status.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                queue.lock().failure = Some(e);
+                return;
+            }
         }
         status
             .received
-            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-        // Hand it over; while the pipeline's thread is behind, keep the valve running.
-        loop {
-            match tx.try_send(batch) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) => {
-                    batch = back;
-                    if status.stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    run_valve(&mut valve, &mut next_check);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
+            .fetch_add(parsed.len() as u64, Ordering::Relaxed);
+        let mut pending = queue.lock();
+        pending.records.append(&mut parsed);
+        pending.stats.add(stats);
+        drop(pending);
+        queue.added.notify_one();
     }
 }
 

@@ -4,7 +4,6 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
 use netcost_core::flow::{FlowOrigin, FlowRecord, FlowSource, InterleavedRead, ReadStats};
@@ -14,7 +13,8 @@ use crate::build::encode_dump_request;
 use crate::consts::{NETLINK_NETFILTER, NFNLGRP_CONNTRACK_DESTROY};
 use crate::error::Error;
 use crate::events::{
-    EventBatch, EventReader, EventStatus, ReaderSettings, ReliableEvents, ValveSettings,
+    DEFAULT_QUEUE_ENTRIES, EventReader, EventStatus, Pending, ReaderSettings, ReliableEvents,
+    ValveSettings,
 };
 use crate::parse::parse_netlink;
 
@@ -33,9 +33,9 @@ pub struct NetlinkConfig {
     pub reliable_events: ReliableEvents,
     /// When [`ReliableEvents::Auto`] turns reliable delivery off and on.
     pub valve: ValveSettings,
-    /// Parsed event batches (of up to 512 entries, 64 KiB) the reader may hold for the caller
-    /// before it stops reading and leaves events in the kernel (default 64: 4 MiB at most).
-    pub event_queue_batches: usize,
+    /// Parsed events the reader may hold for the caller before it stops reading and leaves
+    /// events in the kernel (default 32,768: 4 MiB).
+    pub event_queue_entries: usize,
 }
 
 impl Default for NetlinkConfig {
@@ -45,7 +45,7 @@ impl Default for NetlinkConfig {
             read_buffer_bytes: 64 << 10,
             reliable_events: ReliableEvents::Auto,
             valve: ValveSettings::default(),
-            event_queue_batches: 64,
+            event_queue_entries: DEFAULT_QUEUE_ENTRIES,
         }
     }
 }
@@ -59,15 +59,14 @@ impl Default for NetlinkConfig {
 pub struct NetlinkSource {
     dump: Socket,
     events: EventReader,
-    /// A batch [`FlowSource::wait_for_events`] received, to hand out first.
-    waiting: Option<EventBatch>,
+    /// The taker's half of the event queue's double buffer.
+    taken: Pending,
     /// The dump socket's receive buffer, reused for every `recv`.
     buf: Vec<u8>,
     /// The dump request, built once.
     request: Vec<u8>,
     seq: u32,
     event_buffer_bytes: usize,
-    queue_batches: usize,
 }
 
 impl NetlinkSource {
@@ -110,7 +109,7 @@ impl NetlinkSource {
                 mode: config.reliable_events,
                 valve: config.valve.clone(),
                 read_buffer_bytes: config.read_buffer_bytes,
-                queue_batches: config.event_queue_batches,
+                queue_entries: config.event_queue_entries,
             },
         )
         .map_err(Error::socket("start the event reader"))?;
@@ -122,12 +121,11 @@ impl NetlinkSource {
         Ok(NetlinkSource {
             dump,
             events,
-            waiting: None,
+            taken: Pending::default(),
             buf: vec![0; config.read_buffer_bytes.max(4096)],
             request: Vec::with_capacity(32),
             seq: 0,
             event_buffer_bytes,
-            queue_batches: config.event_queue_batches.max(1),
         })
     }
 
@@ -142,27 +140,19 @@ impl NetlinkSource {
         self.events.status.clone()
     }
 
-    /// Hands every batch the reader has queued to `sink`, at most one queue's worth so that a
-    /// flood of events cannot keep the caller here.
+    /// Hands every event the reader has queued to `sink`.
     fn take_events(&mut self, sink: &mut dyn FnMut(&FlowRecord)) -> Result<ReadStats, Error> {
-        let mut stats = ReadStats::default();
-        let mut batch = self.waiting.take();
-        for _ in 0..=self.queue_batches {
-            let next = match batch.take() {
-                Some(b) => b,
-                None => match self.events.batches.try_recv() {
-                    Ok(b) => b,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return Err(self.reader_gone()),
-                },
-            };
-            for record in &next.records {
-                sink(record);
-            }
-            stats.add(next.stats);
-            if let Some(e) = next.failure {
-                return Err(Error::socket("recv (events)")(e));
-            }
+        self.events.queue.take(&mut self.taken);
+        for record in &self.taken.records {
+            sink(record);
+        }
+        self.taken.records.clear();
+        let stats = self.taken.stats;
+        if let Some(e) = self.taken.failure.take() {
+            return Err(Error::socket("recv (events)")(e));
+        }
+        if self.taken.closed {
+            return Err(self.reader_gone());
         }
         Ok(stats)
     }
@@ -257,15 +247,7 @@ impl FlowSource for NetlinkSource {
     }
 
     fn wait_for_events(&mut self, timeout: Duration) {
-        if self.waiting.is_some() {
-            return;
-        }
-        match self.events.batches.recv_timeout(timeout) {
-            Ok(batch) => self.waiting = Some(batch),
-            Err(RecvTimeoutError::Timeout) => {}
-            // The next drain reports it; do not spin meanwhile.
-            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
-        }
+        self.events.queue.wait(timeout);
     }
 }
 

@@ -197,6 +197,7 @@ fn the_default_chart_renders_a_least_privilege_host_network_daemon_set() {
     assert_eq!(env(c, "HOST_PORT").as_deref(), Some("3001"));
     assert_eq!(env(c, "TRAFFIC_LOGGING_ENABLED").as_deref(), Some("true"));
     assert_eq!(env(c, "MAX_WORKLOAD_PAIRS").as_deref(), Some("2000"));
+    assert_eq!(env(c, "RELIABLE_EVENTS").as_deref(), Some("auto"));
     assert_eq!(env(c, "LOG_LEVEL").as_deref(), Some("info"));
     let probe_path = |p: Option<&k8s_openapi::api::core::v1::Probe>| {
         p.and_then(|p| p.http_get.as_ref()).map(|h| {
@@ -388,6 +389,7 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
     );
     assert_eq!(env(c, "TRAFFIC_LOGGING_ENABLED").as_deref(), Some("false"));
     assert_eq!(env(c, "MAX_WORKLOAD_PAIRS").as_deref(), Some("500"));
+    assert_eq!(env(c, "RELIABLE_EVENTS").as_deref(), Some("on"));
     assert_eq!(env(c, "LOG_LEVEL").as_deref(), Some("debug"));
     assert_eq!(env(c, "ZONE_FROM_CLOUD_METADATA").as_deref(), Some("true"));
     assert!(
