@@ -104,6 +104,10 @@ pub(crate) struct Pending {
     pub(crate) failure: Option<io::Error>,
     /// The reader has stopped.
     pub(crate) closed: bool,
+    /// Someone waits on [`EventQueue::added`] / [`EventQueue::taken`]: only then is a wake-up
+    /// (a futex syscall) worth making.
+    taker_waiting: bool,
+    reader_waiting: bool,
 }
 
 /// The queue between the reader and the pipeline's thread: bounded in entries, emptied by
@@ -140,18 +144,23 @@ impl EventQueue {
         into.stats = std::mem::take(&mut pending.stats);
         into.failure = pending.failure.take();
         into.closed = pending.closed;
+        let wake = std::mem::take(&mut pending.reader_waiting);
         drop(pending);
-        self.taken.notify_one();
+        if wake {
+            self.taken.notify_one();
+        }
     }
 
     /// Waits up to `timeout` for something to take.
     pub(crate) fn wait(&self, timeout: Duration) {
-        let pending = self.lock();
+        let mut pending = self.lock();
         if pending.records.is_empty() && !pending.closed {
-            let _ = self
+            pending.taker_waiting = true;
+            let (mut pending, _) = self
                 .added
                 .wait_timeout(pending, timeout)
                 .unwrap_or_else(PoisonError::into_inner);
+            pending.taker_waiting = false;
         }
     }
 }
@@ -521,8 +530,9 @@ fn read_loop(
         }
         // Room in the queue, or wait for the taker (the kernel holds the rest meanwhile).
         {
-            let pending = queue.lock();
+            let mut pending = queue.lock();
             if pending.records.len() >= queue.capacity {
+                pending.reader_waiting = true;
                 let _ = queue
                     .taken
                     .wait_timeout(pending, period)
@@ -570,8 +580,11 @@ fn read_loop(
         let mut pending = queue.lock();
         pending.records.append(&mut parsed);
         pending.stats.add(stats);
+        let wake = pending.taker_waiting;
         drop(pending);
-        queue.added.notify_one();
+        if wake {
+            queue.added.notify_one();
+        }
     }
 }
 

@@ -409,6 +409,81 @@ fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
 }
 
 #[test]
+fn a_burst_of_fifteen_thousand_short_flows_racing_the_dumps_is_counted_to_the_byte() {
+    // Churn as on a busy node: every flow lives for one request and its reply, the kernel ends
+    // them one second later in the garbage collector's bursts, and the agents dump every second,
+    // so DESTROY events arrive while dumps are running and overtake their batches.
+    const PORT: u16 = 5354;
+    let mut cluster = Cluster::build("udp-churn");
+    for node in ["node-a1", "node-b1"] {
+        cluster.node_sysctl(
+            node,
+            &[
+                ("net.netfilter.nf_conntrack_udp_timeout", "1"),
+                ("net.netfilter.nf_conntrack_udp_timeout_stream", "1"),
+            ],
+        );
+    }
+    cluster.start_agents(NETCOST, AgentOptions::default());
+
+    let server = pod_addr("web-b", false, PORT);
+    let flows = UdpFlows {
+        client_ns: cluster.pod_ns("cli-a"),
+        server_ns: cluster.pod_ns("web-b"),
+        listen: server,
+        connect: server,
+        flows: 15_000,
+        first_client_port: 20_000,
+        request: 100,
+        reply: 40,
+    }
+    .run();
+    let ended = Instant::now();
+    let port = PORT.to_string();
+    let gone = wait_until(Duration::from_secs(20), || {
+        ["node-a1", "node-b1"].iter().all(|node| {
+            !cluster
+                .conntrack(node, &["-p", "udp", "--orig-port-dst", &port])
+                .contains("dport=")
+        })
+    });
+    assert!(gone, "the UDP entries did not expire");
+
+    let (up, down) = (
+        flows.client_to_server_bytes(),
+        flows.server_to_client_bytes(),
+    );
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+            [
+                pair("node-a1", "cli-a", "web-b", Class::CrossZone, up),
+                pair("node-b1", "cli-a", "web-b", Class::CrossZone, down),
+            ],
+        ]
+        .concat(),
+    );
+    for node in ["node-a1", "node-b1"] {
+        let metrics = cluster
+            .scrape(node)
+            .unwrap_or_else(|e| panic!("scrape {node}: {e}"));
+        let lost = metrics
+            .metric("netcost_conntrack_events_dropped_total")
+            .label("outcome", "lost")
+            .value();
+        assert_eq!(lost, 0.0, "{node} lost events");
+        assert_eq!(
+            metrics.metric("netcost_conntrack_events_reliable").value(),
+            1.0,
+            "{node}: reliable delivery is the default"
+        );
+    }
+}
+
+#[test]
 fn an_agent_killed_and_restarted_mid_transfer_neither_loses_nor_doubles_bytes() {
     let mut cluster = cluster_with_agents("kill-restart");
 
