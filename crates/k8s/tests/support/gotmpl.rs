@@ -3,8 +3,8 @@
 //!
 //! Supported: `{{ }}` with `{{-`/`-}}` whitespace trimming; `if`/`else`/`end`; values
 //! (`.Values.a.b`, `.Release.Name`, `.Release.Namespace`, `.Chart.*`), string and integer
-//! literals; pipelines with `|`; the functions `toYaml`, `nindent`, `indent`, `quote`, `or`.
-//! Anything else is an error, so a template using more fails the test instead of rendering wrong.
+//! literals; pipelines with `|`; the functions `toYaml`, `nindent`, `indent`, `quote`, `or`,
+//! `and`, and `fail` (which ends the rendering with its message, as Helm's does). Anything else is an error, so a template using more fails the test instead of rendering wrong.
 //! `toYaml` follows Helm's: map keys sorted, list items at their key's indentation, no trailing
 //! newline.
 
@@ -224,6 +224,16 @@ fn pipeline(text: &str, root: &Value) -> Result<Value, String> {
                 .or(args.last())
                 .cloned()
                 .unwrap_or(Value::Null),
+            "and" => args
+                .iter()
+                .find(|a| !truthy(a))
+                .or(args.last())
+                .cloned()
+                .unwrap_or(Value::Null),
+            "fail" => {
+                let message = text_of(args.first().ok_or("fail needs a message")?);
+                return Err(format!("execution error: {message}"));
+            }
             _ if args.is_empty() => term(head, root)?,
             other => return Err(format!("unsupported function {other:?}")),
         });

@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod api_server;
+pub mod chart;
 pub mod gotmpl;
