@@ -12,80 +12,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use netcost_core::config::ClassificationConfig;
 use serde_json::{Value, json};
+use support::chart::{chart, documents, read, render, render_with, repo, try_render};
 use support::gotmpl;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn chart() -> PathBuf {
-    repo().join("deploy/helm/netcost")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn yaml(text: &str, what: &str) -> Value {
-    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-/// Helm's merge of a values file over the chart's defaults: maps merge, everything else replaces.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(base), Value::Object(over)) => {
-            for (k, v) in over {
-                merge(base.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (base, over) => *base = over,
-    }
-}
-
-/// The rendered documents, template files in name order, as Helm does for one kind per file.
-fn render(values_file: Option<&Path>, release: &str, namespace: &str) -> String {
-    let mut values = yaml(&read(&chart().join("values.yaml")), "values.yaml");
-    if let Some(file) = values_file {
-        merge(&mut values, yaml(&read(file), "values file"));
-    }
-    let root = json!({
-        "Values": values,
-        "Release": {"Name": release, "Namespace": namespace},
-        "Chart": yaml(&read(&chart().join("Chart.yaml")), "Chart.yaml"),
-    });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(chart().join("templates"))
-        .unwrap_or_else(|e| panic!("templates: {e}"))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let mut out = String::new();
-    for file in files {
-        let text = gotmpl::render(&read(&file), &root)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        if text.trim().is_empty() {
-            continue;
-        }
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        out.push_str(&format!("---\n# Source: netcost/templates/{name}\n"));
-        out.push_str(text.trim_start_matches('\n').trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn documents(text: &str) -> Vec<Value> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    docs.into_iter().filter(|d| !d.is_null()).collect()
-}
 
 /// Deserializes into `T`, serializes back, and requires the same object.
 fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
@@ -334,16 +269,12 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
         .unwrap_or_default();
     let annotations = template_meta.annotations.unwrap_or_default();
     assert_eq!(
-        annotations.get("prometheus.io/scrape").map(String::as_str),
-        Some("true")
-    );
-    assert_eq!(
-        annotations.get("prometheus.io/port").map(String::as_str),
-        Some("3002")
-    );
-    assert_eq!(
         annotations.get("example.com/owner").map(String::as_str),
         Some("finops")
+    );
+    assert!(
+        !annotations.keys().any(|k| k.starts_with("prometheus.io/")),
+        "prometheusScrape annotates the Service only: {annotations:?}"
     );
 
     let pod = ds
@@ -414,23 +345,87 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
     );
     assert_eq!(sc.privileged, Some(false));
 
-    assert_eq!(o.monitors.len(), 2);
-    for m in &o.monitors {
-        assert_eq!(m["metadata"]["labels"]["release"], "prometheus");
-        let endpoints = m["spec"]["endpoints"]
-            .as_array()
-            .or(m["spec"]["podMetricsEndpoints"].as_array());
-        let first = endpoints
-            .and_then(|e| e.first())
-            .unwrap_or_else(|| panic!("no endpoint: {m}"));
-        assert_eq!(first["port"], "metrics");
-        assert_eq!(first["interval"], "1m");
-    }
+    assert_monitor(&o.monitors, "ServiceMonitor", "endpoints");
     let svc = o.service.unwrap_or_else(|| panic!("no Service"));
     let annotations = svc.metadata.annotations.unwrap_or_default();
     assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
         annotations.get("prometheus.io/port").map(String::as_str),
         Some("3002")
+    );
+}
+
+/// The rendering holds exactly one monitor, of `kind`, on the metrics port with the values' labels.
+fn assert_monitor(monitors: &[Value], kind: &str, endpoints: &str) {
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    let m = &monitors[0];
+    assert_eq!(m["kind"], kind);
+    assert_eq!(m["metadata"]["labels"]["release"], "prometheus");
+    let first = m["spec"][endpoints]
+        .as_array()
+        .and_then(|e| e.first())
+        .unwrap_or_else(|| panic!("no endpoint: {m}"));
+    assert_eq!(first["port"], "metrics");
+    assert_eq!(first["interval"], "1m");
+    assert_eq!(first["honorLabels"], true);
+}
+
+#[test]
+fn the_pod_monitor_values_file_renders_a_pod_monitor_alone() {
+    let o = objects(&render(
+        Some(&chart().join("ci/podmonitor-values.yaml")),
+        "netcost",
+        "netcost",
+    ));
+    assert_monitor(&o.monitors, "PodMonitor", "podMetricsEndpoints");
+}
+
+#[test]
+fn prometheus_scrape_annotates_the_service_and_not_the_pods() {
+    let o = objects(&render_with(
+        &[json!({"prometheusScrape": true})],
+        "netcost",
+        "netcost",
+    ));
+    let svc = o.service.unwrap_or_else(|| panic!("no Service"));
+    let annotations = svc.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/port").map(String::as_str),
+        Some("3001")
+    );
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    let pod_annotations = ds
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    assert!(
+        pod_annotations.is_empty(),
+        "the pods must not be annotated too, or the community chart's kubernetes-pods job scrapes \
+         every agent a second time: {pod_annotations:?}"
+    );
+}
+
+#[test]
+fn a_service_monitor_and_a_pod_monitor_together_are_refused() {
+    let both = json!({"serviceMonitor": {"enabled": true}, "podMonitor": {"enabled": true}});
+    let error = try_render(&[both], "netcost", "netcost")
+        .err()
+        .unwrap_or_else(|| panic!("rendered with both monitors enabled"));
+    assert!(
+        error.contains("scrape every agent twice and double every cost"),
+        "{error}"
+    );
+    assert!(
+        error.contains("netcost/templates/servicemonitor.yaml"),
+        "{error}"
     );
 }
 
@@ -483,4 +478,12 @@ fn the_template_subset_renders_like_helm() {
         "x: \"3\"\nn: r\nm:\n  k:\n  - x\n  - y: \"1.0\"\n  z: 1\n"
     );
     assert!(gotmpl::render("{{ include \"x\" . }}", &root).is_err());
+    let t =
+        "{{ if and .Values.off .Values.a }}x{{ end }}{{ if and .Values.a .Values.m }}y{{ end }}";
+    assert_eq!(gotmpl::render(t, &root).as_deref(), Ok("y"));
+    let t = "a{{- if .Values.a }}{{- fail \"no good\" }}{{- end }}";
+    assert_eq!(
+        gotmpl::render(t, &root),
+        Err("execution error: no good".to_owned())
+    );
 }
