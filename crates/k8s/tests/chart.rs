@@ -17,6 +17,7 @@ use std::path::Path;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use netcost_core::cloud::Provider;
 use netcost_core::config::ClassificationConfig;
 use serde_json::{Value, json};
 use support::chart::{chart, documents, read, render, render_with, repo, try_render};
@@ -234,6 +235,34 @@ fn the_config_map_holds_a_config_the_agent_reads() {
     let text = text.unwrap_or_default();
     ClassificationConfig::from_yaml_str(&text, Path::new("config.yaml"))
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[test]
+fn cloud_service_tags_are_on_by_default_as_in_the_binary_and_the_example_config() {
+    let o = objects(&render(None, "netcost", "netcost"));
+    let text = o
+        .config_map
+        .and_then(|c| c.data)
+        .and_then(|d| d.get("config.yaml").cloned())
+        .unwrap_or_default();
+    let chart = ClassificationConfig::from_yaml_str(&text, Path::new("config.yaml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let example_path = repo().join("examples/config.yaml");
+    let example = ClassificationConfig::from_yaml_str(&read(&example_path), &example_path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let builtin = ClassificationConfig::kubecost_default();
+    for provider in Provider::ALL {
+        let switches = [
+            chart.provider_enabled(provider),
+            example.provider_enabled(provider),
+            builtin.provider_enabled(provider),
+        ];
+        assert_eq!(
+            switches, [true; 3],
+            "{provider:?} tagging in the chart's values, examples/config.yaml and the built-in \
+             default"
+        );
+    }
 }
 
 #[test]
