@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use netcost_core::class::{Direction, TrafficClass};
 use serde::Serialize;
 
-use crate::pricing::PriceSheet;
+use crate::pricing::{PriceSheet, Transfer};
 
 /// Who a pod is, as far as allocation needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -22,7 +22,7 @@ pub struct PodIdentity {
     pub pod: String,
     /// The node it ran on, if known.
     pub node: Option<String>,
-    /// The region of that node, if known: it prices cross-region egress.
+    /// The region of that node, if known: the source region of its cross-region egress.
     pub region: Option<String>,
     /// Owning workload as `(kind, name)`, if known.
     pub workload: Option<(String, String)>,
@@ -41,6 +41,9 @@ pub struct Usage {
     pub class: TrafficClass,
     /// Cloud or user service of the remote end.
     pub service: Option<String>,
+    /// Region of the remote end, if the counters say: with the pod's region, it picks a
+    /// region pair's price for cross-region egress.
+    pub remote_region: Option<String>,
     /// Bytes.
     pub bytes: u64,
 }
@@ -286,18 +289,18 @@ fn usage_cost(usage: &Usage, sheet: &PriceSheet, internet_cost_per_byte: f64) ->
     let units = sheet.unit.of_bytes(usage.bytes);
     let nat = |units: f64| sheet.nat_gateway.map_or(0.0, |p| p * units);
     match (usage.class, usage.direction) {
-        (TrafficClass::InZone, _) => 0.0,
-        (TrafficClass::CrossZone, Direction::Egress) => units * sheet.cross_zone_egress,
-        (TrafficClass::CrossZone, Direction::Ingress) => units * sheet.cross_zone_ingress,
-        (TrafficClass::CrossRegion, Direction::Egress) => {
-            units * sheet.cross_region.price(usage.pod.region.as_deref(), None)
-        }
-        // The sending region's egress is what providers bill; counting the receiver too would
-        // bill every cross-region byte twice inside one cluster.
-        (TrafficClass::CrossRegion, Direction::Ingress) => 0.0,
         (TrafficClass::Internet, Direction::Egress) => {
             usage.bytes as f64 * internet_cost_per_byte + nat(units)
         }
         (TrafficClass::Internet, Direction::Ingress) => units * sheet.internet_ingress + nat(units),
+        (class, direction) => {
+            units
+                * sheet.unit_price(&Transfer {
+                    class,
+                    direction,
+                    local_region: usage.pod.region.as_deref(),
+                    remote_region: usage.remote_region.as_deref(),
+                })
+        }
     }
 }

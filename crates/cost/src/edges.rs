@@ -4,9 +4,17 @@
 //! workload and zone, server workload and zone, and class). Rows are summed per (client, server,
 //! class) into edges; only cross-zone and cross-region edges are priced and kept.
 //!
-//! Prices: a cross-zone byte costs the sheet's cross-zone egress plus ingress price (AWS bills
-//! both ends, $0.01/GB each), since the pair holds both directions of the edge; a cross-region
-//! byte costs the sheet's default cross-region price (a pair carries no region).
+//! Prices: a pair counter holds each byte once, on the side of the agent that counted it (the
+//! sender's, or, for an end without an agent, the one end that has one), so a byte is priced
+//! for both of its sides with [`PriceSheet::unit_price`], the function allocation prices the
+//! pods' counters with: the sender's egress and the receiver's ingress. A cross-zone byte costs
+//! the sheet's cross-zone egress plus ingress price (AWS bills both ends, $0.01/GB each); a
+//! cross-region byte costs the price from the sender's region to the receiver's (the pair's
+//! price where the sheet has one, else the source region's). The regions come from the zones
+//! of the two ends and from the region of the agent that counted the bytes, which tells who
+//! sent them; a backend that cannot tell leaves them empty, and then the client is taken as
+//! the sender. Bytes to and from an end without an agent are priced as sent by the counting
+//! end: both directions cost the same, since the far end's region is not known.
 //!
 //! Recommendations, from the zones every workload was seen in (pairs of any class) and the
 //! zones its callers sit in:
@@ -24,11 +32,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use netcost_core::class::TrafficClass;
+use netcost_core::class::{Direction, TrafficClass};
 use serde::Serialize;
 
 use crate::allocate::HOURS_PER_MONTH;
-use crate::pricing::PriceSheet;
+use crate::pricing::{PriceSheet, Transfer};
 
 /// A workload as a pair counter names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -45,6 +53,11 @@ impl Workload {
     /// True for a workload of pods (not the nodes, an external end or `__other__`).
     pub fn is_pods(&self) -> bool {
         !matches!(self.kind.as_str(), "Node" | "External" | "__other__")
+    }
+
+    /// True unless it is an end outside the cluster, which no agent runs on.
+    pub fn has_agent(&self) -> bool {
+        self.kind != "External"
     }
 }
 
@@ -73,6 +86,30 @@ pub struct PairUsage {
     pub class: TrafficClass,
     /// Bytes, both directions.
     pub bytes: u64,
+    /// The client's region, if known (from its zone).
+    pub client_region: Option<String>,
+    /// The server's region, if known.
+    pub server_region: Option<String>,
+    /// The region of the node whose agent counted these bytes, if known: an agent counts what
+    /// its own end sent, so this tells which end sent them.
+    pub counted_in_region: Option<String>,
+}
+
+impl PairUsage {
+    /// True when the client's agent counted these bytes: the client is the only end with an
+    /// agent, or the counting agent's region is the client's (or not known to be the server's).
+    fn counted_by_client(&self) -> bool {
+        match (self.client.has_agent(), self.server.has_agent()) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => {
+                let counted = self.counted_in_region.as_deref();
+                !(counted.is_some()
+                    && counted == self.server_region.as_deref()
+                    && counted != self.client_region.as_deref())
+            }
+        }
+    }
 }
 
 /// What would remove an edge's cost.
@@ -131,12 +168,13 @@ pub fn cross_zone_edges(
     }
 
     type EdgeKey<'a> = (&'a Workload, &'a Workload, TrafficClass);
-    let mut edges: BTreeMap<EdgeKey<'_>, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut edges: BTreeMap<EdgeKey<'_>, (u64, f64, BTreeMap<String, u64>)> = BTreeMap::new();
     for u in usages.iter().filter(|u| {
         matches!(u.class, TrafficClass::CrossZone | TrafficClass::CrossRegion) && u.bytes > 0
     }) {
-        let (bytes, zones) = edges.entry((&u.client, &u.server, u.class)).or_default();
+        let (bytes, cost, zones) = edges.entry((&u.client, &u.server, u.class)).or_default();
         *bytes += u.bytes;
+        *cost += pair_cost(sheet, u);
         *zones
             .entry(format!(
                 "{} → {}",
@@ -149,8 +187,7 @@ pub fn cross_zone_edges(
     let months = window_seconds.max(1) as f64 / 3600.0 / HOURS_PER_MONTH;
     let mut out: Vec<Edge> = edges
         .into_iter()
-        .map(|((client, server, class), (bytes, zones))| {
-            let cost = pair_cost(sheet, class, bytes);
+        .map(|((client, server, class), (bytes, cost, zones))| {
             let monthly_cost = cost / months;
             let mut zones: Vec<(String, u64)> = zones.into_iter().collect();
             zones.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -183,14 +220,30 @@ pub fn cross_zone_edges(
     out
 }
 
-/// The cost of `bytes` of a pair (both directions) in `class`.
-pub fn pair_cost(sheet: &PriceSheet, class: TrafficClass, bytes: u64) -> f64 {
-    let units = sheet.unit.of_bytes(bytes);
-    match class {
-        TrafficClass::CrossZone => units * (sheet.cross_zone_egress + sheet.cross_zone_ingress),
-        TrafficClass::CrossRegion => units * sheet.cross_region.price(None, None),
-        TrafficClass::InZone | TrafficClass::Internet => 0.0,
-    }
+/// The cost of one pair counter's bytes: for each byte, its sender's side and its receiver's
+/// (see the module docs for which end is taken as the sender).
+pub fn pair_cost(sheet: &PriceSheet, usage: &PairUsage) -> f64 {
+    let (sender, receiver) = if usage.counted_by_client() {
+        (
+            usage.client_region.as_deref(),
+            usage.server_region.as_deref(),
+        )
+    } else {
+        (
+            usage.server_region.as_deref(),
+            usage.client_region.as_deref(),
+        )
+    };
+    let side = |direction, local_region, remote_region| {
+        sheet.unit_price(&Transfer {
+            class: usage.class,
+            direction,
+            local_region,
+            remote_region,
+        })
+    };
+    sheet.unit.of_bytes(usage.bytes)
+        * (side(Direction::Egress, sender, receiver) + side(Direction::Ingress, receiver, sender))
 }
 
 /// A pair end's zone for display: `outside` for an external end, `?` when unknown.
@@ -284,6 +337,9 @@ mod tests {
             server_zone: sz.into(),
             class,
             bytes: gb * 1_000_000_000,
+            client_region: None,
+            server_region: None,
+            counted_in_region: None,
         }
     }
 

@@ -9,14 +9,16 @@
 //! - in-zone: free everywhere;
 //! - cross-zone: egress at `cross_zone.egress`, ingress at `cross_zone.ingress` (AWS bills both
 //!   sides, $0.01/GB each; GCP bills the sender only; Azure stopped billing it in 2024);
-//! - cross-region: egress at the price of the source region (or of the region pair, where set);
-//!   ingress is free, because the sending region's egress is what the provider bills;
+//! - cross-region: egress at the price of the region pair where the sheet has one, else of the
+//!   source region; ingress is free, because the sending region's egress is what the provider
+//!   bills;
 //! - internet: egress by monthly volume tiers, after a monthly free allowance; ingress free;
 //! - optionally, a NAT gateway processing charge on internet bytes in both directions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use netcost_core::class::{Direction, TrafficClass};
 use serde::Deserialize;
 
 /// The byte size of one billing unit.
@@ -78,7 +80,8 @@ pub struct CrossRegion {
 }
 
 impl CrossRegion {
-    /// The price of one unit sent from `source` to `destination` (either may be unknown).
+    /// The price of one unit sent from `source` to `destination` (either may be unknown): the
+    /// pair's price where the sheet has one, else the source region's, else the default.
     pub fn price(&self, source: Option<&str>, destination: Option<&str>) -> f64 {
         if let (Some(s), Some(d)) = (source, destination)
             && let Some(p) = self.pairs.get(&(s.to_owned(), d.to_owned()))
@@ -116,6 +119,20 @@ pub struct PriceSheet {
     /// NAT gateway processing price per unit of internet traffic, both directions, if the
     /// cluster's internet traffic goes through one.
     pub nat_gateway: Option<f64>,
+}
+
+/// Bytes one agent counted between its end and a remote end: what the pricer needs to know
+/// about both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer<'a> {
+    /// Billing class of the remote end, seen from the counting end.
+    pub class: TrafficClass,
+    /// Sent (egress) or received (ingress) by the counting end.
+    pub direction: Direction,
+    /// The counting end's region, if known.
+    pub local_region: Option<&'a str>,
+    /// The remote end's region, if known.
+    pub remote_region: Option<&'a str>,
 }
 
 /// Why a pricing file was refused. The message names the file, the field and the reason.
@@ -160,7 +177,9 @@ impl PriceSheet {
     ///   to 10 TB, $0.085/GB for the next 40 TB, $0.07/GB for the next 100 TB, $0.05/GB above
     ///   150 TB;
     /// - between regions: $0.02/GB out of US regions (other source regions cost more; set them
-    ///   in a pricing file);
+    ///   in a pricing file), except between US East (N. Virginia) and US East (Ohio), $0.01/GB
+    ///   each way (the "Data Transfer to other AWS regions" table of the same page; Price List
+    ///   usage types `USE1-USE2-AWS-Out-Bytes` and `USE2-USE1-AWS-Out-Bytes`);
     /// - NAT gateway data processing: $0.045/GB (off by default: not every cluster uses one).
     pub fn aws() -> PriceSheet {
         PriceSheet {
@@ -173,7 +192,14 @@ impl PriceSheet {
             cross_zone_ingress: 0.01,
             cross_region: CrossRegion {
                 default: 0.02,
-                ..CrossRegion::default()
+                by_source_region: BTreeMap::new(),
+                pairs: [
+                    (("us-east-1", "us-east-2"), 0.01),
+                    (("us-east-2", "us-east-1"), 0.01),
+                ]
+                .into_iter()
+                .map(|((from, to), price)| ((from.to_owned(), to.to_owned()), price))
+                .collect(),
             },
             internet_free_per_month: 100.0,
             internet_egress_tiers: vec![
@@ -314,6 +340,26 @@ impl PriceSheet {
     /// units cost less late in a heavy month.
     pub fn internet_egress_cost(&self, before: f64, after: f64) -> f64 {
         self.cumulative_internet_cost(after) - self.cumulative_internet_cost(before)
+    }
+
+    /// The price of one unit of in-zone, cross-zone or cross-region traffic, as the counting
+    /// end's agent counted it. Cross-region bytes are priced by the region pair (sender,
+    /// receiver) where the sheet has one, else by the sender's region.
+    ///
+    /// Internet traffic is not priced here: its egress tiers depend on the month's cluster-wide
+    /// volume ([`PriceSheet::internet_egress_cost`]); this returns 0 for it.
+    pub fn unit_price(&self, t: &Transfer<'_>) -> f64 {
+        match (t.class, t.direction) {
+            (TrafficClass::InZone | TrafficClass::Internet, _) => 0.0,
+            (TrafficClass::CrossZone, Direction::Egress) => self.cross_zone_egress,
+            (TrafficClass::CrossZone, Direction::Ingress) => self.cross_zone_ingress,
+            (TrafficClass::CrossRegion, Direction::Egress) => {
+                self.cross_region.price(t.local_region, t.remote_region)
+            }
+            // The sending region's egress is what providers bill; counting the receiver too
+            // would bill every cross-region byte twice inside one cluster.
+            (TrafficClass::CrossRegion, Direction::Ingress) => 0.0,
+        }
     }
 
     /// The cost of the first `units` of internet egress in a month. Tier bounds are cumulative

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::allocate::{Aggregate, PodIdentity, SegmentUsage, Usage, allocate};
+use netcost_cost::edges::{PairUsage, Workload, cross_zone_edges};
 use netcost_cost::pricing::{PriceSheet, PricingError, Unit};
 
 const GB: u64 = 1_000_000_000;
@@ -30,6 +31,7 @@ fn usage(pod: &PodIdentity, direction: Direction, class: TrafficClass, bytes: u6
         direction,
         class,
         service: None,
+        remote_region: None,
         bytes,
     }
 }
@@ -332,4 +334,131 @@ fn a_pricing_file_overrides_only_what_it_names() {
         PriceSheet::gcp().cross_zone_egress
     ));
     assert!(sheet.source.contains("pricing.yaml"));
+}
+
+fn to_region(mut usage: Usage, remote_region: &str) -> Usage {
+    usage.remote_region = Some(remote_region.into());
+    usage
+}
+
+#[test]
+fn aws_prices_us_east_1_to_us_east_2_at_the_pairs_price_not_the_source_regions() {
+    // aws.amazon.com/ec2/pricing/on-demand, "Data Transfer to other AWS regions" out of US East
+    // (N. Virginia): $0.01/GB to US East (Ohio), $0.02/GB to the other US regions; and $0.01/GB
+    // out of Ohio back to N. Virginia. Inbound is free.
+    let virginia = pod("shop", "web-0", "us-east-1");
+    let ohio = pod("shop", "db-0", "us-east-2");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            to_region(
+                usage(
+                    &virginia,
+                    Direction::Egress,
+                    TrafficClass::CrossRegion,
+                    10 * GB,
+                ),
+                "us-east-2",
+            ),
+            to_region(
+                usage(
+                    &ohio,
+                    Direction::Ingress,
+                    TrafficClass::CrossRegion,
+                    10 * GB,
+                ),
+                "us-east-1",
+            ),
+            to_region(
+                usage(&ohio, Direction::Egress, TrafficClass::CrossRegion, 30 * GB),
+                "us-east-1",
+            ),
+            to_region(
+                usage(
+                    &virginia,
+                    Direction::Egress,
+                    TrafficClass::CrossRegion,
+                    5 * GB,
+                ),
+                "us-west-2",
+            ),
+            // The counters do not say where these went: the source region's price.
+            usage(
+                &virginia,
+                Direction::Egress,
+                TrafficClass::CrossRegion,
+                2 * GB,
+            ),
+        ],
+    };
+    let (rows, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    // 10 GB × $0.01 + 30 GB × $0.01 + 5 GB × $0.02 + 2 GB × $0.02 = $0.10 + $0.30 + $0.10 +
+    // $0.04 = $0.54; the 10 GB received in Ohio cost nothing more.
+    assert!(close(total.total_cost, 0.54), "{}", total.total_cost);
+    let db = rows.iter().find(|r| r.name == "shop/db-0");
+    assert!(close(db.map_or(-1.0, |r| r.total_cost), 0.30), "{rows:?}");
+}
+
+fn pair(
+    client: (&str, &str, &str),
+    server: (&str, &str, &str),
+    counted_in: &str,
+    class: TrafficClass,
+    bytes: u64,
+) -> PairUsage {
+    let workload = |name: &str| Workload {
+        namespace: "shop".into(),
+        kind: "Deployment".into(),
+        name: name.into(),
+    };
+    PairUsage {
+        client: workload(client.0),
+        client_zone: client.1.into(),
+        server: workload(server.0),
+        server_zone: server.1.into(),
+        class,
+        bytes,
+        client_region: Some(client.2.into()),
+        server_region: Some(server.2.into()),
+        counted_in_region: Some(counted_in.into()),
+    }
+}
+
+#[test]
+fn edges_price_each_byte_from_its_senders_region_to_its_receivers() {
+    // web (us-east-1a) calls db (us-east-2a): web's agent counts the 10 GB web sent, db's agent
+    // the 30 GB db sent back.
+    let web = ("web", "us-east-1a", "us-east-1");
+    let db = ("db", "us-east-2a", "us-east-2");
+    let usages = [
+        pair(web, db, "us-east-1", TrafficClass::CrossRegion, 10 * GB),
+        pair(web, db, "us-east-2", TrafficClass::CrossRegion, 30 * GB),
+    ];
+    let edges = cross_zone_edges(&usages, &PriceSheet::aws(), 3_600);
+    // Both directions are $0.01/GB between N. Virginia and Ohio: 40 GB × $0.01 = $0.40 (the
+    // default $0.02 would say $0.80).
+    assert_eq!(edges.len(), 1);
+    assert!(close(edges[0].cost, 0.40), "{}", edges[0].cost);
+
+    // A source-region price applies to what that region sends, whichever end opened the flow.
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: aws\ncross_region:\n  by_source_region: {ap-southeast-2: 0.098}\n",
+        Path::new("pricing.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let etl = ("etl", "ap-southeast-2a", "ap-southeast-2");
+    let sink = ("sink", "us-east-1a", "us-east-1");
+    let usages = [
+        pair(
+            etl,
+            sink,
+            "ap-southeast-2",
+            TrafficClass::CrossRegion,
+            10 * GB,
+        ),
+        pair(etl, sink, "us-east-1", TrafficClass::CrossRegion, 30 * GB),
+    ];
+    let edges = cross_zone_edges(&usages, &sheet, 3_600);
+    // 10 GB out of Sydney × $0.098 + 30 GB out of N. Virginia × $0.02 = $0.98 + $0.60 = $1.58.
+    assert!(close(edges[0].cost, 1.58), "{}", edges[0].cost);
 }

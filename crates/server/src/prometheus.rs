@@ -12,7 +12,10 @@
 //! the internet tier. `increase()` already handles counter resets (an agent restart without a
 //! state file), so nothing else is needed for them.
 //!
-//! Workload pairs are `increase(netcost_workload_traffic_bytes_total[Ds])` summed over agents.
+//! Workload pairs are `increase(netcost_workload_traffic_bytes_total[Ds])` per agent
+//! (`instance`), with each end's region looked up by its zone in `netcost_pod_info`, and the
+//! counting agent's region by its node (`netcost_agent_info`): an agent counts what its end
+//! sent, so the price of a cross-region byte goes from the sender's region to the receiver's.
 //! The live view reads each agent's last values by `instance` (its scrape address), joined to
 //! `netcost_agent_info` for the node name, and the busiest pods by `rate(…[5m])`.
 
@@ -99,6 +102,38 @@ impl PrometheusBackend {
         }
     }
 
+    /// The regions of the zones and of the agents seen in the `range_ms` before `end_ms`.
+    fn regions(&self, range_ms: i64, end_ms: i64) -> Result<Regions, BackendError> {
+        let places = self.query(
+            &format!("max by (node, zone, region) (max_over_time(netcost_pod_info[{range_ms}ms]))"),
+            end_ms,
+        )?;
+        let mut by_zone = HashMap::new();
+        let mut by_node = HashMap::new();
+        for s in places.iter().filter(|s| !s.label("region").is_empty()) {
+            let region = s.label("region").to_owned();
+            if !s.label("zone").is_empty() {
+                by_zone.insert(s.label("zone").to_owned(), region.clone());
+            }
+            by_node.insert(s.label("node").to_owned(), region);
+        }
+        let agents = self.query(
+            &format!("max by (instance, node) (max_over_time(netcost_agent_info[{range_ms}ms]))"),
+            end_ms,
+        )?;
+        let by_instance = agents
+            .iter()
+            .filter_map(|s| {
+                let region = by_node.get(s.label("node"))?;
+                Some((s.label("instance").to_owned(), region.clone()))
+            })
+            .collect();
+        Ok(Regions {
+            by_zone,
+            by_instance,
+        })
+    }
+
     /// Runs an instant query at `time_ms` (Unix milliseconds).
     fn query(&self, promql: &str, time_ms: i64) -> Result<Vec<Sample>, BackendError> {
         let url = format!("{}/api/v1/query", self.base_url);
@@ -160,6 +195,24 @@ struct PodMeta {
     owner: Option<(String, String)>,
 }
 
+/// Where the agents' zones and nodes sit, from `netcost_pod_info` (each pod's node, zone and
+/// region) and `netcost_agent_info` (each scrape target's node).
+#[derive(Debug, Default)]
+struct Regions {
+    by_zone: HashMap<String, String>,
+    by_instance: HashMap<String, String>,
+}
+
+impl Regions {
+    fn of_zone(&self, zone: &str) -> Option<String> {
+        self.by_zone.get(zone).cloned()
+    }
+
+    fn of_instance(&self, instance: &str) -> Option<String> {
+        self.by_instance.get(instance).cloned()
+    }
+}
+
 /// The label name kube-state-metrics gives pod label `key` in `kube_pod_labels`: `label_` and
 /// the key with every character outside `[a-zA-Z0-9_]` replaced by `_`.
 pub fn kube_state_metrics_label(key: &str) -> String {
@@ -190,11 +243,12 @@ impl UsageBackend for PrometheusBackend {
         let samples = self.query(
             &format!(
                 "sum by (src_namespace, src_kind, src_workload, src_zone, dst_namespace, dst_kind, \
-                 dst_workload, dst_zone, class) \
+                 dst_workload, dst_zone, class, instance) \
                  (increase(netcost_workload_traffic_bytes_total[{range}ms]))"
             ),
             end,
         )?;
+        let regions = self.regions(range, end)?;
         let workload = |s: &Sample, side: &str| Workload {
             namespace: s.label(&format!("{side}_namespace")).to_owned(),
             kind: s.label(&format!("{side}_kind")).to_owned(),
@@ -211,6 +265,9 @@ impl UsageBackend for PrometheusBackend {
                     server_zone: s.label("dst_zone").to_owned(),
                     class,
                     bytes: s.bytes(),
+                    client_region: regions.of_zone(s.label("src_zone")),
+                    server_region: regions.of_zone(s.label("dst_zone")),
+                    counted_in_region: regions.of_instance(s.label("instance")),
                 })
             })
             .filter(|u| u.bytes > 0)
@@ -446,6 +503,7 @@ fn push_usage(usages: &mut Vec<Usage>, s: &Sample, pod: PodIdentity, direction: 
         direction,
         class,
         service: service.map(str::to_owned),
+        remote_region: None,
         bytes,
     });
 }

@@ -215,6 +215,16 @@ pub struct Store {
     /// The in-process agents' state by node, with when their last cycle ended (Unix ms).
     /// Not persisted: it describes the running process.
     agents: std::collections::BTreeMap<String, (AgentStatus, Option<i64>)>,
+    /// The region of each zone and node of the recorded agents' topology, which prices a pair
+    /// counter's cross-region bytes. Not persisted: the topology is handed in with every
+    /// recorded minute (and a node's region is in its series' keys too).
+    regions: Regions,
+}
+
+#[derive(Debug, Default)]
+struct Regions {
+    by_zone: std::collections::BTreeMap<String, String>,
+    by_node: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -238,6 +248,7 @@ impl Store {
             log: None,
             last_minute: None,
             agents: Default::default(),
+            regions: Regions::default(),
         }
     }
 
@@ -488,6 +499,7 @@ impl Store {
                 direction: key.direction()?,
                 class: key.class()?,
                 service: Some(key.service.clone()).filter(|s| !s.is_empty()),
+                remote_region: None,
                 bytes,
             })
         };
@@ -528,6 +540,17 @@ impl Store {
             .pairs
             .iter()
             .map(|p| (StoredKey::from(PairSeriesKey::of(p, node)), p.value));
+        for n in topology.nodes() {
+            let Some(region) = n.locality.region.as_deref() else {
+                continue;
+            };
+            if let Some(zone) = n.locality.zone.as_deref() {
+                self.regions.by_zone.insert(zone.into(), region.into());
+            }
+            self.regions
+                .by_node
+                .insert(n.name.to_string(), region.into());
+        }
         self.record(minute, series.chain(pairs))
     }
 
@@ -570,29 +593,62 @@ impl Store {
         }
     }
 
-    /// The growth of every workload pair counter during `segment`, summed over agents.
+    /// The growth of every workload pair counter during `segment`, summed per counting agent's
+    /// region, with each end's region where its zone's is known.
     pub fn segment_pairs(&self, segment: &Segment) -> Vec<PairUsage> {
         let minute = |t: jiff::Timestamp| t.as_second().div_euclid(60);
-        let mut sums: HashMap<(&Workload, &str, &Workload, &str, TrafficClass), u64> =
-            HashMap::new();
+        let mut node_regions: HashMap<&str, &str> = HashMap::new();
+        for k in &self.keys {
+            if let StoredKey::Series(k) = k
+                && !k.region.is_empty()
+            {
+                node_regions.insert(&k.node, &k.region);
+            }
+        }
+        for (node, region) in &self.regions.by_node {
+            node_regions.insert(node, region);
+        }
+        type PairKey<'a> = (
+            &'a Workload,
+            &'a str,
+            &'a Workload,
+            &'a str,
+            TrafficClass,
+            Option<&'a str>,
+        );
+        let mut sums: HashMap<PairKey<'_>, u64> = HashMap::new();
         for (key, bytes) in self.increase(minute(segment.start), minute(segment.end)) {
             let StoredKey::Pair(k) = key else { continue };
             let Some(class) = TrafficClass::from_label(&k.class) else {
                 continue;
             };
+            let counted_in = node_regions.get(k.pair_node.as_str()).copied();
             *sums
-                .entry((&k.client, &k.client_zone, &k.server, &k.server_zone, class))
+                .entry((
+                    &k.client,
+                    &k.client_zone,
+                    &k.server,
+                    &k.server_zone,
+                    class,
+                    counted_in,
+                ))
                 .or_default() += bytes;
         }
+        let region_of_zone = |zone: &str| self.regions.by_zone.get(zone).cloned();
         sums.into_iter()
-            .map(|((client, cz, server, sz, class), bytes)| PairUsage {
-                client: client.clone(),
-                client_zone: cz.to_owned(),
-                server: server.clone(),
-                server_zone: sz.to_owned(),
-                class,
-                bytes,
-            })
+            .map(
+                |((client, cz, server, sz, class, counted_in), bytes)| PairUsage {
+                    client: client.clone(),
+                    client_zone: cz.to_owned(),
+                    server: server.clone(),
+                    server_zone: sz.to_owned(),
+                    class,
+                    bytes,
+                    client_region: region_of_zone(cz),
+                    server_region: region_of_zone(sz),
+                    counted_in_region: counted_in.map(str::to_owned),
+                },
+            )
             .collect()
     }
 }
@@ -834,10 +890,12 @@ mod tests {
         assert_eq!(pairs.len(), 1, "{pairs:?}");
         assert_eq!(pairs[0].bytes, 700 + 1_500);
         assert_eq!(pairs[0].class, TrafficClass::CrossZone);
-        // Pod series are not pairs, and a log written before pairs existed still reads.
+        // Pod series are not pairs (though node-a's now says its region, which splits the
+        // pair by counting agent), and a log written before pairs existed still reads.
         s.record(3, [(key("web", "cross-zone"), 5)])
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.segment_pairs(&segment(0, 3)).len(), 1);
+        let pairs = s.segment_pairs(&segment(0, 3));
+        assert_eq!(pairs.iter().map(|p| p.bytes).sum::<u64>(), 700 + 1_500);
         let old_line =
             serde_json::to_string(&serde_json::json!({"series": 0, "key": key("web", "in-zone")}))
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -846,6 +904,80 @@ mod tests {
             panic!("not a series line: {parsed:?}")
         };
         assert!(matches!(*key, StoredKey::Series(_)));
+    }
+
+    /// Two nodes in two regions: node-a in us-east-1a, node-b in us-east-2a.
+    fn two_region_topology() -> Topology {
+        let node = |name: &str, region: &str, zone: &str, ip: &str| {
+            format!(
+                "- apiVersion: v1\n  kind: Node\n  metadata:\n    name: {name}\n    labels:\n      \
+                 topology.kubernetes.io/region: {region}\n      topology.kubernetes.io/zone: {zone}\n  \
+                 status:\n    addresses:\n    - type: InternalIP\n      address: {ip}\n"
+            )
+        };
+        let yaml = format!(
+            "apiVersion: v1\nkind: List\nitems:\n{}{}",
+            node("node-a", "us-east-1", "us-east-1a", "10.0.1.10"),
+            node("node-b", "us-east-2", "us-east-2a", "10.1.1.10"),
+        );
+        netcost_core::inventory::Inventory::from_yaml_str(&yaml, Path::new("inventory.yaml"))
+            .and_then(|i| i.topology())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn pair_snapshot(node: &str, bytes: u64) -> Snapshot {
+        use netcost_core::pairs::{ExportedPair, PairKey, Peer};
+        Snapshot {
+            generation: 1,
+            node_name: node.into(),
+            series: Vec::new(),
+            pairs: vec![ExportedPair {
+                key: PairKey {
+                    client: Peer::new("shop", "Deployment", "web", "us-east-1a"),
+                    server: Peer::new("shop", "Deployment", "db", "us-east-2a"),
+                    class: TrafficClass::CrossRegion,
+                },
+                value: bytes,
+            }],
+            stats: Default::default(),
+            node_has_zone: true,
+        }
+    }
+
+    #[test]
+    fn pair_counters_carry_both_ends_regions_and_the_counting_agents() {
+        use netcost_cost::edges::cross_zone_edges;
+        use netcost_cost::pricing::PriceSheet;
+        const GB: u64 = 1_000_000_000;
+        let topology = two_region_topology();
+        let mut s = Store::in_memory(DEFAULT_RETENTION_MINUTES);
+        // web (node-a) sends 10 GB to db (node-b), db sends 30 GB back: each agent counts what
+        // its own end sent.
+        for (minute, (a, b)) in [(1, (0, 0)), (2, (10 * GB, 30 * GB))] {
+            s.record_snapshot(minute, &pair_snapshot("node-a", a), &topology, "node-a")
+                .unwrap_or_else(|e| panic!("{e}"));
+            s.record_snapshot(minute, &pair_snapshot("node-b", b), &topology, "node-b")
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut pairs = s.segment_pairs(&segment(0, 2));
+        pairs.sort_by_key(|p| p.bytes);
+        assert_eq!(pairs.len(), 2, "{pairs:?}");
+        for (pair, counted_in) in pairs.iter().zip(["us-east-1", "us-east-2"]) {
+            assert_eq!(pair.client_region.as_deref(), Some("us-east-1"));
+            assert_eq!(pair.server_region.as_deref(), Some("us-east-2"));
+            assert_eq!(pair.counted_in_region.as_deref(), Some(counted_in));
+        }
+        // AWS: $0.01/GB from N. Virginia to Ohio and back (EC2 on-demand pricing, "Data
+        // Transfer to other AWS regions"): 40 GB × $0.01 = $0.40.
+        let edges = cross_zone_edges(&pairs, &PriceSheet::aws(), 120);
+        assert!((edges[0].cost - 0.40).abs() < 1e-9, "{edges:?}");
+        // Source-region prices apply to what each region sent: 10 GB × $0.05 + 30 GB × $0.03.
+        let mut by_source = PriceSheet::aws();
+        by_source.cross_region.pairs.clear();
+        by_source.cross_region.by_source_region =
+            [("us-east-1".into(), 0.05), ("us-east-2".into(), 0.03)].into();
+        let edges = cross_zone_edges(&pairs, &by_source, 120);
+        assert!((edges[0].cost - 1.40).abs() < 1e-9, "{edges:?}");
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl UsageBackend for Fixed {
                 direction: Direction::Egress,
                 class: TrafficClass::CrossZone,
                 service: None,
+                remote_region: None,
                 bytes: 2_000_000_000,
             }],
         })
@@ -56,6 +57,9 @@ impl UsageBackend for Fixed {
             server_zone: "b".into(),
             class: TrafficClass::CrossZone,
             bytes: 5_000_000_000,
+            client_region: None,
+            server_region: None,
+            counted_in_region: None,
         }])
     }
     fn live(&self) -> Result<LiveStatus, BackendError> {

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use netcost_cost::edges::cross_zone_edges;
 use netcost_cost::pricing::PriceSheet;
+use netcost_cost::window::Segment;
 use netcost_server::backend::{BackendError, UsageBackend};
 use netcost_server::engine::{Engine, EngineError};
 use netcost_server::prometheus::PrometheusBackend;
@@ -41,6 +43,11 @@ fn exposition(counters: &Counters) -> String {
 
 /// Serves `exposition()` on an ephemeral loopback port, from a thread with its own runtime.
 fn start_exporter(counters: Counters) -> SocketAddr {
+    serve(move || exposition(&counters))
+}
+
+/// Serves what `body` returns at `/metrics` on an ephemeral loopback port.
+fn serve(body: impl Fn() -> String + Clone + Send + Sync + 'static) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -55,8 +62,8 @@ fn start_exporter(counters: Counters) -> SocketAddr {
             let app = axum::Router::new().route(
                 "/metrics",
                 axum::routing::get(move || {
-                    let body = exposition(&counters);
-                    async move { body }
+                    let text = body();
+                    async move { text }
                 }),
             );
             let _ = axum::serve(listener, app).await;
@@ -199,6 +206,84 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(none.allocations.is_empty());
+}
+
+/// One agent's exposition: its node, one pod of `workload` in `zone` of `region`, and the
+/// bytes it counted on the pair shop/web (us-east-1a) → shop/db (us-east-2a), cross-region.
+fn agent_exposition(node: &str, workload: &str, zone: &str, region: &str, bytes: u64) -> String {
+    format!(
+        "# TYPE netcost_agent_info gauge\n\
+         netcost_agent_info{{node=\"{node}\",version=\"test\"}} 1\n\
+         # TYPE netcost_pod_info gauge\n\
+         netcost_pod_info{{namespace=\"shop\",pod_name=\"{workload}-0\",uid=\"u-{workload}\",node=\"{node}\",zone=\"{zone}\",region=\"{region}\",owner_kind=\"Deployment\",owner_name=\"{workload}\"}} 1\n\
+         # TYPE netcost_workload_traffic_bytes_total counter\n\
+         netcost_workload_traffic_bytes_total{{src_namespace=\"shop\",src_kind=\"Deployment\",src_workload=\"web\",src_zone=\"us-east-1a\",dst_namespace=\"shop\",dst_kind=\"Deployment\",dst_workload=\"db\",dst_zone=\"us-east-2a\",class=\"cross-region\"}} {bytes}\n"
+    )
+}
+
+#[test]
+fn pairs_from_a_real_prometheus_know_both_ends_regions_and_who_sent_the_bytes() {
+    const GB: u64 = 1_000_000_000;
+    let sent: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
+    let (a, b) = (sent.clone(), sent.clone());
+    let node_a = serve(move || {
+        let web = a.lock().unwrap_or_else(|e| e.into_inner()).0;
+        agent_exposition("node-a", "web", "us-east-1a", "us-east-1", web)
+    });
+    let node_b = serve(move || {
+        let db = b.lock().unwrap_or_else(|e| e.into_inner()).1;
+        agent_exposition("node-b", "db", "us-east-2a", "us-east-2", db)
+    });
+    let prometheus = Prometheus::start("pairs", &[node_a, node_b]);
+    let series = "netcost_workload_traffic_bytes_total";
+    wait_until("the zero samples", || {
+        prometheus.instant(&format!("count({series} == 0)"), None) == Some(2.0)
+    });
+    // web sends 10 GB to db; db sends 30 GB back.
+    *sent.lock().unwrap_or_else(|e| e.into_inner()) = (10 * GB, 30 * GB);
+    wait_until("the new values", || {
+        prometheus.instant(&format!("sum({series})"), None) == Some(40.0 * GB as f64)
+    });
+    let last = prometheus
+        .instant(&format!("max(timestamp({series}))"), None)
+        .unwrap_or_else(|| panic!("no timestamp"));
+    let end = Timestamp::from_millisecond((last * 1000.0).round() as i64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = end
+        .checked_sub(jiff::Span::new().seconds(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let backend = PrometheusBackend::new(&prometheus.url, Duration::from_secs(10));
+    let segment = Segment {
+        start,
+        end,
+        month_start: start,
+    };
+    let mut pairs = backend.pairs(&segment).unwrap_or_else(|e| panic!("{e}"));
+    pairs.sort_by_key(|p| p.bytes);
+    assert_eq!(pairs.len(), 2, "one row per counting agent: {pairs:?}");
+    for (pair, counted_in, sent) in [
+        (&pairs[0], "us-east-1", 10 * GB),
+        (&pairs[1], "us-east-2", 30 * GB),
+    ] {
+        assert_eq!(pair.client_region.as_deref(), Some("us-east-1"), "{pair:?}");
+        assert_eq!(pair.server_region.as_deref(), Some("us-east-2"), "{pair:?}");
+        assert_eq!(
+            pair.counted_in_region.as_deref(),
+            Some(counted_in),
+            "{pair:?}"
+        );
+        // increase() extrapolates towards the end of the window from the agent's last scrape,
+        // so a few seconds of samples may read more than was sent, never less.
+        assert!(pair.bytes >= sent, "{pair:?}");
+    }
+    // Each region's price applies to what it sent: web's bytes at $0.05/GB, db's at $0.03/GB.
+    let mut by_source = PriceSheet::aws();
+    by_source.cross_region.pairs.clear();
+    by_source.cross_region.by_source_region =
+        [("us-east-1".into(), 0.05), ("us-east-2".into(), 0.03)].into();
+    let edges = cross_zone_edges(&pairs, &by_source, 120);
+    let expected = pairs[0].bytes as f64 / 1e9 * 0.05 + pairs[1].bytes as f64 / 1e9 * 0.03;
+    assert!((edges[0].cost - expected).abs() < 1e-9, "{edges:?}");
 }
 
 #[test]
