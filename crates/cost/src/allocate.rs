@@ -300,6 +300,7 @@ fn usage_cost(usage: &Usage, sheet: &PriceSheet, internet_cost_per_byte: f64) ->
                     direction,
                     local_region: usage.pod.region.as_deref(),
                     remote_region: usage.remote_region.as_deref(),
+                    service: usage.service.as_deref(),
                 })
         }
     }

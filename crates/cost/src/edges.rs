@@ -234,12 +234,18 @@ pub fn pair_cost(sheet: &PriceSheet, usage: &PairUsage) -> f64 {
             usage.client_region.as_deref(),
         )
     };
+    // An end outside the cluster is named by its service (or `internet`, `private`).
+    let service = [&usage.client, &usage.server]
+        .into_iter()
+        .find(|w| !w.has_agent())
+        .map(|w| w.name.as_str());
     let side = |direction, local_region, remote_region| {
         sheet.unit_price(&Transfer {
             class: usage.class,
             direction,
             local_region,
             remote_region,
+            service,
         })
     };
     sheet.unit.of_bytes(usage.bytes)

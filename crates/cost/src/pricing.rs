@@ -8,14 +8,16 @@
 //! What is billed, by class and direction of a pod's counters:
 //! - in-zone: free everywhere;
 //! - cross-zone: egress at `cross_zone.egress`, ingress at `cross_zone.ingress` (AWS bills both
-//!   sides, $0.01/GB each; GCP bills the sender only; Azure stopped billing it in 2024);
+//!   sides, $0.01/GB each; GCP bills the sender only; Azure stopped billing it in 2024), except
+//!   to and from the services the provider does not bill within a region
+//!   ([`PriceSheet::free_in_region_services`]), which is free;
 //! - cross-region: egress at the price of the region pair where the sheet has one, else of the
 //!   source region; ingress is free, because the sending region's egress is what the provider
 //!   bills;
 //! - internet: egress by monthly volume tiers, after a monthly free allowance; ingress free;
 //! - optionally, a NAT gateway processing charge on internet bytes in both directions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use netcost_core::class::{Direction, TrafficClass};
@@ -119,6 +121,9 @@ pub struct PriceSheet {
     /// NAT gateway processing price per unit of internet traffic, both directions, if the
     /// cluster's internet traffic goes through one.
     pub nat_gateway: Option<f64>,
+    /// Services (netcost service names, such as `aws-sqs`) the provider does not bill for data
+    /// transferred within a region: cross-zone traffic tagged with one is free, both ways.
+    pub free_in_region_services: BTreeSet<String>,
 }
 
 /// Bytes one agent counted between its end and a remote end: what the pricer needs to know
@@ -133,6 +138,8 @@ pub struct Transfer<'a> {
     pub local_region: Option<&'a str>,
     /// The remote end's region, if known.
     pub remote_region: Option<&'a str>,
+    /// The remote end's cloud or user service, if tagged.
+    pub service: Option<&'a str>,
 }
 
 /// Why a pricing file was refused. The message names the file, the field and the reason.
@@ -180,6 +187,9 @@ impl PriceSheet {
     ///   in a pricing file), except between US East (N. Virginia) and US East (Ohio), $0.01/GB
     ///   each way (the "Data Transfer to other AWS regions" table of the same page; Price List
     ///   usage types `USE1-USE2-AWS-Out-Bytes` and `USE2-USE1-AWS-Out-Bytes`);
+    /// - within a region, free between EC2 and S3, Glacier, DynamoDB, SES, SQS, Kinesis, ECR, SNS
+    ///   and SimpleDB ("Data Transfer within the same AWS Region"):
+    ///   [`PriceSheet::AWS_FREE_IN_REGION`];
     /// - NAT gateway data processing: $0.045/GB (off by default: not every cluster uses one).
     pub fn aws() -> PriceSheet {
         PriceSheet {
@@ -210,8 +220,31 @@ impl PriceSheet {
             ],
             internet_ingress: 0.0,
             nat_gateway: None,
+            free_in_region_services: PriceSheet::AWS_FREE_IN_REGION
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
+
+    /// The services between which and EC2 AWS does not bill data transferred within a region:
+    /// Amazon S3, Glacier, DynamoDB, SES, SQS, Kinesis, ECR, SNS and SimpleDB
+    /// (aws.amazon.com/ec2/pricing/on-demand, "Data Transfer within the same AWS Region"), as
+    /// netcost names them (docs/cloud-services.md: `<provider>-<service>`, lowercase).
+    /// Of these, `ip-ranges.json` names only `S3` and `DYNAMODB` (which the agent already
+    /// classes as in-zone within their region); the others reach netcost under these names
+    /// only through the `services` list of the classification config.
+    pub const AWS_FREE_IN_REGION: [&'static str; 9] = [
+        "aws-s3",
+        "aws-glacier",
+        "aws-dynamodb",
+        "aws-ses",
+        "aws-sqs",
+        "aws-kinesis",
+        "aws-ecr",
+        "aws-sns",
+        "aws-simpledb",
+    ];
 
     /// The AWS NAT gateway processing charge, $0.045/GB (aws.amazon.com/vpc/pricing, us-east-1,
     /// read 2026-11-25), for clusters whose internet traffic goes through one.
@@ -246,6 +279,7 @@ impl PriceSheet {
             ],
             internet_ingress: 0.0,
             nat_gateway: None,
+            free_in_region_services: BTreeSet::new(),
         }
     }
 
@@ -281,6 +315,7 @@ impl PriceSheet {
             ],
             internet_ingress: 0.0,
             nat_gateway: None,
+            free_in_region_services: BTreeSet::new(),
         }
     }
 
@@ -304,6 +339,7 @@ impl PriceSheet {
             internet_egress_tiers: vec![tier(None, 0.12)],
             internet_ingress: 0.0,
             nat_gateway: None,
+            free_in_region_services: BTreeSet::new(),
         }
     }
 
@@ -320,6 +356,7 @@ impl PriceSheet {
             internet_egress_tiers: vec![tier(None, 0.0)],
             internet_ingress: 0.0,
             nat_gateway: None,
+            free_in_region_services: BTreeSet::new(),
         }
     }
 
@@ -344,11 +381,20 @@ impl PriceSheet {
 
     /// The price of one unit of in-zone, cross-zone or cross-region traffic, as the counting
     /// end's agent counted it. Cross-region bytes are priced by the region pair (sender,
-    /// receiver) where the sheet has one, else by the sender's region.
+    /// receiver) where the sheet has one, else by the sender's region. Cross-zone bytes to or
+    /// from a service in [`PriceSheet::free_in_region_services`] are free: the agent classes a
+    /// cloud range of the node's own region as cross-zone, since it is in the region but not
+    /// known to be in the zone.
     ///
     /// Internet traffic is not priced here: its egress tiers depend on the month's cluster-wide
     /// volume ([`PriceSheet::internet_egress_cost`]); this returns 0 for it.
     pub fn unit_price(&self, t: &Transfer<'_>) -> f64 {
+        if t.class == TrafficClass::CrossZone
+            && t.service
+                .is_some_and(|s| self.free_in_region_services.contains(s))
+        {
+            return 0.0;
+        }
         match (t.class, t.direction) {
             (TrafficClass::InZone | TrafficClass::Internet, _) => 0.0,
             (TrafficClass::CrossZone, Direction::Egress) => self.cross_zone_egress,
@@ -421,6 +467,8 @@ struct RawPricing {
     internet_ingress: Option<f64>,
     #[serde(default)]
     nat_gateway: Option<f64>,
+    #[serde(default)]
+    free_in_region_services: Option<BTreeSet<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,6 +572,9 @@ impl RawPricing {
         }
         if let Some(v) = self.nat_gateway {
             sheet.nat_gateway = Some(price("nat_gateway", v)?);
+        }
+        if let Some(services) = self.free_in_region_services {
+            sheet.free_in_region_services = services;
         }
         sheet.source = format!("{} (overridden by {})", sheet.source, file.display());
         Ok(sheet)

@@ -462,3 +462,82 @@ fn edges_price_each_byte_from_its_senders_region_to_its_receivers() {
     // 10 GB out of Sydney × $0.098 + 30 GB out of N. Virginia × $0.02 = $0.98 + $0.60 = $1.58.
     assert!(close(edges[0].cost, 1.58), "{}", edges[0].cost);
 }
+
+fn tagged(mut usage: Usage, service: &str) -> Usage {
+    usage.service = Some(service.into());
+    usage
+}
+
+#[test]
+fn same_region_traffic_to_the_aws_services_ec2_pricing_lists_is_free() {
+    // aws.amazon.com/ec2/pricing/on-demand, "Data Transfer within the same AWS Region": data
+    // between EC2 and S3, Glacier, DynamoDB, SES, SQS, Kinesis, ECR, SNS or SimpleDB in the same
+    // region is free. An address of one of them in the node's region is classed cross-zone (in
+    // the region, not known to be in the zone).
+    let web = pod("shop", "web-0", "us-east-1");
+    let db = pod("shop", "db-0", "us-east-1");
+    let mut usages = Vec::new();
+    for service in PriceSheet::AWS_FREE_IN_REGION {
+        usages.push(tagged(
+            usage(&web, Direction::Egress, TrafficClass::CrossZone, 4 * GB),
+            service,
+        ));
+        usages.push(tagged(
+            usage(&web, Direction::Ingress, TrafficClass::CrossZone, 6 * GB),
+            service,
+        ));
+    }
+    // A pod in another zone is not a service: 1 GB from web to db, both sides billed.
+    usages.push(usage(&web, Direction::Egress, TrafficClass::CrossZone, GB));
+    usages.push(usage(&db, Direction::Ingress, TrafficClass::CrossZone, GB));
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages,
+    };
+    let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    // 9 services × 10 GB × $0 + 1 GB × ($0.01 out + $0.01 in) = $0.02; before, the 90 GB to the
+    // services cost 90 × $0.01 = $0.90 more.
+    assert!(close(total.total_cost, 0.02), "{}", total.total_cost);
+    assert_eq!(total.cross_zone.egress_bytes, 9 * 4 * GB + GB);
+    assert!(close(total.services["aws-sqs"].cost, 0.0));
+
+    // The edges view prices an external end named by such a service the same way.
+    let mut to_sqs = pair(
+        ("web", "us-east-1a", "us-east-1"),
+        ("aws-sqs", "", "us-east-1"),
+        "us-east-1",
+        TrafficClass::CrossZone,
+        10 * GB,
+    );
+    to_sqs.server = Workload {
+        namespace: String::new(),
+        kind: "External".into(),
+        name: "aws-sqs".into(),
+    };
+    let edges = cross_zone_edges(&[to_sqs], &PriceSheet::aws(), 3_600);
+    assert!(close(edges[0].cost, 0.0), "{edges:?}");
+}
+
+#[test]
+fn a_pricing_file_names_the_services_free_within_a_region() {
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: gcp\nfree_in_region_services: [gcp-cloud]\n",
+        Path::new("pricing.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        sheet.free_in_region_services.iter().collect::<Vec<_>>(),
+        ["gcp-cloud"]
+    );
+    let web = pod("shop", "web-0", "us-central1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![tagged(
+            usage(&web, Direction::Egress, TrafficClass::CrossZone, 3 * GIB),
+            "gcp-cloud",
+        )],
+    };
+    let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
+    assert!(close(total.total_cost, 0.0));
+    assert!(PriceSheet::gcp().free_in_region_services.is_empty());
+}
