@@ -13,6 +13,16 @@ use serde::Serialize;
 
 use crate::pricing::{PriceSheet, Transfer};
 
+/// Whether the remote end of a counter with the `service` label `service` runs an agent, as
+/// far as the counters tell: a service tag (a cloud provider's range or a `services` entry of the
+/// classification config) marks an end outside the cluster; an untagged end is taken to be a pod
+/// or node of the cluster. The counters do not say more: an untagged address outside the
+/// cluster (say a database placed only by `direct-classification`) is priced as if its side
+/// were counted, and gets its far side once it has a `services` entry.
+pub fn remote_has_agent(service: Option<&str>) -> bool {
+    service.is_none()
+}
+
 /// Who a pod is, as far as allocation needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PodIdentity {
@@ -44,6 +54,10 @@ pub struct Usage {
     /// Region of the remote end, if the counters say: with the pod's region, it picks a
     /// region pair's price for cross-region egress.
     pub remote_region: Option<String>,
+    /// True when the remote end has an agent that counts its own side (a pod or node of the
+    /// cluster); false for an end outside the cluster, whose side is priced with the pod's
+    /// (see [`remote_has_agent`]).
+    pub remote_has_agent: bool,
     /// Bytes.
     pub bytes: u64,
 }
@@ -301,6 +315,7 @@ fn usage_cost(usage: &Usage, sheet: &PriceSheet, internet_cost_per_byte: f64) ->
                     local_region: usage.pod.region.as_deref(),
                     remote_region: usage.remote_region.as_deref(),
                     service: usage.service.as_deref(),
+                    remote_has_agent: usage.remote_has_agent,
                 })
         }
     }

@@ -234,6 +234,8 @@ pub fn pair_cost(sheet: &PriceSheet, usage: &PairUsage) -> f64 {
             usage.client_region.as_deref(),
         )
     };
+    // The counting agent runs on the sender's node.
+    let sender = sender.or(usage.counted_in_region.as_deref());
     // An end outside the cluster is named by its service (or `internet`, `private`).
     let service = [&usage.client, &usage.server]
         .into_iter()
@@ -246,6 +248,8 @@ pub fn pair_cost(sheet: &PriceSheet, usage: &PairUsage) -> f64 {
             local_region,
             remote_region,
             service,
+            // Each side is priced here on its own, whether or not its end has an agent.
+            remote_has_agent: true,
         })
     };
     sheet.unit.of_bytes(usage.bytes)

@@ -16,6 +16,18 @@
 //!   bills;
 //! - internet: egress by monthly volume tiers, after a monthly free allowance; ingress free;
 //! - optionally, a NAT gateway processing charge on internet bytes in both directions.
+//!
+//! Both ends of a transfer are billed, each for its own side: on AWS, cross-zone traffic is
+//! billed out of the sender's zone and into the receiver's. AWS's Cost and Usage Report guide
+//! says that for data transfer within a region "you're charged for both inbound and outbound
+//! traffic" of a resource, so each transfer shows two `DataTransfer-Regional-Bytes` line items
+//! (docs.aws.amazon.com/cur/latest/userguide/cur-data-transfers-charges.html). An agent counts
+//! its own end's side. When the remote end is a pod or node of the cluster, its agent counts
+//! the other side; when it is outside the cluster (a managed database, a cache, a load
+//! balancer, a cloud service), nobody does, so [`PriceSheet::unit_price`] adds the far end's
+//! side to the counted end's: its ingress for the bytes sent to it, its egress for the bytes it
+//! sent. This assumes the far end is billed to the same account, as a database or load balancer
+//! in the cluster's VPC is.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -140,6 +152,10 @@ pub struct Transfer<'a> {
     pub remote_region: Option<&'a str>,
     /// The remote end's cloud or user service, if tagged.
     pub service: Option<&'a str>,
+    /// True when the remote end has an agent of its own (a pod or node of the cluster), which
+    /// counts the remote side; false for an end outside the cluster, whose side is then priced
+    /// here with the counted end's.
+    pub remote_has_agent: bool,
 }
 
 /// Why a pricing file was refused. The message names the file, the field and the reason.
@@ -386,6 +402,12 @@ impl PriceSheet {
     /// cloud range of the node's own region as cross-zone, since it is in the region but not
     /// known to be in the zone.
     ///
+    /// When the remote end has no agent, the price includes its side: for cross-zone bytes the
+    /// remote end's ingress (bytes sent to it) or egress (bytes it sent); for cross-region bytes
+    /// it sent, the price from its region to the local one, or, when its region is not known,
+    /// what the local region's egress would cost (so that a pair counter, which holds both
+    /// directions of such an end in one number, is priced the same as the pods' counters).
+    ///
     /// Internet traffic is not priced here: its egress tiers depend on the month's cluster-wide
     /// volume ([`PriceSheet::internet_egress_cost`]); this returns 0 for it.
     pub fn unit_price(&self, t: &Transfer<'_>) -> f64 {
@@ -395,6 +417,24 @@ impl PriceSheet {
         {
             return 0.0;
         }
+        let own = self.own_side_price(t);
+        if t.remote_has_agent {
+            return own;
+        }
+        let far = match (t.class, t.direction) {
+            (TrafficClass::CrossZone, Direction::Egress) => self.cross_zone_ingress,
+            (TrafficClass::CrossZone, Direction::Ingress) => self.cross_zone_egress,
+            (TrafficClass::CrossRegion, Direction::Ingress) => match t.remote_region {
+                Some(remote) => self.cross_region.price(Some(remote), t.local_region),
+                None => self.cross_region.price(t.local_region, None),
+            },
+            _ => 0.0,
+        };
+        own + far
+    }
+
+    /// The price of the counting end's own side of a transfer.
+    fn own_side_price(&self, t: &Transfer<'_>) -> f64 {
         match (t.class, t.direction) {
             (TrafficClass::InZone | TrafficClass::Internet, _) => 0.0,
             (TrafficClass::CrossZone, Direction::Egress) => self.cross_zone_egress,

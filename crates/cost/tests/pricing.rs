@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use netcost_core::class::{Direction, TrafficClass};
-use netcost_cost::allocate::{Aggregate, PodIdentity, SegmentUsage, Usage, allocate};
+use netcost_cost::allocate::{
+    Aggregate, PodIdentity, SegmentUsage, Usage, allocate, remote_has_agent,
+};
 use netcost_cost::edges::{PairUsage, Workload, cross_zone_edges};
 use netcost_cost::pricing::{PriceSheet, PricingError, Unit};
 
@@ -32,6 +34,7 @@ fn usage(pod: &PodIdentity, direction: Direction, class: TrafficClass, bytes: u6
         class,
         service: None,
         remote_region: None,
+        remote_has_agent: true,
         bytes,
     }
 }
@@ -463,8 +466,10 @@ fn edges_price_each_byte_from_its_senders_region_to_its_receivers() {
     assert!(close(edges[0].cost, 1.58), "{}", edges[0].cost);
 }
 
+/// A counter of a remote end tagged with `service`: an end outside the cluster.
 fn tagged(mut usage: Usage, service: &str) -> Usage {
     usage.service = Some(service.into());
+    usage.remote_has_agent = remote_has_agent(Some(service));
     usage
 }
 
@@ -540,4 +545,92 @@ fn a_pricing_file_names_the_services_free_within_a_region() {
     let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
     assert!(close(total.total_cost, 0.0));
     assert!(PriceSheet::gcp().free_in_region_services.is_empty());
+}
+
+#[test]
+fn an_end_outside_the_cluster_is_charged_for_its_side_too() {
+    // AWS bills cross-AZ traffic out of the sender's zone and into the receiver's, $0.01/GB
+    // each (EC2 on-demand pricing; the CUR guide: two DataTransfer-Regional-Bytes line items per
+    // transfer). web (us-east-1a) sends 8 GB to a database in us-east-1b, tagged `orders-db` by
+    // the `services` list, and receives 12 GB from it. No agent counts the database's side.
+    let web = pod("shop", "web-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            tagged(
+                usage(&web, Direction::Egress, TrafficClass::CrossZone, 8 * GB),
+                "orders-db",
+            ),
+            tagged(
+                usage(&web, Direction::Ingress, TrafficClass::CrossZone, 12 * GB),
+                "orders-db",
+            ),
+        ],
+    };
+    let (_, total) = allocate(
+        std::slice::from_ref(&segment),
+        &PriceSheet::aws(),
+        &Aggregate::Pod,
+        3_600,
+    );
+    // (8 GB + 12 GB) × ($0.01 web's side + $0.01 the database's side) = $0.40; counting only
+    // web's side gave $0.20, half the bill.
+    assert!(close(total.total_cost, 0.40), "{}", total.total_cost);
+
+    // The same bytes between two pods: each pod's agent counts its own side.
+    let db = pod("shop", "db-0", "us-east-1");
+    let pods = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            usage(&web, Direction::Egress, TrafficClass::CrossZone, 8 * GB),
+            usage(&db, Direction::Ingress, TrafficClass::CrossZone, 8 * GB),
+            usage(&db, Direction::Egress, TrafficClass::CrossZone, 12 * GB),
+            usage(&web, Direction::Ingress, TrafficClass::CrossZone, 12 * GB),
+        ],
+    };
+    let (_, both) = allocate(&[pods], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    assert!(close(both.total_cost, 0.40), "{}", both.total_cost);
+
+    // GCP bills the sender only, $0.01/GiB: web's 8 GiB and the database's 12 GiB.
+    let gib = SegmentUsage {
+        internet_egress_before: 0,
+        usages: segment
+            .usages
+            .iter()
+            .map(|u| Usage {
+                bytes: u.bytes / GB * GIB,
+                ..u.clone()
+            })
+            .collect(),
+    };
+    let (_, gcp) = allocate(&[gib], &PriceSheet::gcp(), &Aggregate::Pod, 3_600);
+    assert!(
+        close(gcp.total_cost, 8.0 * 0.01 + 12.0 * 0.01),
+        "{}",
+        gcp.total_cost
+    );
+}
+
+#[test]
+fn bytes_an_end_outside_the_cluster_sends_across_regions_are_billed_out_of_its_region() {
+    // web (us-east-1) sends 5 GB to an object store in us-west-2 and reads 15 GB from it. The
+    // store's 15 GB are data transferred out of us-west-2: $0.02/GB out of US regions. Its
+    // region is not in the counters, so it is priced like web's own region's egress.
+    let web = pod("shop", "web-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            tagged(
+                usage(&web, Direction::Egress, TrafficClass::CrossRegion, 5 * GB),
+                "aws-s3",
+            ),
+            tagged(
+                usage(&web, Direction::Ingress, TrafficClass::CrossRegion, 15 * GB),
+                "aws-s3",
+            ),
+        ],
+    };
+    let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    // 5 GB × $0.02 + 15 GB × $0.02 = $0.40 (web's egress alone was $0.10).
+    assert!(close(total.total_cost, 0.40), "{}", total.total_cost);
 }

@@ -17,8 +17,9 @@ const ENTRIES: u32 = 300;
 const SEED: u64 = 7;
 const MINUTES: u64 = 60;
 
-/// Bytes of the whole cluster by (direction, class), from the simulators' truth.
-fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass), u64> {
+/// Bytes of the whole cluster by (direction, class, whether the remote end is tagged as a
+/// service), from the simulators' truth.
+fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool), u64> {
     let cluster = Cluster::generate(&ClusterSpec {
         seed: SEED,
         ..ClusterSpec::default()
@@ -50,8 +51,10 @@ fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass), u64> {
                 .dump_cycle(&mut sim, minute * 60_000)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        for ((_, direction, class, _), bytes) in sim.truth() {
-            *sums.entry((direction, class)).or_insert(0) += bytes;
+        for ((_, direction, class, service), bytes) in sim.truth() {
+            *sums
+                .entry((direction, class, service.is_some()))
+                .or_insert(0) += bytes;
         }
     }
     sums
@@ -93,15 +96,23 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
     // Columns: in-zone GiB, x-zone GiB, x-zone $, x-region GiB, x-region $, internet GiB,
     // internet $, total $, share, $/month.
     let t = truth();
-    let bytes = |d, c| *t.get(&(d, c)).unwrap_or(&0) as f64;
+    let tagged = |d, c| *t.get(&(d, c, true)).unwrap_or(&0) as f64;
+    let bytes = |d, c| *t.get(&(d, c, false)).unwrap_or(&0) as f64 + tagged(d, c);
     let (egress, ingress) = (Direction::Egress, Direction::Ingress);
     let gib = |b: f64| b / 1_073_741_824.0;
     let gb = |b: f64| b / 1e9;
     // AWS, read 2026-11-25: $0.01/GB each way across zones; $0.02/GB out across regions (in is
-    // billed to the sender); internet out: 100 GB free a month, then $0.09/GB up to 10 TB.
-    let cross_zone =
-        gb(bytes(egress, TrafficClass::CrossZone) + bytes(ingress, TrafficClass::CrossZone)) * 0.01;
-    let cross_region = gb(bytes(egress, TrafficClass::CrossRegion)) * 0.02;
+    // billed to the sender); internet out: 100 GB free a month, then $0.09/GB up to 10 TB. The
+    // managed database, tagged as a service, has no agent: its side is billed too, $0.01/GB
+    // more across zones both ways, and $0.02/GB for what it sends across regions.
+    let cross_zone = gb(bytes(egress, TrafficClass::CrossZone)
+        + bytes(ingress, TrafficClass::CrossZone)
+        + tagged(egress, TrafficClass::CrossZone)
+        + tagged(ingress, TrafficClass::CrossZone))
+        * 0.01;
+    let cross_region =
+        gb(bytes(egress, TrafficClass::CrossRegion) + tagged(ingress, TrafficClass::CrossRegion))
+            * 0.02;
     let internet_gb = gb(bytes(egress, TrafficClass::Internet));
     assert!(
         internet_gb < 10_240.0,

@@ -206,13 +206,29 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
             "{class:?} ingress"
         );
     }
+    // Bytes exchanged with an end tagged as a service: outside the cluster, with no agent to
+    // count its side (here the managed database).
+    let tagged = |d: Direction, c: TrafficClass| -> u64 {
+        truth
+            .iter()
+            .filter(|((_, dd, cc, service), _)| *dd == d && *cc == c && service.is_some())
+            .map(|(_, b)| b)
+            .sum()
+    };
     // AWS, read 2026-11-25: $0.01/GB each way across zones, $0.02/GB out across regions,
-    // internet out free for the first 100 GB of the month, then $0.09/GB.
+    // internet out free for the first 100 GB of the month, then $0.09/GB. An end with no agent
+    // is billed for its side too: $0.01/GB more across zones, both ways, and $0.02/GB for what
+    // it sends across regions (out of its US region).
     let gb = |b: u64| b as f64 / 1e9;
     let expected = gb(bytes(Direction::Egress, TrafficClass::CrossZone)
         + bytes(Direction::Ingress, TrafficClass::CrossZone))
         * 0.01
-        + gb(bytes(Direction::Egress, TrafficClass::CrossRegion)) * 0.02
+        + gb(tagged(Direction::Egress, TrafficClass::CrossZone)
+            + tagged(Direction::Ingress, TrafficClass::CrossZone))
+            * 0.01
+        + gb(bytes(Direction::Egress, TrafficClass::CrossRegion)
+            + tagged(Direction::Ingress, TrafficClass::CrossRegion))
+            * 0.02
         + (gb(bytes(Direction::Egress, TrafficClass::Internet)) - 100.0).max(0.0) * 0.09;
     assert!(
         (t.total_cost - expected).abs() < 1e-9,

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use netcost_core::class::{Direction, TrafficClass};
-use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
+use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage, remote_has_agent};
 use netcost_cost::edges::{PairUsage, Workload};
 use netcost_cost::window::Segment;
 use serde::Deserialize;
@@ -504,6 +504,7 @@ fn push_usage(usages: &mut Vec<Usage>, s: &Sample, pod: PodIdentity, direction: 
         class,
         service: service.map(str::to_owned),
         remote_region: None,
+        remote_has_agent: remote_has_agent(service),
         bytes,
     });
 }

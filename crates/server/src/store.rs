@@ -30,7 +30,7 @@ use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::pairs::ExportedPair;
 use netcost_core::pipeline::Snapshot;
 use netcost_core::topology::Topology;
-use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage};
+use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage, remote_has_agent};
 use netcost_cost::edges::{PairUsage, Workload};
 use netcost_cost::window::Segment;
 use serde::{Deserialize, Serialize};
@@ -500,6 +500,9 @@ impl Store {
                 class: key.class()?,
                 service: Some(key.service.clone()).filter(|s| !s.is_empty()),
                 remote_region: None,
+                remote_has_agent: remote_has_agent(
+                    Some(key.service.as_str()).filter(|s| !s.is_empty()),
+                ),
                 bytes,
             })
         };
@@ -906,7 +909,8 @@ mod tests {
         assert!(matches!(*key, StoredKey::Series(_)));
     }
 
-    /// Two nodes in two regions: node-a in us-east-1a, node-b in us-east-2a.
+    /// Three nodes in two regions: node-a in us-east-1a, node-c in us-east-1b, node-b in
+    /// us-east-2a.
     fn two_region_topology() -> Topology {
         let node = |name: &str, region: &str, zone: &str, ip: &str| {
             format!(
@@ -916,9 +920,10 @@ mod tests {
             )
         };
         let yaml = format!(
-            "apiVersion: v1\nkind: List\nitems:\n{}{}",
+            "apiVersion: v1\nkind: List\nitems:\n{}{}{}",
             node("node-a", "us-east-1", "us-east-1a", "10.0.1.10"),
             node("node-b", "us-east-2", "us-east-2a", "10.1.1.10"),
+            node("node-c", "us-east-1", "us-east-1b", "10.0.2.10"),
         );
         netcost_core::inventory::Inventory::from_yaml_str(&yaml, Path::new("inventory.yaml"))
             .and_then(|i| i.topology())
@@ -978,6 +983,153 @@ mod tests {
             [("us-east-1".into(), 0.05), ("us-east-2".into(), 0.03)].into();
         let edges = cross_zone_edges(&pairs, &by_source, 120);
         assert!((edges[0].cost - 1.40).abs() < 1e-9, "{edges:?}");
+    }
+
+    #[test]
+    fn allocation_and_edges_read_from_the_store_cost_the_same_but_for_region_pairs() {
+        use netcost_cost::allocate::{Aggregate, allocate};
+        use netcost_cost::edges::cross_zone_edges;
+        use netcost_cost::pricing::PriceSheet;
+        const GB: u64 = 1_000_000_000;
+        let topology = two_region_topology();
+        let series =
+            |pod: &str, node: &str, region: &str, direction: &str, class: &str| SeriesKey {
+                namespace: "shop".into(),
+                pod: format!("{pod}-0"),
+                node: node.into(),
+                region: region.into(),
+                workload: Some(("Deployment".into(), pod.into())),
+                direction: direction.into(),
+                class: class.into(),
+                service: String::new(),
+            };
+        let tagged = |direction: &str, service: &str| SeriesKey {
+            service: service.into(),
+            ..series("web", "node-a", "us-east-1", direction, "cross-zone")
+        };
+        let w = |name: &str, zone: &str| {
+            let workload = Workload {
+                namespace: "shop".into(),
+                kind: "Deployment".into(),
+                name: name.into(),
+            };
+            (workload, zone.to_owned())
+        };
+        let external = |service: &str| {
+            let workload = Workload {
+                namespace: String::new(),
+                kind: "External".into(),
+                name: service.into(),
+            };
+            (workload, String::new())
+        };
+        let pair =
+            |node: &str, client: (Workload, String), server: (Workload, String), class: &str| {
+                PairSeriesKey {
+                    pair_node: node.into(),
+                    client: client.0,
+                    client_zone: client.1,
+                    server: server.0,
+                    server_zone: server.1,
+                    class: class.into(),
+                }
+            };
+        let web = || w("web", "us-east-1a");
+        let (a, b, c) = ("node-a", "node-b", "node-c");
+        let pods = [
+            // web (us-east-1a) and db (us-east-1b): 7 GB up, 3 GB down.
+            (
+                series("web", a, "us-east-1", "egress", "cross-zone"),
+                7 * GB,
+            ),
+            (
+                series("db", c, "us-east-1", "ingress", "cross-zone"),
+                7 * GB,
+            ),
+            (series("db", c, "us-east-1", "egress", "cross-zone"), 3 * GB),
+            (
+                series("web", a, "us-east-1", "ingress", "cross-zone"),
+                3 * GB,
+            ),
+            // web and a database outside the cluster in another zone: 8 GB up, 12 GB down.
+            (tagged("egress", "orders-db"), 8 * GB),
+            (tagged("ingress", "orders-db"), 12 * GB),
+            // web and SQS in its region: 4 GB up, 6 GB down.
+            (tagged("egress", "aws-sqs"), 4 * GB),
+            (tagged("ingress", "aws-sqs"), 6 * GB),
+            // web (us-east-1) and api (us-east-2): 10 GB up, 30 GB down.
+            (
+                series("web", a, "us-east-1", "egress", "cross-region"),
+                10 * GB,
+            ),
+            (
+                series("api", b, "us-east-2", "ingress", "cross-region"),
+                10 * GB,
+            ),
+            (
+                series("api", b, "us-east-2", "egress", "cross-region"),
+                30 * GB,
+            ),
+            (
+                series("web", a, "us-east-1", "ingress", "cross-region"),
+                30 * GB,
+            ),
+        ];
+        let pairs = [
+            (pair(a, web(), w("db", "us-east-1b"), "cross-zone"), 7 * GB),
+            (pair(c, web(), w("db", "us-east-1b"), "cross-zone"), 3 * GB),
+            (pair(a, web(), external("orders-db"), "cross-zone"), 20 * GB),
+            (pair(a, web(), external("aws-sqs"), "cross-zone"), 10 * GB),
+            (
+                pair(a, web(), w("api", "us-east-2a"), "cross-region"),
+                10 * GB,
+            ),
+            (
+                pair(b, web(), w("api", "us-east-2a"), "cross-region"),
+                30 * GB,
+            ),
+        ];
+        let mut s = Store::in_memory(DEFAULT_RETENTION_MINUTES);
+        let empty = |node: &str| Snapshot {
+            pairs: Vec::new(),
+            node_name: node.into(),
+            ..pair_snapshot(node, 0)
+        };
+        for (minute, grown) in [(1, false), (2, true)] {
+            for node in [a, b, c] {
+                s.record_snapshot(minute, &empty(node), &topology, node)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            let at = |bytes: u64| if grown { bytes } else { 0 };
+            s.record(minute, pods.iter().map(|(k, v)| (k.clone(), at(*v))))
+                .unwrap_or_else(|e| panic!("{e}"));
+            s.record(minute, pairs.iter().map(|(k, v)| (k.clone(), at(*v))))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let window = segment(0, 2);
+        let cost = |sheet: &PriceSheet| {
+            let usage = s.segment_usage(&window);
+            let (_, total) = allocate(&[usage], sheet, &Aggregate::Namespace, 120);
+            let edges: f64 = cross_zone_edges(&s.segment_pairs(&window), sheet, 120)
+                .iter()
+                .map(|e| e.cost)
+                .sum();
+            (total.total_cost, edges)
+        };
+        // AWS without its us-east-1 <-> us-east-2 pair: web and db 10 GB × $0.02 = $0.20; web
+        // and the database 20 GB × $0.02 = $0.40 (its side counted with web's); SQS $0; web
+        // and api 40 GB × $0.02 out of US regions = $0.80. Total $1.40, in both views.
+        let mut no_pairs = PriceSheet::aws();
+        no_pairs.cross_region.pairs.clear();
+        let (allocation, edges) = cost(&no_pairs);
+        assert!((allocation - 1.40).abs() < 1e-9, "allocation {allocation}");
+        assert!((edges - 1.40).abs() < 1e-9, "edges {edges}");
+        // With the pair, N. Virginia <-> Ohio is $0.01/GB: the edges view knows api's region
+        // (40 GB × $0.01 = $0.40, total $1.00); the pods' counters do not carry the remote
+        // region, so allocation still prices those bytes by their source region.
+        let (allocation, edges) = cost(&PriceSheet::aws());
+        assert!((allocation - 1.40).abs() < 1e-9, "allocation {allocation}");
+        assert!((edges - 1.00).abs() < 1e-9, "edges {edges}");
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl UsageBackend for Fixed {
                 class: TrafficClass::CrossZone,
                 service: None,
                 remote_region: None,
+                remote_has_agent: true,
                 bytes: 2_000_000_000,
             }],
         })
