@@ -14,7 +14,10 @@
 //! of the two ends and from the region of the agent that counted the bytes, which tells who
 //! sent them; a backend that cannot tell leaves them empty, and then the client is taken as
 //! the sender. Bytes to and from an end without an agent are priced as sent by the counting
-//! end: both directions cost the same, since the far end's region is not known.
+//! end: both directions cost the same, since the far end's region is not known. A provider's
+//! range in the region bills only the counting end's side ([`crate::pricing::is_provider_range`]),
+//! and the counter does not split what it sent from what it received: the edge is priced at
+//! the mean of the two, exact where egress and ingress cost the same (AWS, Azure).
 //!
 //! Recommendations, from the zones every workload was seen in (pairs of any class) and the
 //! zones its callers sit in:
@@ -252,8 +255,18 @@ pub fn pair_cost(sheet: &PriceSheet, usage: &PairUsage) -> f64 {
             remote_has_agent: true,
         })
     };
-    sheet.unit.of_bytes(usage.bytes)
-        * (side(Direction::Egress, sender, receiver) + side(Direction::Ingress, receiver, sender))
+    let units = sheet.unit.of_bytes(usage.bytes);
+    let external = !(usage.client.has_agent() && usage.server.has_agent());
+    if external && !PriceSheet::far_side_billed(usage.class, service) {
+        // Only the counting end's side is billed, and the counter holds what it sent and what
+        // it received in one number: the mean of its two sides, exact where they cost the same
+        // (AWS, Azure; GCP bills the sender only).
+        return units
+            * (side(Direction::Egress, sender, receiver)
+                + side(Direction::Ingress, sender, receiver))
+            / 2.0;
+    }
+    units * (side(Direction::Egress, sender, receiver) + side(Direction::Ingress, receiver, sender))
 }
 
 /// A pair end's zone for display: `outside` for an external end, `?` when unknown.

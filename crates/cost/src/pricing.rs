@@ -27,12 +27,20 @@
 //! balancer, a cloud service), nobody does, so [`PriceSheet::unit_price`] adds the far end's
 //! side to the counted end's: its ingress for the bytes sent to it, its egress for the bytes it
 //! sent. This assumes the far end is billed to the same account, as a database or load balancer
-//! in the cluster's VPC is.
+//! in the cluster's VPC is. One kind of end is left out: a cloud provider's published range in
+//! the node's own region (classed cross-zone, [`is_provider_range`]). It is a public address,
+//! an AWS service's endpoint or another account's instance, and the EC2 pricing page bills
+//! traffic to public addresses in the region on the instance's side ($0.01/GB in each
+//! direction); the far side, if anyone's, is not this cluster's account. Across regions the far
+//! end's side is charged for every end without an agent: what it sends is data transferred out
+//! of its region, paid by whoever owns the sender, taken to be this account (as for a bucket of
+//! its own in another region).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use netcost_core::class::{Direction, TrafficClass};
+use netcost_core::cloud::Provider;
 use serde::Deserialize;
 
 /// The byte size of one billing unit.
@@ -156,6 +164,17 @@ pub struct Transfer<'a> {
     /// counts the remote side; false for an end outside the cluster, whose side is then priced
     /// here with the counted end's.
     pub remote_has_agent: bool,
+}
+
+/// True for a service name the agent gives a cloud provider's published ranges: `aws-…`,
+/// `gcp-…` or `azure-…` (docs/cloud-services.md, "Service names"). A `services` entry of the
+/// classification config with such a name is taken for one too.
+pub fn is_provider_range(service: &str) -> bool {
+    Provider::ALL.iter().any(|p| {
+        service
+            .strip_prefix(p.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+    })
 }
 
 /// Why a pricing file was refused. The message names the file, the field and the reason.
@@ -403,9 +422,10 @@ impl PriceSheet {
     /// known to be in the zone.
     ///
     /// When the remote end has no agent, the price includes its side: for cross-zone bytes the
-    /// remote end's ingress (bytes sent to it) or egress (bytes it sent); for cross-region bytes
-    /// it sent, the price from its region to the local one, or, when its region is not known,
-    /// what the local region's egress would cost (so that a pair counter, which holds both
+    /// remote end's ingress (bytes sent to it) or egress (bytes it sent), unless it is a
+    /// provider's range ([`is_provider_range`]; see the module docs); for cross-region bytes it
+    /// sent, the price from its region to the local one, or, when its region is not known, what
+    /// the local region's egress would cost (so that a pair counter, which holds both
     /// directions of such an end in one number, is priced the same as the pods' counters).
     ///
     /// Internet traffic is not priced here: its egress tiers depend on the month's cluster-wide
@@ -418,7 +438,7 @@ impl PriceSheet {
             return 0.0;
         }
         let own = self.own_side_price(t);
-        if t.remote_has_agent {
+        if t.remote_has_agent || !Self::far_side_billed(t.class, t.service) {
             return own;
         }
         let far = match (t.class, t.direction) {
@@ -431,6 +451,12 @@ impl PriceSheet {
             _ => 0.0,
         };
         own + far
+    }
+
+    /// False for the ends outside the cluster whose side is not billed to the cluster's account:
+    /// a provider's range in the node's own region.
+    pub(crate) fn far_side_billed(class: TrafficClass, service: Option<&str>) -> bool {
+        !(class == TrafficClass::CrossZone && service.is_some_and(is_provider_range))
     }
 
     /// The price of the counting end's own side of a transfer.

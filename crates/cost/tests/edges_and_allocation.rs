@@ -188,6 +188,15 @@ fn the_edges_view_and_allocation_give_the_same_cost_for_the_same_bytes() {
             up: 4 * GB,
             down: 6 * GB,
         },
+        // An AWS range of the region (`AMAZON`): public addresses, billed on web's side only,
+        // $0.01/GB each way: 10 GB, $0.10.
+        Connection {
+            client: web,
+            server: outside("aws-amazon", "", "us-east-1"),
+            class: CrossZone,
+            up: 2 * GB,
+            down: 8 * GB,
+        },
         // N. Virginia to Ohio and back: $0.01/GB each way, 40 GB: $0.40.
         Connection {
             client: web,
@@ -215,7 +224,7 @@ fn the_edges_view_and_allocation_give_the_same_cost_for_the_same_bytes() {
             down: 15 * GB,
         },
     ];
-    let expected = 0.20 + 0.40 + 0.0 + 0.40 + 1.58 + 0.40;
+    let expected = 0.20 + 0.40 + 0.0 + 0.10 + 0.40 + 1.58 + 0.40;
 
     let sheet = PriceSheet::from_yaml_str(
         "provider: aws\ncross_region:\n  by_source_region: {ap-southeast-2: 0.098}\n",

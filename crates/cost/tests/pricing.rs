@@ -7,7 +7,7 @@ use netcost_cost::allocate::{
     Aggregate, PodIdentity, SegmentUsage, Usage, allocate, remote_has_agent,
 };
 use netcost_cost::edges::{PairUsage, Workload, cross_zone_edges};
-use netcost_cost::pricing::{PriceSheet, PricingError, Unit};
+use netcost_cost::pricing::{PriceSheet, PricingError, Unit, is_provider_range};
 
 const GB: u64 = 1_000_000_000;
 const GIB: u64 = 1 << 30;
@@ -633,4 +633,49 @@ fn bytes_an_end_outside_the_cluster_sends_across_regions_are_billed_out_of_its_r
     let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
     // 5 GB × $0.02 + 15 GB × $0.02 = $0.40 (web's egress alone was $0.10).
     assert!(close(total.total_cost, 0.40), "{}", total.total_cost);
+}
+
+#[test]
+fn a_providers_public_range_in_the_region_is_billed_on_the_pods_side_only() {
+    // EC2 on-demand pricing: traffic to public and Elastic IP addresses in the same region is
+    // billed at $0.01/GB in each direction on the instance's side. The address's own side is an
+    // AWS service's or another account's, not this cluster's. web sends 3 GB to an `AMAZON`
+    // range of its region and receives 7 GB from it.
+    let web = pod("shop", "web-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 0,
+        usages: vec![
+            tagged(
+                usage(&web, Direction::Egress, TrafficClass::CrossZone, 3 * GB),
+                "aws-amazon",
+            ),
+            tagged(
+                usage(&web, Direction::Ingress, TrafficClass::CrossZone, 7 * GB),
+                "aws-amazon",
+            ),
+        ],
+    };
+    let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    // 3 GB × $0.01 + 7 GB × $0.01 = $0.10.
+    assert!(close(total.total_cost, 0.10), "{}", total.total_cost);
+    // The edges view: the pair holds the 10 GB both ways, at $0.01/GB.
+    let mut to_amazon = pair(
+        ("web", "us-east-1a", "us-east-1"),
+        ("aws-amazon", "", "us-east-1"),
+        "us-east-1",
+        TrafficClass::CrossZone,
+        10 * GB,
+    );
+    to_amazon.server = Workload {
+        namespace: String::new(),
+        kind: "External".into(),
+        name: "aws-amazon".into(),
+    };
+    to_amazon.server_region = None;
+    let edges = cross_zone_edges(&[to_amazon], &PriceSheet::aws(), 3_600);
+    assert!(close(edges[0].cost, 0.10), "{edges:?}");
+
+    assert!(is_provider_range("aws-amazon") && is_provider_range("azure-sql"));
+    assert!(is_provider_range("gcp-cloud"));
+    assert!(!is_provider_range("orders-db") && !is_provider_range("awsome-db"));
 }
