@@ -175,7 +175,9 @@ pub trait UsageBackend: Send + Sync {
     /// start to its start (for tiered pricing).
     fn usage(&self, segment: &Segment) -> Result<SegmentUsage, BackendError>;
 
-    /// The growth of every workload pair counter during `segment`, summed over agents.
+    /// The growth of every workload pair counter during `segment`, by counting agent (agents of
+    /// one region may be summed), with that agent's region and each end's where known: an
+    /// agent counts what its end sent, so these say which region sent the bytes and where to.
     fn pairs(&self, segment: &Segment) -> Result<Vec<PairUsage>, BackendError>;
 
     /// The agents' state and the busiest pods now.
