@@ -233,7 +233,7 @@ fn run_source<S>(
 where
     S: FlowSource + Send + 'static,
 {
-    let mut pipeline = build_pipeline(&settings)?;
+    let (mut pipeline, restored_checkpoint) = build_pipeline(&settings)?;
     let cloud_tables = cloud::CloudTables::load(&settings.cloud, &settings.config);
     if let Some(ranges) = cloud_tables.ranges() {
         pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
@@ -284,6 +284,7 @@ where
         source,
         StateFileCheckpointer {
             path: settings.state_file.clone(),
+            checkpoint: restored_checkpoint,
         },
         shared.clone(),
         settings.topology.clone(),
@@ -356,7 +357,8 @@ async fn shutdown_signal() {
     }
 }
 
-fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
+/// The pipeline to start with, and the checksum of the checkpoint it continues, if any.
+fn build_pipeline(settings: &AgentSettings) -> Result<(Pipeline, Option<u64>), AgentError> {
     let mut config = PipelineConfig::new(settings.node_name.as_str());
     if settings.traffic_log_interval.is_none() {
         config.talkers_per_source = 0;
@@ -378,7 +380,7 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
         Some(_) => {}
     }
     let Some(path) = &settings.state_file else {
-        return Ok(Pipeline::new(config, topology, classifier));
+        return Ok((Pipeline::new(config, topology, classifier), None));
     };
     match state_file::restore(
         path,
@@ -387,24 +389,25 @@ fn build_pipeline(settings: &AgentSettings) -> Result<Pipeline, AgentError> {
         classifier.clone(),
         now_ms(),
     ) {
-        Ok(Some(pipeline)) => {
+        Ok(Some(restored)) => {
             tracing::info!(
                 path = %path.display(),
-                flows = pipeline.tracked_flows(),
+                flows = restored.pipeline.tracked_flows(),
+                interim = restored.used_interim,
                 "continuing from checkpoint"
             );
-            Ok(pipeline)
+            Ok((restored.pipeline, Some(restored.checkpoint)))
         }
         Ok(None) => {
             tracing::info!(path = %path.display(), "no checkpoint yet: counting starts now");
-            Ok(Pipeline::new(config, topology, classifier))
+            Ok((Pipeline::new(config, topology, classifier), None))
         }
         Err(e @ state_file::StateFileError::Corrupt { .. }) => {
             // Crash-looping on a damaged file would stop all counting; keep it for inspection
             // and start over, which Prometheus sees as one counter reset.
             let aside = state_file::quarantine(path);
             tracing::error!(error = %e, moved_to = ?aside, "damaged checkpoint: counting restarts from zero");
-            Ok(Pipeline::new(config, topology, classifier))
+            Ok((Pipeline::new(config, topology, classifier), None))
         }
         Err(e) => Err(e.into()),
     }

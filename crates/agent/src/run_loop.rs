@@ -26,7 +26,8 @@ use crate::exposition::{self, CycleTiming, Exposition, PodMeta};
 use crate::state_file::{self, StateFileError};
 use crate::{Shared, traffic_log};
 
-/// Persists the pipeline's state after a cycle, before its values are published.
+/// Persists the pipeline's state after a cycle, before its values are published, and the
+/// counters between cycles.
 pub trait Checkpointer {
     /// Writes the checkpoint; on an error the loop keeps serving the last checkpointed values.
     ///
@@ -34,25 +35,55 @@ pub trait Checkpointer {
     ///
     /// Why the checkpoint could not be written.
     fn save(&mut self, pipeline: &Pipeline) -> Result<(), StateFileError>;
+
+    /// Writes the counters after DESTROY events counted bytes between two cycles (an interim
+    /// checkpoint), so that a crash does not lose the flows that ended since the checkpoint.
+    /// The default saves nothing.
+    ///
+    /// # Errors
+    ///
+    /// Why it could not be written.
+    fn save_interim(&mut self, _pipeline: &Pipeline) -> Result<(), StateFileError> {
+        Ok(())
+    }
 }
 
-/// The `--state-file` checkpointer, streaming into a temporary file that is renamed over the
-/// old one; without a path it saves nothing.
+/// The `--state-file` checkpointer: it streams the checkpoint into a temporary file that is
+/// renamed over the old one, and keeps an interim checkpoint beside it; without a path it
+/// saves nothing.
 #[derive(Debug, Clone, Default)]
 pub struct StateFileCheckpointer {
     /// The state file, if any.
     pub path: Option<PathBuf>,
+    /// The checksum of the checkpoint the next interim continues: the last one written, or the
+    /// one the agent restored.
+    pub checkpoint: Option<u64>,
 }
 
 impl Checkpointer for StateFileCheckpointer {
     fn save(&mut self, pipeline: &Pipeline) -> Result<(), StateFileError> {
-        match &self.path {
-            Some(path) => state_file::save_with(path, &mut |file| {
-                let mut out = BufWriter::with_capacity(256 << 10, file);
-                pipeline.write_checkpoint(&mut out)
-            }),
-            None => Ok(()),
-        }
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut checksum = 0;
+        // Until the new checkpoint is in place, the old interim still continues the old one.
+        state_file::save_with(path, &mut |file| {
+            let mut out = BufWriter::with_capacity(256 << 10, file);
+            checksum = pipeline.write_checkpoint(&mut out)?;
+            Ok(())
+        })?;
+        self.checkpoint = Some(checksum);
+        Ok(())
+    }
+
+    fn save_interim(&mut self, pipeline: &Pipeline) -> Result<(), StateFileError> {
+        let (Some(path), Some(checkpoint)) = (&self.path, self.checkpoint) else {
+            return Ok(());
+        };
+        state_file::save_interim(path, &mut |file| {
+            let mut out = BufWriter::with_capacity(64 << 10, file);
+            pipeline.write_interim(&mut out, checkpoint)
+        })
     }
 }
 
@@ -107,6 +138,8 @@ pub struct AgentLoop<S, C> {
     next_dump: Instant,
     next_drain: Instant,
     next_traffic_log: Option<Instant>,
+    /// DESTROY events read when the last interim checkpoint was written.
+    interim_events: u64,
 }
 
 impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
@@ -143,6 +176,7 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
             origin: (now, now_unix_ms),
             next_dump: now,
             next_drain: now,
+            interim_events: 0,
         }
     }
 
@@ -196,6 +230,7 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading conntrack events failed"),
             }
+            self.save_interim();
             self.next_drain = now + self.settings.drain_period;
         }
         self.shared.beat();
@@ -214,6 +249,21 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
             next = next.min(at);
         }
         next
+    }
+
+    /// An interim checkpoint, when events counted something since the last one.
+    fn save_interim(&mut self) {
+        let events = self.pipeline.destroy_events_read();
+        if events == self.interim_events {
+            return;
+        }
+        match self.checkpointer.save_interim(&self.pipeline) {
+            Ok(()) => self.interim_events = events,
+            Err(e) => {
+                self.timing.checkpoint_failures += 1;
+                tracing::warn!(error = %e, "interim checkpoint not written");
+            }
+        }
     }
 
     /// A new topology (from the watchers) or new cloud ranges, if there are.
@@ -263,6 +313,8 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
         }
         match self.checkpointer.save(&self.pipeline) {
             Ok(()) => {
+                // The checkpoint holds every event so far: nothing for an interim to add.
+                self.interim_events = self.pipeline.destroy_events_read();
                 let snapshot = Arc::new(self.pipeline.snapshot());
                 self.shared.publish(Exposition {
                     snapshot: snapshot.clone(),
@@ -319,6 +371,8 @@ mod tests {
         drains: usize,
         /// The next drain reports lost events (ENOBUFS).
         lose_next_drain: bool,
+        /// DESTROY events the next drain hands out.
+        ended: Vec<FlowRecord>,
     }
 
     impl FlowSource for Script {
@@ -329,12 +383,15 @@ mod tests {
         }
         fn drain_destroyed(
             &mut self,
-            _: &mut dyn FnMut(&FlowRecord),
+            sink: &mut dyn FnMut(&FlowRecord),
         ) -> Result<ReadStats, Infallible> {
             self.drains += 1;
             let events_lost = u64::from(std::mem::take(&mut self.lose_next_drain));
+            let ended = std::mem::take(&mut self.ended);
+            ended.iter().for_each(&mut *sink);
             Ok(ReadStats {
                 events_lost,
+                entries: ended.len() as u64,
                 ..ReadStats::default()
             })
         }
@@ -344,6 +401,7 @@ mod tests {
     #[derive(Clone, Default)]
     struct FakeCheckpointer {
         saves: Arc<Mutex<(usize, bool)>>,
+        interims: Arc<Mutex<usize>>,
     }
 
     impl FakeCheckpointer {
@@ -367,6 +425,10 @@ mod tests {
                 });
             }
             saves.0 += 1;
+            Ok(())
+        }
+        fn save_interim(&mut self, _: &Pipeline) -> Result<(), StateFileError> {
+            *self.interims.lock().unwrap_or_else(PoisonError::into_inner) += 1;
             Ok(())
         }
     }
@@ -499,5 +561,29 @@ mod tests {
         assert_eq!(agent.source_mut().dumps, 1);
         agent.tick(t0 + INTERVAL, false);
         assert_eq!(shared.exposition().snapshot.stats.events_lost, 1);
+    }
+
+    #[test]
+    fn events_between_cycles_are_kept_in_an_interim_checkpoint_once() {
+        let t0 = Instant::now();
+        let checkpointer = FakeCheckpointer::default();
+        let (mut agent, _) = agent(checkpointer.clone(), t0);
+        let interims = || {
+            *checkpointer
+                .interims
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        agent.tick(t0, false);
+        // A drain with nothing new writes nothing.
+        agent.tick(t0 + DRAIN, false);
+        assert_eq!(interims(), 0);
+        let a = std::net::SocketAddr::from(([10, 9, 0, 1], 4000));
+        let b = std::net::SocketAddr::from(([10, 9, 0, 2], 53));
+        agent.source_mut().ended = vec![FlowRecord::tcp(7, a, b, 100, 50)];
+        agent.tick(t0 + DRAIN * 2, false);
+        assert_eq!(interims(), 1);
+        agent.tick(t0 + DRAIN * 3, false);
+        assert_eq!(interims(), 1, "nothing new since");
     }
 }

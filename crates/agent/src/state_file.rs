@@ -9,9 +9,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use netcost_core::checkpoint::{Checkpoint, CheckpointError};
+use netcost_core::checkpoint::{Checkpoint, CheckpointError, Interim};
 use netcost_core::classify::Classifier;
-use netcost_core::pipeline::{Pipeline, PipelineConfig};
+use netcost_core::pipeline::{Pipeline, PipelineConfig, Restored};
 use netcost_core::topology::Topology;
 
 /// Why a state file could not be used.
@@ -86,6 +86,33 @@ pub fn save_with(
     path: &Path,
     write: &mut dyn FnMut(&fs::File) -> io::Result<()>,
 ) -> Result<(), StateFileError> {
+    replace(path, true, write)
+}
+
+/// Where the interim checkpoint of the state file at `path` lives: beside it.
+pub fn interim_path(path: &Path) -> PathBuf {
+    let mut interim = path.as_os_str().to_owned();
+    interim.push(".interim");
+    PathBuf::from(interim)
+}
+
+/// Replaces the interim checkpoint of `path` atomically, without waiting for the disk: it
+/// guards against the process dying, which leaves the page cache intact. After a power loss the
+/// file may be an older one or missing, and an interim that names another checkpoint is ignored.
+pub fn save_interim(
+    path: &Path,
+    write: &mut dyn FnMut(&fs::File) -> io::Result<()>,
+) -> Result<(), StateFileError> {
+    replace(&interim_path(path), false, write)
+}
+
+/// Writes a temporary file beside `path` and renames it over `path`; with `durable`, fsyncs
+/// the file before and the directory after the rename.
+fn replace(
+    path: &Path,
+    durable: bool,
+    write: &mut dyn FnMut(&fs::File) -> io::Result<()>,
+) -> Result<(), StateFileError> {
     let io_err = |source| StateFileError::Io {
         path: path.to_owned(),
         source,
@@ -96,13 +123,16 @@ pub fn save_with(
     tmp.push(format!(".tmp.{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let file = fs::File::create(&tmp).map_err(io_err)?;
-    let written = write(&file).and_then(|()| file.sync_all());
+    let written = write(&file).and_then(|()| if durable { file.sync_all() } else { Ok(()) });
     drop(file);
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(io_err(e));
     }
     fs::rename(&tmp, path).map_err(io_err)?;
+    if !durable {
+        return Ok(());
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable only once the directory entry is.
         fs::File::open(dir)
@@ -113,14 +143,15 @@ pub fn save_with(
 }
 
 /// Continues from the checkpoint at `path`, reading it as a stream so that neither the file
-/// nor a list of its baselines is held in memory; `Ok(None)` when there is none yet.
+/// nor a list of its baselines is held in memory, and from its interim checkpoint if that
+/// continues it; `Ok(None)` when there is no checkpoint yet.
 pub fn restore(
     path: &Path,
     config: PipelineConfig,
     topology: Arc<Topology>,
     classifier: Classifier,
     now_ms: u64,
-) -> Result<Option<Pipeline>, StateFileError> {
+) -> Result<Option<Restored>, StateFileError> {
     let io_err = |source| StateFileError::Io {
         path: path.to_owned(),
         source,
@@ -131,10 +162,11 @@ pub fn restore(
         Err(e) => return Err(io_err(e)),
     };
     let len = file.metadata().map_err(io_err)?.len();
+    let interim = read_interim(path);
     let expected = config.node_name.to_string();
     let input = io::BufReader::with_capacity(256 << 10, file);
-    match Pipeline::restore_from(config, topology, classifier, input, len, now_ms) {
-        Ok(pipeline) => Ok(Some(pipeline)),
+    match Pipeline::restore_from(config, topology, classifier, (input, len), interim, now_ms) {
+        Ok(restored) => Ok(Some(restored)),
         Err(CheckpointError::OtherNode { found }) => Err(StateFileError::OtherNode {
             path: path.to_owned(),
             found,
@@ -146,6 +178,23 @@ pub fn restore(
             source,
         }),
     }
+}
+
+/// The interim checkpoint beside `path`, if there is a readable one. A damaged one is only
+/// logged: the checkpoint alone is a consistent state, just an older one.
+fn read_interim(path: &Path) -> Option<Interim> {
+    let interim = interim_path(path);
+    let bytes = match fs::read(&interim) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %interim.display(), error = %e, "interim checkpoint not readable; continuing from the checkpoint alone");
+            return None;
+        }
+    };
+    Interim::decode(&bytes)
+        .inspect_err(|e| tracing::warn!(path = %interim.display(), error = %e, "damaged interim checkpoint; continuing from the checkpoint alone"))
+        .ok()
 }
 
 /// Moves a damaged state file aside (to `<path>.corrupt`) so it can be inspected, and returns the
@@ -223,5 +272,76 @@ mod tests {
             load(&path, "n1"),
             Err(StateFileError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn an_interim_checkpoint_is_used_only_with_the_checkpoint_it_names() {
+        use crate::run_loop::{Checkpointer, StateFileCheckpointer};
+        use netcost_core::config::ClassificationConfig;
+
+        let dir = temp_dir("interim");
+        let path = dir.join("state");
+        let topology = Arc::new(Topology::default());
+        let classifier = Classifier::new(ClassificationConfig::kubecost_default());
+        let pipeline = Pipeline::new(
+            PipelineConfig::new("n1"),
+            topology.clone(),
+            classifier.clone(),
+        );
+        let mut checkpointer = StateFileCheckpointer {
+            path: Some(path.clone()),
+            checkpoint: None,
+        };
+        checkpointer.save(&pipeline).expect("save");
+        checkpointer.save_interim(&pipeline).expect("save interim");
+        let restore = || {
+            restore(
+                &path,
+                PipelineConfig::new("n1"),
+                topology.clone(),
+                classifier.clone(),
+                0,
+            )
+            .expect("restore")
+            .expect("a checkpoint")
+        };
+        let restored = restore();
+        assert!(restored.used_interim);
+        assert_eq!(Some(restored.checkpoint), checkpointer.checkpoint);
+        // A new checkpoint makes the old interim stale.
+        let mut other = StateFileCheckpointer {
+            path: Some(path.clone()),
+            checkpoint: None,
+        };
+        let mut next = Pipeline::new(
+            PipelineConfig::new("n1"),
+            topology.clone(),
+            classifier.clone(),
+        );
+        let mut source = NoFlows;
+        next.dump_cycle(&mut source, 1).expect("a cycle");
+        other.save(&next).expect("save");
+        assert!(!restore().used_interim);
+        // A damaged interim is ignored, not fatal.
+        fs::write(interim_path(&path), b"garbage").expect("write");
+        assert!(!restore().used_interim);
+    }
+
+    struct NoFlows;
+
+    impl netcost_core::flow::FlowSource for NoFlows {
+        type Error = std::convert::Infallible;
+        fn dump(
+            &mut self,
+            _: &mut dyn FnMut(&netcost_core::flow::FlowRecord),
+        ) -> Result<netcost_core::flow::ReadStats, Self::Error> {
+            Ok(netcost_core::flow::ReadStats::default())
+        }
+        fn drain_destroyed(
+            &mut self,
+            _: &mut dyn FnMut(&netcost_core::flow::FlowRecord),
+        ) -> Result<netcost_core::flow::ReadStats, Self::Error> {
+            Ok(netcost_core::flow::ReadStats::default())
+        }
     }
 }

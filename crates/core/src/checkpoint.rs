@@ -102,14 +102,14 @@ pub struct CheckpointParts<'a, B> {
     pub pairs: &'a [SavedPair],
 }
 
-/// Writes a checkpoint to `out` in the format above. `out` should be buffered: this writes a
-/// few bytes at a time.
+/// Writes a checkpoint to `out` in the format above and returns its checksum, by which an
+/// interim checkpoint names it. `out` should be buffered: this writes a few bytes at a time.
 ///
 /// # Errors
 ///
 /// An error of `out`, or `InvalidInput` when `baselines` does not yield `baseline_count` items
 /// (the count is written first).
-pub fn write_checkpoint<W, B>(out: W, parts: CheckpointParts<'_, B>) -> io::Result<()>
+pub fn write_checkpoint<W, B>(out: W, parts: CheckpointParts<'_, B>) -> io::Result<u64>
 where
     W: Write,
     B: Iterator<Item = SavedBaseline>,
@@ -142,19 +142,33 @@ where
             ),
         ));
     }
-    out.write_all(&(parts.pods.len() as u64).to_le_bytes())?;
-    for p in parts.pods {
-        put_str(&mut out, &p.namespace)?;
-        put_str(&mut out, &p.name)?;
-        put_str(&mut out, &p.uid)?;
+    write_counters(&mut out, parts.pods, parts.series, parts.pairs)?;
+    let sum = out.hash;
+    out.inner.write_all(&sum.to_le_bytes())?;
+    out.inner.flush()?;
+    Ok(sum)
+}
+
+/// The pods, series and pairs sections, shared by checkpoints and interim checkpoints.
+fn write_counters(
+    out: &mut impl Write,
+    pods: &[PodLabels],
+    series: &[SavedSeries],
+    pairs: &[SavedPair],
+) -> io::Result<()> {
+    out.write_all(&(pods.len() as u64).to_le_bytes())?;
+    for p in pods {
+        put_str(out, &p.namespace)?;
+        put_str(out, &p.name)?;
+        put_str(out, &p.uid)?;
     }
-    out.write_all(&(parts.series.len() as u64).to_le_bytes())?;
-    for s in parts.series {
+    out.write_all(&(series.len() as u64).to_le_bytes())?;
+    for s in series {
         match &s.key.owner {
             Owner::Node => out.write_all(&[0])?,
             Owner::Pod(uid) => {
                 out.write_all(&[1])?;
-                put_str(&mut out, uid)?;
+                put_str(out, uid)?;
             }
         }
         out.write_all(&[match s.key.direction {
@@ -166,32 +180,30 @@ where
             None => out.write_all(&[0])?,
             Some(name) => {
                 out.write_all(&[1])?;
-                put_str(&mut out, name)?;
+                put_str(out, name)?;
             }
         }
         out.write_all(&s.value.to_le_bytes())?;
         out.write_all(&s.pending.to_le_bytes())?;
     }
-    out.write_all(&(parts.pairs.len() as u64).to_le_bytes())?;
-    for p in parts.pairs {
+    out.write_all(&(pairs.len() as u64).to_le_bytes())?;
+    for p in pairs {
         for peer in [&p.key.client, &p.key.server] {
-            put_str(&mut out, &peer.namespace)?;
-            put_str(&mut out, &peer.kind)?;
-            put_str(&mut out, &peer.name)?;
-            put_str(&mut out, &peer.zone)?;
+            put_str(out, &peer.namespace)?;
+            put_str(out, &peer.kind)?;
+            put_str(out, &peer.name)?;
+            put_str(out, &peer.zone)?;
         }
         out.write_all(&[p.key.class as u8])?;
         out.write_all(&p.value.to_le_bytes())?;
         out.write_all(&p.pending.to_le_bytes())?;
     }
-    let sum = out.hash;
-    out.inner.write_all(&sum.to_le_bytes())?;
-    out.inner.flush()
+    Ok(())
 }
 
 /// Reads a checkpoint of `len` bytes from `input`, handing each baseline to `baseline` as it is
-/// read instead of collecting them; the returned checkpoint's `baselines` is empty. `input`
-/// should be buffered.
+/// read instead of collecting them; returns the checkpoint, whose `baselines` is empty, and its
+/// checksum. `input` should be buffered.
 ///
 /// The checksum is at the end, so `baseline` may have seen baselines of a file that turns out
 /// damaged: on an error, throw away what it built.
@@ -203,7 +215,7 @@ pub fn read_checkpoint<R: Read>(
     input: R,
     len: u64,
     baseline: &mut dyn FnMut(SavedBaseline),
-) -> Result<Checkpoint, CheckpointError> {
+) -> Result<(Checkpoint, u64), CheckpointError> {
     let body_len = len.checked_sub(8).ok_or(CheckpointError::BadMagic)?;
     let mut r = Reader {
         inner: input,
@@ -245,6 +257,37 @@ pub fn read_checkpoint<R: Read>(
             reply_bytes: long(16),
         });
     }
+    let (pods, series, pairs) = read_counters(&mut r, version > VERSION_WITHOUT_PAIRS)?;
+    if r.pos != body_len {
+        return Err(CheckpointError::Invalid {
+            field: "trailing bytes",
+        });
+    }
+    let computed = r.hash;
+    let mut stored = [0u8; 8];
+    r.inner
+        .read_exact(&mut stored)
+        .map_err(|e| read_error(e, r.pos))?;
+    if u64::from_le_bytes(stored) != computed {
+        return Err(CheckpointError::BadChecksum);
+    }
+    let checkpoint = Checkpoint {
+        node_name,
+        primed,
+        baselines: Vec::new(),
+        series,
+        pods,
+        pairs,
+    };
+    Ok((checkpoint, computed))
+}
+
+/// Reads the sections [`write_counters`] writes; `with_pairs` is false for version 2 files.
+#[allow(clippy::type_complexity)]
+fn read_counters<R: Read>(
+    r: &mut Reader<R>,
+    with_pairs: bool,
+) -> Result<(Vec<PodLabels>, Vec<SavedSeries>, Vec<SavedPair>), CheckpointError> {
     let n = r.count(12)?;
     let mut pods = Vec::with_capacity(n);
     for _ in 0..n {
@@ -297,7 +340,7 @@ pub fn read_checkpoint<R: Read>(
         });
     }
     let mut pairs = Vec::new();
-    if version > VERSION_WITHOUT_PAIRS {
+    if with_pairs {
         let n = r.count(8 * 4 + 17)?;
         pairs.reserve(n);
         for _ in 0..n {
@@ -315,27 +358,7 @@ pub fn read_checkpoint<R: Read>(
             });
         }
     }
-    if r.pos != body_len {
-        return Err(CheckpointError::Invalid {
-            field: "trailing bytes",
-        });
-    }
-    let computed = r.hash;
-    let mut stored = [0u8; 8];
-    r.inner
-        .read_exact(&mut stored)
-        .map_err(|e| read_error(e, r.pos))?;
-    if u64::from_le_bytes(stored) != computed {
-        return Err(CheckpointError::BadChecksum);
-    }
-    Ok(Checkpoint {
-        node_name,
-        primed,
-        baselines: Vec::new(),
-        series,
-        pods,
-        pairs,
-    })
+    Ok((pods, series, pairs))
 }
 
 impl Checkpoint {
@@ -361,10 +384,110 @@ impl Checkpoint {
     /// Decodes a checkpoint, refusing damaged or foreign input.
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         let mut baselines = Vec::new();
-        let mut checkpoint =
+        let (mut checkpoint, _) =
             read_checkpoint(bytes, bytes.len() as u64, &mut |b| baselines.push(b))?;
         checkpoint.baselines = baselines;
         Ok(checkpoint)
+    }
+}
+
+const INTERIM_MAGIC: &[u8; 4] = b"NCCI";
+const INTERIM_VERSION: u32 = 1;
+
+/// The counters as they were after the DESTROY events read since a checkpoint: the pods,
+/// series and pairs sections of a checkpoint, without baselines, naming the checkpoint they
+/// continue by its checksum.
+///
+/// Between two cycles only events change the pipeline: they add bytes to counters and remove
+/// baselines, never add one. So the checkpoint's baselines with these counters are the state
+/// at the time of this file, except for baselines of flows that have ended since, which the
+/// next dumps sweep without counting. Written after every drain that counted bytes, it keeps a
+/// crash from losing the bytes of flows that ended since the last checkpoint.
+///
+/// Format: magic "NCCI" | version u32 | node name (str) | checkpoint checksum u64 | pods,
+/// series and pairs as in a version 3 checkpoint | checksum u64 (FNV-1a of what precedes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interim {
+    /// The node it was written on.
+    pub node_name: String,
+    /// The checksum of the checkpoint it continues.
+    pub checkpoint: u64,
+    /// Pods with series.
+    pub pods: Vec<PodLabels>,
+    /// Exported counters.
+    pub series: Vec<SavedSeries>,
+    /// Workload pair counters.
+    pub pairs: Vec<SavedPair>,
+}
+
+/// Writes an interim checkpoint (see [`Interim`]).
+///
+/// # Errors
+///
+/// The errors of `out`.
+pub fn write_interim(
+    out: impl Write,
+    node_name: &str,
+    checkpoint: u64,
+    (pods, series, pairs): (&[PodLabels], &[SavedSeries], &[SavedPair]),
+) -> io::Result<()> {
+    let mut out = Hashing {
+        inner: out,
+        hash: FNV_OFFSET,
+    };
+    out.write_all(INTERIM_MAGIC)?;
+    out.write_all(&INTERIM_VERSION.to_le_bytes())?;
+    put_str(&mut out, node_name)?;
+    out.write_all(&checkpoint.to_le_bytes())?;
+    write_counters(&mut out, pods, series, pairs)?;
+    let sum = out.hash;
+    out.inner.write_all(&sum.to_le_bytes())?;
+    out.inner.flush()
+}
+
+impl Interim {
+    /// Decodes an interim checkpoint, refusing damaged or foreign input.
+    pub fn decode(bytes: &[u8]) -> Result<Interim, CheckpointError> {
+        let len = bytes.len() as u64;
+        let body_len = len.checked_sub(8).ok_or(CheckpointError::BadMagic)?;
+        let mut r = Reader {
+            inner: bytes,
+            pos: 0,
+            body_len,
+            hash: FNV_OFFSET,
+        };
+        let mut magic = [0u8; 4];
+        r.fill(&mut magic).map_err(|_| CheckpointError::BadMagic)?;
+        if &magic != INTERIM_MAGIC {
+            return Err(CheckpointError::BadMagic);
+        }
+        let version = r.u32()?;
+        if version != INTERIM_VERSION {
+            return Err(CheckpointError::UnsupportedVersion(version));
+        }
+        let node_name = r.string()?;
+        let checkpoint = r.u64()?;
+        let (pods, series, pairs) = read_counters(&mut r, true)?;
+        if r.pos != body_len {
+            return Err(CheckpointError::Invalid {
+                field: "trailing bytes",
+            });
+        }
+        let computed = r.hash;
+        let mut stored = [0u8; 8];
+        r.inner
+            .read_exact(&mut stored)
+            .map_err(|e| read_error(e, r.pos))?;
+        if u64::from_le_bytes(stored) != computed {
+            return Err(CheckpointError::BadChecksum);
+        }
+        Ok(Interim {
+            node_name,
+            checkpoint,
+            pods,
+            series,
+            pairs,
+        })
     }
 }
 
@@ -569,7 +692,41 @@ mod tests {
         let mut seen = Vec::new();
         let read = read_checkpoint(&bytes[..], bytes.len() as u64, &mut |b| seen.push(b));
         assert_eq!(seen, c.baselines);
-        assert_eq!(read.map(|r| r.series), Ok(c.series));
+        assert_eq!(read.map(|(r, _)| r.series), Ok(c.series));
+    }
+
+    #[test]
+    fn an_interim_checkpoint_round_trips_and_names_its_checkpoint() {
+        let c = sample();
+        let mut full = Vec::new();
+        let parts = CheckpointParts {
+            node_name: &c.node_name,
+            primed: c.primed,
+            baseline_count: c.baselines.len(),
+            baselines: c.baselines.iter().copied(),
+            pods: &c.pods,
+            series: &c.series,
+            pairs: &c.pairs,
+        };
+        let sum = write_checkpoint(&mut full, parts).expect("in memory");
+        assert_eq!(
+            read_checkpoint(&full[..], full.len() as u64, &mut |_| {}).map(|(_, s)| s),
+            Ok(sum)
+        );
+        let mut bytes = Vec::new();
+        write_interim(&mut bytes, "node-a", sum, (&c.pods, &c.series, &c.pairs))
+            .expect("in memory");
+        let interim = Interim::decode(&bytes).expect("decodes");
+        assert_eq!(
+            (interim.checkpoint, interim.series, interim.pairs),
+            (sum, c.series, c.pairs)
+        );
+        for len in 0..bytes.len() {
+            assert!(
+                Interim::decode(&bytes[..len]).is_err(),
+                "accepted {len} bytes"
+            );
+        }
     }
 
     #[test]

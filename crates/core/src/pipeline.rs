@@ -17,7 +17,8 @@ use std::sync::Arc;
 use crate::aggregate::{Aggregator, ExportedSeries, Owner, SeriesKey};
 use crate::attribute::{Attribution, LocalEnd, Unattributed, attribute};
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointParts, read_checkpoint, write_checkpoint,
+    Checkpoint, CheckpointError, CheckpointParts, Interim, read_checkpoint, write_checkpoint,
+    write_interim,
 };
 use crate::class::{Direction, TrafficClass};
 use crate::classify::{Classification, Classifier};
@@ -293,6 +294,17 @@ impl ClassCache {
     }
 }
 
+/// A pipeline continued from a checkpoint, by [`Pipeline::restore_from`].
+pub struct Restored {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// The checkpoint's checksum: what the next interim checkpoint names until a new
+    /// checkpoint is written.
+    pub checkpoint: u64,
+    /// True when an interim checkpoint's counters replaced the checkpoint's.
+    pub used_interim: bool,
+}
+
 /// The agent's processing, with no I/O of its own. See the module docs.
 pub struct Pipeline {
     config: PipelineConfig,
@@ -334,7 +346,9 @@ impl Pipeline {
 
     /// A pipeline that continues from a checkpoint of `len` bytes read from `input` (buffered),
     /// as [`Pipeline::restore`] does, without holding the file or a list of its baselines in
-    /// memory: each baseline goes straight into the tracker.
+    /// memory: each baseline goes straight into the tracker. An `interim` checkpoint that names
+    /// this checkpoint replaces its counters (see [`Interim`]); one that names another is
+    /// ignored.
     ///
     /// # Errors
     ///
@@ -344,21 +358,34 @@ impl Pipeline {
         config: PipelineConfig,
         topology: Arc<Topology>,
         classifier: Classifier,
-        input: R,
-        len: u64,
+        (input, len): (R, u64),
+        interim: Option<Interim>,
         now_ms: u64,
-    ) -> Result<Self, CheckpointError> {
+    ) -> Result<Restored, CheckpointError> {
         let mut tracker = DeltaTracker::new();
-        let checkpoint = read_checkpoint(input, len, &mut |b| tracker.insert_saved(b))?;
+        let (mut checkpoint, checksum) =
+            read_checkpoint(input, len, &mut |b| tracker.insert_saved(b))?;
         if checkpoint.node_name != *config.node_name {
             return Err(CheckpointError::OtherNode {
                 found: checkpoint.node_name,
             });
         }
+        let interim =
+            interim.filter(|i| i.checkpoint == checksum && i.node_name == checkpoint.node_name);
+        let used_interim = interim.is_some();
+        if let Some(interim) = interim {
+            checkpoint.pods = interim.pods;
+            checkpoint.series = interim.series;
+            checkpoint.pairs = interim.pairs;
+        }
         tracker.set_primed(checkpoint.primed);
         let mut pipeline = Pipeline::restore(config, topology, classifier, checkpoint, now_ms);
         pipeline.tracker = tracker;
-        Ok(pipeline)
+        Ok(Restored {
+            pipeline,
+            checkpoint: checksum,
+            used_interim,
+        })
     }
 
     /// A pipeline that continues from a checkpoint: baselines and counters pick up where they were.
@@ -566,11 +593,12 @@ impl Pipeline {
 
     /// Writes the state to persist for a restart to `out` (buffered), streaming the baselines
     /// from the tracker: the same bytes as `self.checkpoint().encode()`, without either copy.
+    /// Returns the checkpoint's checksum, which names it to [`Pipeline::write_interim`].
     ///
     /// # Errors
     ///
     /// The errors of `out`.
-    pub fn write_checkpoint(&self, out: impl std::io::Write) -> std::io::Result<()> {
+    pub fn write_checkpoint(&self, out: impl std::io::Write) -> std::io::Result<u64> {
         let (series, pods) = self.aggregator.saved();
         let pairs = self.aggregator.saved_pairs();
         write_checkpoint(
@@ -585,6 +613,30 @@ impl Pipeline {
                 pairs: &pairs,
             },
         )
+    }
+
+    /// Writes the counters as they are now, as an interim checkpoint continuing the checkpoint
+    /// whose checksum is `checkpoint` (see [`Interim`]). Call it between cycles only: a dump
+    /// adds baselines, which an interim checkpoint does not hold.
+    ///
+    /// # Errors
+    ///
+    /// The errors of `out`.
+    pub fn write_interim(&self, out: impl std::io::Write, checkpoint: u64) -> std::io::Result<()> {
+        let (series, pods) = self.aggregator.saved();
+        let pairs = self.aggregator.saved_pairs();
+        write_interim(
+            out,
+            &self.config.node_name,
+            checkpoint,
+            (&pods, &series, &pairs),
+        )
+    }
+
+    /// DESTROY events read so far: when it has not changed, neither have the counters since the
+    /// last cycle, and an interim checkpoint would say nothing new.
+    pub fn destroy_events_read(&self) -> u64 {
+        self.stats.destroy_events
     }
 
     /// The state to persist for a restart.

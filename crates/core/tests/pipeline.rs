@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use netcost_core::attribute::Unattributed;
-use netcost_core::checkpoint::CheckpointError;
+use netcost_core::checkpoint::{CheckpointError, Interim};
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
@@ -486,8 +486,8 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
             PipelineConfig::new(node),
             topology(CLUSTER),
             Classifier::new(ClassificationConfig::kubecost_default()),
-            &streamed[..],
-            streamed.len() as u64,
+            (&streamed[..], streamed.len() as u64),
+            None,
             4_000,
         )
     };
@@ -495,7 +495,9 @@ fn a_restored_pipeline_neither_double_counts_nor_drops_bytes() {
         restore("node-b"),
         Err(CheckpointError::OtherNode { found }) if found == "node-a"
     ));
-    let mut second = restore("node-a").unwrap_or_else(|e| panic!("restore: {e}"));
+    let mut second = restore("node-a")
+        .unwrap_or_else(|e| panic!("restore: {e}"))
+        .pipeline;
     let mut source = Script::default();
     source.dumps.push_back(vec![long(9_000)]);
     cycle(&mut second, &mut source, 5_000);
@@ -696,4 +698,54 @@ fn a_new_pair_is_seen_at_zero_first_then_idle_pairs_go_away() {
     assert!(pair_value(&p.snapshot(), "web-a", "db-b", CrossZone).is_some());
     cycle(&mut p, &mut source, 62_000);
     assert_eq!(pair_value(&p.snapshot(), "web-a", "db-b", CrossZone), None);
+}
+
+#[test]
+fn an_interim_checkpoint_keeps_the_bytes_of_flows_that_ended_after_the_checkpoint() {
+    let long = |sent| flow(1, "10.0.1.10", "10.0.2.20", sent, 0).record();
+    let short = flow(2, "10.0.1.10", "10.0.2.20", 700, 0).record();
+    let mut first = pipeline_on("node-a", ClassificationConfig::kubecost_default());
+    let mut source = Script::default();
+    source.dumps.extend([vec![], vec![long(1_000)]]);
+    cycle(&mut first, &mut source, 1_000);
+    cycle(&mut first, &mut source, 2_000);
+    let mut checkpoint = Vec::new();
+    let checksum = first
+        .write_checkpoint(&mut checkpoint)
+        .unwrap_or_else(|e| panic!("write checkpoint: {e}"));
+    // After the checkpoint a short flow ends; its bytes exist only in memory and the interim.
+    source.events.push_back(vec![short]);
+    assert!(first.drain_events(&mut source, 2_500).is_ok());
+    let mut interim = Vec::new();
+    first
+        .write_interim(&mut interim, checksum)
+        .unwrap_or_else(|e| panic!("write interim: {e}"));
+    let interim = Interim::decode(&interim).unwrap_or_else(|e| panic!("decode interim: {e}"));
+    // The agent dies. Its successor sees the long flow at 5_000.
+    let restart = |interim: Option<Interim>| {
+        let restored = Pipeline::restore_from(
+            PipelineConfig::new("node-a"),
+            topology(CLUSTER),
+            Classifier::new(ClassificationConfig::kubecost_default()),
+            (&checkpoint[..], checkpoint.len() as u64),
+            interim,
+            3_000,
+        )
+        .unwrap_or_else(|e| panic!("restore: {e}"));
+        let used = restored.used_interim;
+        let mut p = restored.pipeline;
+        let mut source = Script::default();
+        source.dumps.push_back(vec![long(5_000)]);
+        cycle(&mut p, &mut source, 4_000);
+        (used, pod_value(&p.snapshot(), "web-a", Egress, CrossZone))
+    };
+    // 1_000 checkpointed + 700 from the interim + 4_000 the dump adds: every byte, once.
+    assert_eq!(restart(Some(interim.clone())), (true, 5_700));
+    // Without it the short flow's bytes are lost; an interim of another checkpoint is ignored.
+    assert_eq!(restart(None), (false, 5_000));
+    let stale = Interim {
+        checkpoint: checksum ^ 1,
+        ..interim
+    };
+    assert_eq!(restart(Some(stale)), (false, 5_000));
 }
