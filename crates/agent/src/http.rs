@@ -59,15 +59,15 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// Ready once the first cycle completed, so the first scrape already has every pod's series.
+/// Ready once the first cycle completed and was checkpointed, so the first scrape already has
+/// every pod's series; until then it says what it waits for, or what went wrong.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "first conntrack cycle not done yet\n",
-        )
-            .into_response()
+        return (StatusCode::OK, "ready\n").into_response();
     }
+    let body = match shared.not_ready_because() {
+        Some(reason) => format!("not ready: {reason}\n"),
+        None => "first conntrack cycle not done yet\n".to_owned(),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }

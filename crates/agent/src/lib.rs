@@ -125,6 +125,8 @@ pub struct Shared {
     pub scraped_generation: AtomicU64,
     /// True once the first cycle completed.
     pub ready: AtomicBool,
+    /// Why the agent is not ready yet, when something went wrong (for `/readyz`).
+    not_ready_because: Mutex<Option<String>>,
     heartbeat_ms: AtomicU64,
     /// The cloud ranges' status and a new table waiting for the pipeline thread.
     pub cloud: cloud::CloudShared,
@@ -138,6 +140,7 @@ impl Shared {
             exposition: Mutex::new(initial),
             scraped_generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            not_ready_because: Mutex::new(None),
             heartbeat_ms: AtomicU64::new(now_ms()),
             cloud: cloud::CloudShared::default(),
             stale_after_ms,
@@ -164,6 +167,22 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .timing = timing;
+    }
+
+    /// Records why the agent cannot become ready (`None`: nothing wrong, just not done yet).
+    pub(crate) fn set_not_ready_because(&self, reason: Option<String>) {
+        *self
+            .not_ready_because
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = reason;
+    }
+
+    /// Why the agent is not ready, if something went wrong.
+    pub fn not_ready_because(&self) -> Option<String> {
+        self.not_ready_because
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn beat(&self) {

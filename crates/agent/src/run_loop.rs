@@ -300,6 +300,7 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
         self.timing.cycle_seconds = started.elapsed().as_secs_f64();
         self.timing.last_cycle_unix_seconds = now_ms as f64 / 1000.0;
         let cycle_ok = result.is_ok();
+        let not_ready = !self.shared.ready.load(Ordering::Relaxed);
         match result {
             Ok(read) if read.events_lost > 0 => tracing::warn!(
                 lost = read.events_lost,
@@ -309,6 +310,11 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
             Err(e) => {
                 self.timing.cycle_failures += 1;
                 tracing::error!(error = %e, "conntrack dump failed; retrying next cycle");
+                if not_ready {
+                    self.shared.set_not_ready_because(Some(format!(
+                        "the conntrack dump failed ({e}); retrying every cycle"
+                    )));
+                }
             }
         }
         match self.checkpointer.save(&self.pipeline) {
@@ -324,6 +330,7 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
                 });
                 if cycle_ok {
                     self.shared.ready.store(true, Ordering::Relaxed);
+                    self.shared.set_not_ready_because(None);
                 }
                 let published = PublishedCycle {
                     snapshot: &snapshot,
@@ -341,6 +348,13 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
                 // Keep serving the last checkpointed values; counting goes on in memory.
                 self.timing.checkpoint_failures += 1;
                 self.shared.publish_timing(self.timing);
+                if not_ready {
+                    self.shared.set_not_ready_because(Some(format!(
+                        "the checkpoint cannot be written ({e}), and /metrics serves only \
+                         checkpointed values; make the state file's directory writable for the \
+                         agent's user"
+                    )));
+                }
                 tracing::error!(error = %e, "checkpoint not written; /metrics keeps the last checkpointed values until a write succeeds");
             }
         }
@@ -585,5 +599,25 @@ mod tests {
         assert_eq!(interims(), 1);
         agent.tick(t0 + DRAIN * 3, false);
         assert_eq!(interims(), 1, "nothing new since");
+    }
+
+    #[test]
+    fn readyz_says_why_when_the_first_checkpoint_cannot_be_written() {
+        let t0 = Instant::now();
+        let checkpointer = FakeCheckpointer::default();
+        let (mut agent, shared) = agent(checkpointer.clone(), t0);
+        assert_eq!(shared.not_ready_because(), None);
+        checkpointer.set_failing(true);
+        agent.tick(t0, false);
+        assert!(!shared.ready.load(Ordering::Relaxed));
+        let why = shared.not_ready_because().unwrap_or_default();
+        assert!(
+            why.contains("disk full") && why.contains("writable"),
+            "{why}"
+        );
+        checkpointer.set_failing(false);
+        agent.tick(t0 + INTERVAL, false);
+        assert!(shared.ready.load(Ordering::Relaxed));
+        assert_eq!(shared.not_ready_because(), None);
     }
 }
