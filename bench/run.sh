@@ -56,11 +56,18 @@ measure_agent() {
             echo "cycle $cycles: parse_time_ms=$(metric kubecost_network_costs_parse_time) parsed_entries=$(metric kubecost_network_costs_parsed_entries) rss_mib=$(( $(status_kib "$pid" VmRSS) / 1024 ))" >&2
             metric kubecost_network_costs_parse_time >&3
         fi
+        # The process's CPU time (user + system, all threads) from the end of cycle 2 on: what
+        # whole intervals cost, event reading and checkpoints included.
+        if (( cycles == 2 )); then cpu_from=$(proc_cpu_ticks "$pid"); cycles_from=$cycles; fi
         (( cycles >= CYCLES )) && break
     done
     status_kib "$pid" VmHWM >&4
+    if [[ -n "${cpu_from:-}" ]] && (( cycles > cycles_from )); then
+        echo "scale=1; ($(proc_cpu_ticks "$pid") - $cpu_from) * 1000 / $(getconf CLK_TCK) / ($cycles - $cycles_from)" | bc >&5
+    fi
     kill -TERM "$pid"; wait "$pid" || true
 }
+proc_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 sim() {
     local sizes=("$@")
@@ -117,6 +124,7 @@ kernel() {
         ip netns del "$peer" 2>/dev/null || true
         sysctl -qw net.netfilter.nf_conntrack_max="$old_max"
         echo "$old_hash" >/sys/module/nf_conntrack/parameters/hashsize
+        [[ -z "${CHURN_CGROUP:-}" ]] || rmdir "$CHURN_CGROUP" 2>/dev/null || true
     }
     trap cleanup EXIT
     cleanup
@@ -188,15 +196,29 @@ items:
   spec: {nodeName: bench-node, containers: []}
   status: {phase: Running, podIP: 10.200.0.1}
 EOF
-    echo "agent, 6 cycles of 15 s:" >&2
+    # KERNEL_STATE_FILE=0 runs the agent without its checkpoint; KERNEL_CPU=500m under a cgroup CPU
+    # quota (as `churn` does).
+    local state_args=(--state-file /tmp/netcost-bench-state)
+    rm -f /tmp/netcost-bench-state
+    [[ "${KERNEL_STATE_FILE:-1}" == 1 ]] || state_args=()
+    local interval=${KERNEL_INTERVAL:-10s}
+    echo "agent, 6 cycles of $interval, ${state_args[*]:-no state file}, cpu ${KERNEL_CPU:-none}:" >&2
     METRICS_URL=http://127.0.0.1:39203/metrics CURL="ip netns exec $ns curl" CYCLES=6
-    exec 3>/tmp/netcost-bench-times 4>/tmp/netcost-bench-rss
-    measure_agent ip netns exec "$ns" "$BIN" agent --node-name bench-node \
-        --inventory /tmp/netcost-bench-inventory.yaml --listen 127.0.0.1:39203 --interval 15s
-    exec 3>&- 4>&-
+    exec 3>/tmp/netcost-bench-times 4>/tmp/netcost-bench-rss 5>/tmp/netcost-bench-cpu
+    local wrap=()
+    if [[ -n "${KERNEL_CPU:-}" ]]; then
+        churn_cgroup
+        # shellcheck disable=SC2016
+        wrap=(sh -c 'echo $$ >"$1/cgroup.procs" || exit 1; shift; exec "$@"' sh "$CHURN_CGROUP")
+    fi
+    measure_agent "${wrap[@]}" ip netns exec "$ns" "$BIN" agent --node-name bench-node \
+        --inventory /tmp/netcost-bench-inventory.yaml --listen 127.0.0.1:39203 --interval "$interval" \
+        "${state_args[@]}"
+    exec 3>&- 4>&- 5>&-
     local agent_ms; agent_ms=$(median </tmp/netcost-bench-times)
-    echo "kernel entries=$n bare_dump_ms=$floor conntrack_L_ms=$tool agent_cycle_ms=$agent_ms agent_peak_rss_mib=$(( $(cat /tmp/netcost-bench-rss) / 1024 ))"
-    echo "ratios: agent/bare=$(echo "scale=2; $agent_ms / $floor" | bc) conntrack-L/bare=$(echo "scale=2; $tool / $floor" | bc) agent/conntrack-L=$(echo "scale=2; $agent_ms / $tool" | bc)"
+    local cpu_ms; cpu_ms=$(cat /tmp/netcost-bench-cpu 2>/dev/null || echo n/a)
+    echo "kernel entries=$n bare_dump_ms=$floor conntrack_L_ms=$tool agent_cycle_ms=$agent_ms agent_cpu_per_cycle_ms=$cpu_ms agent_peak_rss_mib=$(( $(cat /tmp/netcost-bench-rss) / 1024 )) state_file=${KERNEL_STATE_FILE:-1} interval=$interval"
+    echo "ratios: agent/bare=$(echo "scale=2; $agent_ms / $floor" | bc) agent_cpu/bare=$(echo "scale=2; $cpu_ms / $floor" | bc 2>/dev/null) conntrack-L/bare=$(echo "scale=2; $tool / $floor" | bc) agent/conntrack-L=$(echo "scale=2; $agent_ms / $tool" | bc)"
 }
 
 # --- churn: short flows that begin and end between two dumps ------------------------------------
