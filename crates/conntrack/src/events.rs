@@ -590,27 +590,11 @@ fn read_loop(
 
 /// Sets `SO_RCVTIMEO`, so a blocking `recv` returns `EAGAIN` after `timeout`.
 fn socket_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
     };
-    // SAFETY: the fd is open for the life of `socket`; `tv` is a live timeval and the length
-    // passed is exactly its size, as setsockopt(2) requires for SO_RCVTIMEO.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::netlink::set_socket_option(socket, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
 }
 
 #[cfg(test)]

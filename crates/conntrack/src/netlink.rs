@@ -287,16 +287,26 @@ fn set_receive_buffer(socket: &Socket, bytes: usize) -> Result<usize, Error> {
 }
 
 fn set_int_option(socket: &Socket, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the fd is open for the life of `socket`; the option value points to a live c_int
-    // and the length passed is exactly its size, as setsockopt(2) requires for SOL_SOCKET
-    // integer options.
+    set_socket_option(socket, libc::SOL_SOCKET, option, &value)
+}
+
+/// `setsockopt(2)` with a plain value (an integer, a `timeval`).
+pub(crate) fn set_socket_option<T: Copy>(
+    socket: &Socket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: the fd is open for the life of `socket`; the option value points to a live `T`
+    // and the length passed is exactly its size, as setsockopt(2) requires of options passed
+    // by value (integers, `struct timeval`).
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
-            (&raw const value).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            std::ptr::from_ref(value).cast::<libc::c_void>(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {

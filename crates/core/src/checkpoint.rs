@@ -216,18 +216,7 @@ pub fn read_checkpoint<R: Read>(
     len: u64,
     baseline: &mut dyn FnMut(SavedBaseline),
 ) -> Result<(Checkpoint, u64), CheckpointError> {
-    let body_len = len.checked_sub(8).ok_or(CheckpointError::BadMagic)?;
-    let mut r = Reader {
-        inner: input,
-        pos: 0,
-        body_len,
-        hash: FNV_OFFSET,
-    };
-    let mut magic = [0u8; 4];
-    r.fill(&mut magic).map_err(|_| CheckpointError::BadMagic)?;
-    if &magic != MAGIC {
-        return Err(CheckpointError::BadMagic);
-    }
+    let mut r = Reader::open(input, len, MAGIC)?;
     let version = r.u32()?;
     if version != VERSION && version != VERSION_WITHOUT_PAIRS {
         return Err(CheckpointError::UnsupportedVersion(version));
@@ -258,19 +247,7 @@ pub fn read_checkpoint<R: Read>(
         });
     }
     let (pods, series, pairs) = read_counters(&mut r, version > VERSION_WITHOUT_PAIRS)?;
-    if r.pos != body_len {
-        return Err(CheckpointError::Invalid {
-            field: "trailing bytes",
-        });
-    }
-    let computed = r.hash;
-    let mut stored = [0u8; 8];
-    r.inner
-        .read_exact(&mut stored)
-        .map_err(|e| read_error(e, r.pos))?;
-    if u64::from_le_bytes(stored) != computed {
-        return Err(CheckpointError::BadChecksum);
-    }
+    let computed = r.finish()?;
     let checkpoint = Checkpoint {
         node_name,
         primed,
@@ -448,19 +425,7 @@ pub fn write_interim(
 impl Interim {
     /// Decodes an interim checkpoint, refusing damaged or foreign input.
     pub fn decode(bytes: &[u8]) -> Result<Interim, CheckpointError> {
-        let len = bytes.len() as u64;
-        let body_len = len.checked_sub(8).ok_or(CheckpointError::BadMagic)?;
-        let mut r = Reader {
-            inner: bytes,
-            pos: 0,
-            body_len,
-            hash: FNV_OFFSET,
-        };
-        let mut magic = [0u8; 4];
-        r.fill(&mut magic).map_err(|_| CheckpointError::BadMagic)?;
-        if &magic != INTERIM_MAGIC {
-            return Err(CheckpointError::BadMagic);
-        }
+        let mut r = Reader::open(bytes, bytes.len() as u64, INTERIM_MAGIC)?;
         let version = r.u32()?;
         if version != INTERIM_VERSION {
             return Err(CheckpointError::UnsupportedVersion(version));
@@ -468,19 +433,7 @@ impl Interim {
         let node_name = r.string()?;
         let checkpoint = r.u64()?;
         let (pods, series, pairs) = read_counters(&mut r, true)?;
-        if r.pos != body_len {
-            return Err(CheckpointError::Invalid {
-                field: "trailing bytes",
-            });
-        }
-        let computed = r.hash;
-        let mut stored = [0u8; 8];
-        r.inner
-            .read_exact(&mut stored)
-            .map_err(|e| read_error(e, r.pos))?;
-        if u64::from_le_bytes(stored) != computed {
-            return Err(CheckpointError::BadChecksum);
-        }
+        r.finish()?;
         Ok(Interim {
             node_name,
             checkpoint,
@@ -544,6 +497,41 @@ struct Reader<R> {
 }
 
 impl<R: Read> Reader<R> {
+    /// A reader of a file of `len` bytes that starts with `magic`.
+    fn open(inner: R, len: u64, magic: &[u8; 4]) -> Result<Self, CheckpointError> {
+        let body_len = len.checked_sub(8).ok_or(CheckpointError::BadMagic)?;
+        let mut r = Reader {
+            inner,
+            pos: 0,
+            body_len,
+            hash: FNV_OFFSET,
+        };
+        let mut found = [0u8; 4];
+        r.fill(&mut found).map_err(|_| CheckpointError::BadMagic)?;
+        if &found != magic {
+            return Err(CheckpointError::BadMagic);
+        }
+        Ok(r)
+    }
+
+    /// Checks that the body was read to its end and that the checksum after it matches;
+    /// returns the checksum.
+    fn finish(mut self) -> Result<u64, CheckpointError> {
+        if self.pos != self.body_len {
+            return Err(CheckpointError::Invalid {
+                field: "trailing bytes",
+            });
+        }
+        let mut stored = [0u8; 8];
+        self.inner
+            .read_exact(&mut stored)
+            .map_err(|e| read_error(e, self.pos))?;
+        if u64::from_le_bytes(stored) != self.hash {
+            return Err(CheckpointError::BadChecksum);
+        }
+        Ok(self.hash)
+    }
+
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), CheckpointError> {
         let end = self.pos.saturating_add(buf.len() as u64);
         if end > self.body_len {

@@ -338,16 +338,7 @@ fn ipv6_pod_traffic_across_zones_is_cross_zone_at_both_ends() {
 fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
     const INTERVAL: Duration = Duration::from_secs(5);
     const PORT: u16 = 5353;
-    let mut cluster = Cluster::build("udp-expiry");
-    for node in ["node-a1", "node-b1"] {
-        cluster.node_sysctl(
-            node,
-            &[
-                ("net.netfilter.nf_conntrack_udp_timeout", "1"),
-                ("net.netfilter.nf_conntrack_udp_timeout_stream", "1"),
-            ],
-        );
-    }
+    let mut cluster = cluster_with_one_second_udp_timeout("udp-expiry");
     // Every agent dumps first after it starts, so none dumps again before this plus INTERVAL.
     let started = Instant::now();
     cluster.start_agents(
@@ -374,14 +365,7 @@ fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
 
     // The premise: every entry came and went between the agents' first and second dumps, so only
     // their DESTROY events can have told the agents about them.
-    let port = PORT.to_string();
-    let gone = wait_until(Duration::from_secs(4), || {
-        ["node-a1", "node-b1"].iter().all(|node| {
-            !cluster
-                .conntrack(node, &["-p", "udp", "--orig-port-dst", &port])
-                .contains("dport=")
-        })
-    });
+    let gone = udp_entries_gone(&cluster, PORT, Duration::from_secs(4));
     assert!(
         gone && started.elapsed() < INTERVAL,
         "the UDP entries must expire within {INTERVAL:?} of the agents' start, but they took \
@@ -414,16 +398,7 @@ fn a_burst_of_fifteen_thousand_short_flows_racing_the_dumps_is_counted_to_the_by
     // them one second later in the garbage collector's bursts, and the agents dump every second,
     // so DESTROY events arrive while dumps are running and overtake their batches.
     const PORT: u16 = 5354;
-    let mut cluster = Cluster::build("udp-churn");
-    for node in ["node-a1", "node-b1"] {
-        cluster.node_sysctl(
-            node,
-            &[
-                ("net.netfilter.nf_conntrack_udp_timeout", "1"),
-                ("net.netfilter.nf_conntrack_udp_timeout_stream", "1"),
-            ],
-        );
-    }
+    let mut cluster = cluster_with_one_second_udp_timeout("udp-churn");
     cluster.start_agents(NETCOST, AgentOptions::default());
 
     let server = pod_addr("web-b", false, PORT);
@@ -439,14 +414,7 @@ fn a_burst_of_fifteen_thousand_short_flows_racing_the_dumps_is_counted_to_the_by
     }
     .run();
     let ended = Instant::now();
-    let port = PORT.to_string();
-    let gone = wait_until(Duration::from_secs(20), || {
-        ["node-a1", "node-b1"].iter().all(|node| {
-            !cluster
-                .conntrack(node, &["-p", "udp", "--orig-port-dst", &port])
-                .contains("dport=")
-        })
-    });
+    let gone = udp_entries_gone(&cluster, PORT, Duration::from_secs(20));
     assert!(gone, "the UDP entries did not expire");
 
     let (up, down) = (
@@ -647,6 +615,34 @@ fn the_test_cluster_routes_and_nats_every_path_and_conntrack_counts_it() {
 }
 
 /// Polls `done` every 100 ms for up to `limit`; whether it became true.
+/// The test cluster with `nf_conntrack_udp_timeout` at 1 s on node-a1 and node-b1, so UDP flows
+/// end a second after their last packet, in the garbage collector's bursts.
+fn cluster_with_one_second_udp_timeout(case: &str) -> Cluster {
+    let cluster = Cluster::build(case);
+    for node in ["node-a1", "node-b1"] {
+        cluster.node_sysctl(
+            node,
+            &[
+                ("net.netfilter.nf_conntrack_udp_timeout", "1"),
+                ("net.netfilter.nf_conntrack_udp_timeout_stream", "1"),
+            ],
+        );
+    }
+    cluster
+}
+
+/// Waits up to `limit` for node-a1's and node-b1's tables to hold no UDP entry to `port`.
+fn udp_entries_gone(cluster: &Cluster, port: u16, limit: Duration) -> bool {
+    let port = port.to_string();
+    wait_until(limit, || {
+        ["node-a1", "node-b1"].iter().all(|node| {
+            !cluster
+                .conntrack(node, &["-p", "udp", "--orig-port-dst", &port])
+                .contains("dport=")
+        })
+    })
+}
+
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
