@@ -75,8 +75,8 @@ struct AgentArgs {
     /// Port override, as Kubecost's network-costs DaemonSet takes it.
     #[arg(long = "host-port", env = "HOST_PORT", hide = true)]
     host_port: Option<u16>,
-    /// Period of full conntrack dumps, like 2s, 10s or 1m.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    /// Period of full conntrack dumps, like 2s, 10s or 1m (1s to 1h).
+    #[arg(long, default_value = "10s", value_parser = parse_interval, value_name = "DUR")]
     interval: Duration,
     /// Where conntrack is read from.
     #[arg(long, value_enum, default_value = "netlink")]
@@ -178,6 +178,20 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}: write a duration like 2s, 10s or 30m"))?;
     if d.is_zero() {
         return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// A dump period: at least a second (a dump of a large table takes seconds of kernel time, and
+/// DESTROY events cover what happens in between), at most an hour (a longer one leaves
+/// Prometheus' rate windows without points).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "{} is outside 1s to 1h: a dump of a large table takes seconds, and Prometheus needs a point every few minutes",
+            humantime::format_duration(d)
+        ));
     }
     Ok(d)
 }
@@ -338,7 +352,15 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     if !args.agent {
         if let Some(duration) = args.run_for {
             let report = netcost_sim::run_bare(sim, args.interval, duration)?;
-            println!("{report:?}");
+            println!(
+                "the simulator alone for {}: {} dumps of {} entries, {:.1} ms to encode and \
+                 parse a dump (median), {} DESTROY events",
+                humantime::format_duration(duration),
+                report.dumps,
+                report.entries,
+                report.median_dump_ms,
+                report.destroy_events
+            );
         }
         return Ok(());
     }

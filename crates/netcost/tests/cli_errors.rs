@@ -115,6 +115,17 @@ fn a_duration_without_a_unit_is_refused_with_an_example() {
 }
 
 #[test]
+fn a_dump_interval_below_a_second_is_refused_with_the_bounds() {
+    let out = agent(&["--interval", "1ms"]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--interval") && err.contains("1s to 1h"),
+        "{err}"
+    );
+}
+
+#[test]
 fn without_an_inventory_the_agent_says_what_to_pass() {
     let out = agent(&[]);
     let err = stderr_of(&out);
