@@ -72,8 +72,8 @@ struct AgentArgs {
     /// Address of /metrics, /healthz and /readyz. HOST_PORT, if set, replaces the port.
     #[arg(long, default_value = "0.0.0.0:3001", value_name = "ADDR")]
     listen: SocketAddr,
-    /// Port override, as Kubecost's network-costs DaemonSet takes it.
-    #[arg(long = "host-port", env = "HOST_PORT", hide = true)]
+    /// Replaces the port of --listen, as Kubecost's network-costs DaemonSet sets it (HOST_PORT).
+    #[arg(long = "host-port", env = "HOST_PORT", value_name = "PORT")]
     host_port: Option<u16>,
     /// Period of full conntrack dumps, like 2s, 10s or 1m (1s to 1h).
     #[arg(long, default_value = "10s", value_parser = parse_interval, value_name = "DUR")]
