@@ -188,7 +188,7 @@ fn the_default_chart_renders_a_least_privilege_host_network_daemon_set() {
     assert_eq!(
         pod_labels(&ds).get("app").map(String::as_str),
         Some("netcost-network-costs"),
-        "OpenCost finds network-cost pods by app=<release>-network-costs"
+        "the pods carry app=<release>-network-costs, as Kubecost's chart labels them"
     );
     assert!(o.monitors.is_empty());
 }
@@ -385,6 +385,110 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
         annotations.get("prometheus.io/port").map(String::as_str),
         Some("3002")
     );
+}
+
+/// Kubecost's `networkCosts` values (`tests/values/kubecost-network-costs.yaml`, source in its
+/// header), as a user migrating from Kubecost's DaemonSet passes them.
+fn kubecost_values() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/values/kubecost-network-costs.yaml")
+}
+
+/// A label selector matches `labels` when every one of its pairs is among them.
+fn selects(
+    selector: &std::collections::BTreeMap<String, String>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn daemon_set_selector(ds: &DaemonSet) -> std::collections::BTreeMap<String, String> {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn opencost_and_kubecost_find_the_pods_of_release_kubecost_with_defaults_and_kubecost_values() {
+    let kubecost = kubecost_values();
+    for values in [None, Some(kubecost.as_path())] {
+        let o = objects(&render(values, "kubecost", "kubecost"));
+        let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+        let labels = pod_labels(&ds);
+        // opencost/opencost modules/collector-source/pkg/scrape/network.go, isNetworkCosts: the
+        // collector scrapes only running pods with both labels, and Kubecost's bundled
+        // Prometheus (job kubecost-networking, tests/scrape/kubecost.yaml) keeps the same ones.
+        assert_eq!(
+            (
+                labels.get("app.kubernetes.io/name").map(String::as_str),
+                labels.get("app.kubernetes.io/instance").map(String::as_str),
+            ),
+            (Some("network-costs"), Some("kubecost")),
+            "values {values:?}: pod labels {labels:?}"
+        );
+        assert_eq!(
+            labels.get("app").map(String::as_str),
+            Some("kubecost-network-costs")
+        );
+    }
+}
+
+#[test]
+fn the_daemon_set_selector_is_pinned_and_selects_the_pods_as_the_service_and_monitors_do() {
+    let kubecost = kubecost_values();
+    let full = chart().join("ci/full-values.yaml");
+    for values in [None, Some(kubecost.as_path()), Some(full.as_path())] {
+        let o = objects(&render(values, "rel", "ns"));
+        let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+        let selector = daemon_set_selector(&ds);
+        // A DaemonSet's selector is immutable: changing it makes `helm upgrade` fail, and needs
+        // the DaemonSet deleted first (docs/install.md, "Upgrading").
+        assert_eq!(
+            selector,
+            [
+                ("app.kubernetes.io/instance".to_owned(), "rel".to_owned()),
+                (
+                    "app.kubernetes.io/name".to_owned(),
+                    "network-costs".to_owned()
+                ),
+            ]
+            .into(),
+            "the selector changed: say in docs/install.md what an upgrade needs"
+        );
+        let labels = pod_labels(&ds);
+        assert!(selects(&selector, &labels), "{selector:?} {labels:?}");
+        let service = o.service.unwrap_or_else(|| panic!("no Service"));
+        let service_selector = service.spec.and_then(|s| s.selector).unwrap_or_default();
+        assert!(
+            selects(&service_selector, &labels),
+            "{service_selector:?} {labels:?}"
+        );
+    }
+    for (monitor, selected) in [("serviceMonitor", "Service"), ("podMonitor", "pods")] {
+        let o = objects(&render_with(
+            &[json!({monitor: {"enabled": true}})],
+            "rel",
+            "ns",
+        ));
+        let targets = if selected == "pods" {
+            pod_labels(
+                o.daemon_set
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("no DaemonSet")),
+            )
+        } else {
+            o.service
+                .and_then(|s| s.metadata.labels)
+                .unwrap_or_default()
+        };
+        let selector: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(o.monitors[0]["spec"]["selector"]["matchLabels"].clone())
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            selects(&selector, &targets),
+            "{monitor} selects {selector:?}, the {selected} carry {targets:?}"
+        );
+    }
 }
 
 /// The rendering holds exactly one monitor, of `kind`, on the metrics port with the values' labels.

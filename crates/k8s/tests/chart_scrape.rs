@@ -19,8 +19,9 @@
 //! `kubecost_pod_network_egress_bytes_total` series worth 1000 bytes. Every scenario asserts how
 //! many series Prometheus holds per job and per agent, and the sum; the negative controls (the
 //! pods annotated as well as the Service, as the chart did before; a ServiceMonitor and a
-//! PodMonitor together, which the chart now refuses to render) show the doubling the test exists
-//! to catch.
+//! PodMonitor together, which the chart now refuses to render; prometheusScrape under Kubecost's
+//! bundled Prometheus, whose kubecost-networking job already scrapes the pods) show the doubling
+//! the test exists to catch.
 
 mod support;
 
@@ -923,6 +924,13 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
     );
 
     let endpoints_job = "kubernetes-service-endpoints";
+    let networking_job = "kubecost-networking";
+    let kubecost_values = yaml(
+        &read(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/values/kubecost-network-costs.yaml"),
+        ),
+        "kubecost-network-costs.yaml",
+    );
     let service_monitor_job = "netcost-network-costs";
     let pod_monitor_job = "netcost/netcost-network-costs";
     let scenarios: Vec<(&str, Prom, Vec<String>, Seen)> = vec![
@@ -938,19 +946,32 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
             vec![render(scrape_on.clone(), "netcost")],
             expected(&[endpoints_job]),
         ),
+        // Kubecost's bundled Prometheus: its kubecost-networking job keeps the pods labelled
+        // app.kubernetes.io/name=network-costs and app.kubernetes.io/instance=kubecost, which
+        // release kubecost's are, with the chart's defaults and with Kubecost's own values.
         (
-            "prometheusScrape-release-kubecost",
+            "defaults-release-kubecost",
             Prom::Kubecost,
-            vec![render(scrape_on.clone(), "kubecost")],
-            expected(&[endpoints_job]),
+            vec![render(json!({}), "kubecost")],
+            expected(&[networking_job]),
         ),
-        // Kubecost's bundled Prometheus keeps only the endpoints of a Service named
-        // kubecost-network-costs, and its kubecost-networking job only pods labelled
-        // app.kubernetes.io/name=network-costs: another release name is not scraped at all.
+        (
+            "kubecost-values-release-kubecost",
+            Prom::Kubecost,
+            vec![render_with(
+                &[kubecost_values, base.clone()],
+                "kubecost",
+                "kubecost",
+            )],
+            expected(&[networking_job]),
+        ),
+        // Its kubernetes-service-endpoints job keeps only the endpoints of an annotated Service
+        // named kubecost-network-costs, and the pods carry instance=<release>: another release
+        // name is not scraped at all.
         (
             "prometheusScrape-release-netcost",
             Prom::Kubecost,
-            vec![render(scrape_on, "netcost")],
+            vec![render(scrape_on.clone(), "netcost")],
             expected(&[]),
         ),
         (
@@ -965,7 +986,15 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
             vec![render(pod_monitor.clone(), "netcost")],
             expected(&[pod_monitor_job]),
         ),
-        // Negative controls: the doubling this test exists to catch.
+        // Negative controls: the doubling this test exists to catch. prometheusScrape under
+        // Kubecost's bundled Prometheus adds the Service's endpoints to the pods that
+        // kubecost-networking already scrapes (Kubecost's values.yaml warns of the same).
+        (
+            "prometheusScrape-release-kubecost",
+            Prom::Kubecost,
+            vec![render(scrape_on.clone(), "kubecost")],
+            expected(&[networking_job, endpoints_job]),
+        ),
         (
             "pods-and-service-annotated",
             Prom::Community,
