@@ -13,8 +13,10 @@
 //! at 0 first) both give the truth to the byte. On a window that starts while bytes flow, they
 //! part: VictoriaMetrics gives the counters' exact change between the samples either side of the
 //! start, Prometheus an extrapolation of the samples inside, so two adjacent windows add up to
-//! the whole on VictoriaMetrics and not on Prometheus. The test asserts the VictoriaMetrics
-//! side and prints both (docs/scale.md has the figures).
+//! the whole on VictoriaMetrics and not on Prometheus, in most runs: when VictoriaMetrics finds no
+//! sample before the cut close enough to it, it falls back to counting the series' first sample
+//! from 0. The test asserts the whole windows and prints the cut ones (docs/scale.md has the
+//! figures).
 
 #[path = "support/sim_agent.rs"]
 mod sim_agent;
@@ -264,7 +266,6 @@ fn costs_read_from_victoriametrics_match_the_simulators_truth_and_the_aws_price_
             whole_at_scrape: engine_total(engine, &window_ending(last, 10)),
             early: engine_total(engine, &format!("{start},{mid}")),
             late: engine_total(engine, &format!("{mid},{end}")),
-            raw_late,
         };
         eprintln!(
             "{name}: last scrape {:.3} s before the end; whole window ending now {} bytes (${:.6}), ending on the last scrape {} bytes (${:.6}); late window {} bytes (${:.6}), raw samples {raw_late}; early {} bytes, early + late {} ({:+} against the truth)",
@@ -286,17 +287,15 @@ fn costs_read_from_victoriametrics_match_the_simulators_truth_and_the_aws_price_
         p.whole_at_scrape.0, truth_total,
         "Prometheus, window ending on a scrape"
     );
+    // A window cut while bytes flow is measured, not asserted: in most runs VictoriaMetrics gives
+    // the samples' exact change, but in some it counted a series from 0 at the cut (the late
+    // window +33 %), and Prometheus extrapolates (docs/scale.md has both).
     for (what, got) in [
         ("window ending now", v.whole_now.0),
         ("window ending on a scrape", v.whole_at_scrape.0),
-        ("early + late", v.early.0 + v.late.0),
     ] {
         assert_eq!(got, truth_total, "VictoriaMetrics: {what}");
     }
-    assert_eq!(
-        v.late.0, v.raw_late,
-        "VictoriaMetrics: the late window is the samples' change"
-    );
     eprintln!("run time {:.1} s", began.elapsed().as_secs_f64());
 }
 
@@ -306,5 +305,4 @@ struct Measured {
     whole_at_scrape: (u64, f64),
     early: (u64, f64),
     late: (u64, f64),
-    raw_late: u64,
 }
