@@ -491,6 +491,97 @@ fn the_daemon_set_selector_is_pinned_and_selects_the_pods_as_the_service_and_mon
     }
 }
 
+fn init_containers(ds: &DaemonSet) -> Vec<Container> {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.init_containers.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_host_path_state_directory_is_given_to_the_agents_uid_before_the_agent_starts() {
+    let host_path = json!({"stateVolume": {"hostPath": "/var/lib/netcost"}});
+    let o = objects(&render_with(
+        std::slice::from_ref(&host_path),
+        "netcost",
+        "netcost",
+    ));
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    let agent = container(&ds);
+    let inits = init_containers(&ds);
+    assert_eq!(inits.len(), 1, "{inits:?}");
+    let init = &inits[0];
+    // fsGroup does not apply to hostPath volumes, and DirectoryOrCreate makes the directory
+    // root's: only a chown by root makes it the agent's.
+    let uid = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.security_context.as_ref())
+        .and_then(|sc| sc.run_as_user)
+        .unwrap_or_else(|| panic!("no pod runAsUser"));
+    let state_mount = |c: &Container| {
+        c.volume_mounts
+            .as_deref()
+            .and_then(|m| m.iter().find(|m| m.name == "state"))
+            .map(|m| m.mount_path.clone())
+            .unwrap_or_else(|| panic!("{} has no state mount", c.name))
+    };
+    assert_eq!(
+        init.command.as_deref(),
+        Some(
+            &[
+                "chown".to_owned(),
+                format!("{uid}:{uid}"),
+                state_mount(agent)
+            ][..]
+        )
+    );
+    assert_eq!(state_mount(init), state_mount(agent));
+    assert_eq!(init.image, agent.image, "no other image by default");
+    let sc = init
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("no init securityContext"));
+    assert_eq!(
+        (sc.run_as_user, sc.run_as_non_root, sc.privileged),
+        (Some(0), Some(false), Some(false))
+    );
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    let caps = sc
+        .capabilities
+        .as_ref()
+        .unwrap_or_else(|| panic!("no capabilities"));
+    assert_eq!(caps.add.as_deref(), Some(&["CHOWN".to_owned()][..]));
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+
+    let busybox = json!({"stateVolume": {"chownInit": {"image": "busybox:1.36"}}});
+    let o = objects(&render_with(
+        &[host_path.clone(), busybox],
+        "netcost",
+        "netcost",
+    ));
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    assert_eq!(
+        init_containers(&ds)
+            .first()
+            .and_then(|c| c.image.as_deref()),
+        Some("busybox:1.36")
+    );
+
+    let off = json!({"stateVolume": {"chownInit": {"enabled": false}}});
+    for (what, values) in [
+        ("chownInit off", vec![host_path, off]),
+        ("emptyDir", vec![]),
+    ] {
+        let o = objects(&render_with(&values, "netcost", "netcost"));
+        let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+        assert!(init_containers(&ds).is_empty(), "{what}");
+    }
+}
+
 /// The rendering holds exactly one monitor, of `kind`, on the metrics port with the values' labels.
 fn assert_monitor(monitors: &[Value], kind: &str, endpoints: &str) {
     assert_eq!(monitors.len(), 1, "{monitors:?}");
