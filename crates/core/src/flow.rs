@@ -138,7 +138,8 @@ impl ReadStats {
 }
 
 /// A source of conntrack entries: the kernel over netlink, `/proc/net/nf_conntrack`, or the
-/// simulator. The pipeline drives it; it never spawns threads or keeps entries of its own.
+/// simulator. The pipeline drives it and keeps all per-flow state; a source only reads. (The
+/// netlink source reads DESTROY events on a thread of its own and queues them until asked.)
 pub trait FlowSource {
     /// The source's error type, for failures that stop a whole read (socket errors, ...).
     /// Per-entry garbage is not an error: it is skipped and counted in [`ReadStats`].
