@@ -1,10 +1,11 @@
-//! The Helm chart (`deploy/helm/netcost`) rendered with its defaults and with a full values file,
-//! and the plain manifests (`deploy/kubernetes/netcost.yaml`), checked as Kubernetes objects.
+//! The Helm chart (`deploy/helm/netcost`) rendered with its defaults and with other values, and
+//! the plain manifests (`deploy/kubernetes/netcost.yaml`), checked as Kubernetes objects.
 //!
-//! No Helm binary can be installed here (Debian has none), so the chart is rendered by a small
-//! implementation of the template subset it uses (`support/gotmpl.rs`; anything else fails). The
-//! plain manifests are that rendering of the defaults: `NETCOST_BLESS=1 cargo test -p netcost-k8s
-//! --test chart` rewrites them, and this test fails when they differ, which keeps the two in sync.
+//! The chart is rendered by Helm's own template engine (helm-python-sdk, Helm as a library, in the
+//! virtualenv `scripts/install-test-deps.sh` creates; see `support/chart.rs`), and every rendered
+//! object is validated by `kubernetes-validate --strict` against Kubernetes' schemas. The plain
+//! manifests are the rendering of the defaults: `NETCOST_BLESS=1 cargo test -p netcost-k8s --test
+//! chart` rewrites them, and this test fails when they differ, which keeps the two in sync.
 //!
 //! Strict reading: each object is deserialized into its `k8s-openapi` type and serialized back,
 //! and must come back identical, so a misspelt or misplaced field (which serde would silently
@@ -20,8 +21,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use netcost_core::cloud::Provider;
 use netcost_core::config::ClassificationConfig;
 use serde_json::{Value, json};
-use support::chart::{chart, documents, read, render, render_with, repo, try_render};
-use support::gotmpl;
+use support::chart::{chart, documents, lint, read, render, render_with, repo, try_render};
 
 /// Deserializes into `T`, serializes back, and requires the same object.
 fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
@@ -693,21 +693,24 @@ fn the_plain_manifests_are_the_chart_defaults_and_read_strictly() {
 }
 
 #[test]
-fn the_template_subset_renders_like_helm() {
-    let root = json!({"Values": {"a": {"b": 3}, "m": {"z": 1, "k": ["x", {"y": "1.0"}]}, "off": false}, "Release": {"Name": "r"}});
-    let t = "x: {{ .Values.a.b | quote }}\n{{- if .Values.off }}\nno\n{{- else }}\nn: {{ .Release.Name }}\n{{- end }}\nm:\n  {{- toYaml .Values.m | nindent 2 }}\n";
-    let out = gotmpl::render(t, &root).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        out,
-        "x: \"3\"\nn: r\nm:\n  k:\n  - x\n  - y: \"1.0\"\n  z: 1\n"
+fn helm_lint_finds_no_error_and_no_warning() {
+    let report = lint();
+    assert_eq!(report["total_charts_linted"], 1, "{report:#}");
+    assert_eq!(report["errors"], json!([]), "{report:#}");
+    let messages = report["messages"].as_array().cloned().unwrap_or_default();
+    // Severity 1 is information (Chart.yaml has no icon); 2 is a warning, 3 an error.
+    assert!(
+        messages.iter().all(|m| m["severity"].as_i64() == Some(1)),
+        "{report:#}"
     );
-    assert!(gotmpl::render("{{ include \"x\" . }}", &root).is_err());
-    let t =
-        "{{ if and .Values.off .Values.a }}x{{ end }}{{ if and .Values.a .Values.m }}y{{ end }}";
-    assert_eq!(gotmpl::render(t, &root).as_deref(), Ok("y"));
-    let t = "a{{- if .Values.a }}{{- fail \"no good\" }}{{- end }}";
-    assert_eq!(
-        gotmpl::render(t, &root),
-        Err("execution error: no good".to_owned())
+}
+
+#[test]
+#[should_panic(expected = "kubernetes-validate --strict")]
+fn kubernetes_validate_rejects_a_field_kubernetes_does_not_have() {
+    render_with(
+        &[json!({"tolerations": [{"key": "dedicated", "efect": "NoSchedule"}]})],
+        "netcost",
+        "netcost",
     );
 }

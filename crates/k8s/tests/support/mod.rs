@@ -3,4 +3,3 @@
 
 pub mod api_server;
 pub mod chart;
-pub mod gotmpl;
