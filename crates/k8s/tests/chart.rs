@@ -693,16 +693,28 @@ fn the_plain_manifests_are_the_chart_defaults_and_read_strictly() {
 }
 
 #[test]
-fn helm_lint_finds_no_error_and_no_warning() {
-    let report = lint();
-    assert_eq!(report["total_charts_linted"], 1, "{report:#}");
-    assert_eq!(report["errors"], json!([]), "{report:#}");
-    let messages = report["messages"].as_array().cloned().unwrap_or_default();
-    // Severity 1 is information (Chart.yaml has no icon); 2 is a warning, 3 an error.
-    assert!(
-        messages.iter().all(|m| m["severity"].as_i64() == Some(1)),
-        "{report:#}"
-    );
+fn helm_lint_strict_finds_no_error_and_no_warning_with_each_values_file() {
+    let files = [
+        chart().join("ci/full-values.yaml"),
+        chart().join("ci/podmonitor-values.yaml"),
+        kubecost_values(),
+    ];
+    let sets = std::iter::once(("defaults".to_owned(), json!({}))).chain(files.iter().map(|f| {
+        let name = f.display().to_string();
+        let values = support::chart::yaml(&read(f), &name);
+        (name, values)
+    }));
+    for (name, values) in sets {
+        let report = lint(&values);
+        assert_eq!(report["total_charts_linted"], 1, "{name}: {report:#}");
+        assert_eq!(report["errors"], json!([]), "{name}: {report:#}");
+        let messages = report["messages"].as_array().cloned().unwrap_or_default();
+        // Severity 1 is information (Chart.yaml has no icon); 2 is a warning, 3 an error.
+        assert!(
+            messages.iter().all(|m| m["severity"].as_i64() == Some(1)),
+            "{name}: {report:#}"
+        );
+    }
 }
 
 #[test]

@@ -167,12 +167,14 @@ pub fn render(values_file: Option<&Path>, release: &str, namespace: &str) -> Str
     render_with(&overrides, release, namespace)
 }
 
-/// `helm lint` of the chart: its report (`messages`, each with `severity`, 3 an error, and
-/// `error`; `errors`).
-pub fn lint() -> Value {
+/// `helm lint --strict` of the chart with `values` over its own, for [`KUBERNETES_VERSION`]: its
+/// report (`messages`, each with `severity`, 2 a warning and 3 an error, and `error`; `errors`).
+pub fn lint(values: &Value) -> Value {
     let chart_dir = chart();
     let chart_dir = chart_dir.to_str().unwrap_or_else(|| panic!("chart path"));
-    let out = render_chart_py(&["lint", chart_dir], "").unwrap_or_else(|e| panic!("{e}"));
+    let kube_version = format!("v{KUBERNETES_VERSION}");
+    let out = render_chart_py(&["lint", chart_dir, &kube_version], &values.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("lint report: {e}\n{out}"))
 }
 

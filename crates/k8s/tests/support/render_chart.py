@@ -5,8 +5,9 @@ helm binary, no network), for the Rust chart tests.
     render_chart.py render CHART_DIR RELEASE NAMESPACE < values.yaml
         Values (YAML or JSON) on stdin are merged over the chart's own, as `helm template -f`
         does. Prints a JSON object: template path -> rendered text.
-    render_chart.py lint CHART_DIR
-        Prints helm lint's report as JSON.
+    render_chart.py lint CHART_DIR KUBE_VERSION < values.yaml
+        Prints the report of `helm lint --strict --kube-version KUBE_VERSION -f values.yaml` as
+        JSON.
 
 Exits 1 with Helm's error message on stderr when the chart does not render (a `fail` included).
 """
@@ -24,8 +25,11 @@ def main(argv):
         chart = helm_python.Chart.load(chart_dir)
         files = chart.render(values, name=release, namespace=namespace, is_install=True)
         json.dump(files, sys.stdout, sort_keys=True)
-    elif len(argv) == 3 and argv[1] == "lint":
-        json.dump(helm_python.lint(argv[2]), sys.stdout, sort_keys=True)
+    elif len(argv) == 4 and argv[1] == "lint":
+        _, _, chart_dir, kube_version = argv
+        values = helm_python.values_from_yaml(sys.stdin.read() or "{}")
+        report = helm_python.lint(chart_dir, values, strict=True, kube_version=kube_version)
+        json.dump(report, sys.stdout, sort_keys=True)
     else:
         print(__doc__, file=sys.stderr)
         return 2
