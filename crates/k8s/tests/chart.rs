@@ -37,6 +37,7 @@ struct Objects {
     service: Option<Service>,
     config_map: Option<ConfigMap>,
     cluster_role: Option<ClusterRole>,
+    namespace: Option<Namespace>,
     monitors: Vec<Value>,
     kinds: Vec<String>,
 }
@@ -52,7 +53,7 @@ fn objects(text: &str) -> Objects {
             "ClusterRole" => o.cluster_role = Some(strict(&doc)),
             "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(&doc)),
             "ServiceAccount" => drop(strict::<ServiceAccount>(&doc)),
-            "Namespace" => drop(strict::<Namespace>(&doc)),
+            "Namespace" => o.namespace = Some(strict(&doc)),
             // Prometheus Operator CRDs have no k8s-openapi type; their fields are asserted below.
             "ServiceMonitor" | "PodMonitor" => {
                 assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1");
@@ -654,11 +655,19 @@ fn a_service_monitor_and_a_pod_monitor_together_are_refused() {
 }
 
 /// The plain manifests: a Namespace, then the chart's default rendering for release `netcost`.
+/// The Namespace enforces the privileged Pod Security level: the baseline level refuses
+/// `hostNetwork` and any capability added beyond its default set, `NET_ADMIN` included
+/// (kubernetes.io/docs/concepts/security/pod-security-standards, "Host Namespaces" and
+/// "Capabilities"), so in a cluster whose default is baseline or restricted the agent's pods
+/// would not be admitted.
 fn plain_manifests() -> String {
     let mut out = String::from(
         "# Generated from deploy/helm/netcost with its default values (release and namespace\n\
          # \"netcost\"); do not edit. Regenerate: NETCOST_BLESS=1 cargo test -p netcost-k8s --test chart\n\
-         ---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: netcost\n",
+         ---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: netcost\n  labels:\n\
+         \x20   # hostNetwork and NET_ADMIN are refused by the baseline and restricted levels\n\
+         \x20   # (kubernetes.io/docs/concepts/security/pod-security-standards).\n\
+         \x20   pod-security.kubernetes.io/enforce: privileged\n",
     );
     out.push_str(&render(None, "netcost", "netcost"));
     out
@@ -689,6 +698,17 @@ fn the_plain_manifests_are_the_chart_defaults_and_read_strictly() {
             "Service",
             "ServiceAccount"
         ]
+    );
+    let labels = o
+        .namespace
+        .and_then(|n| n.metadata.labels)
+        .unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("privileged"),
+        "the agent's hostNetwork and NET_ADMIN need the privileged Pod Security level"
     );
 }
 
