@@ -434,6 +434,32 @@ fn opencost_and_kubecost_find_the_pods_of_release_kubecost_with_defaults_and_kub
     }
 }
 
+fn tolerations(ds: &DaemonSet) -> Vec<Value> {
+    let pod = ds.spec.as_ref().and_then(|s| s.template.spec.clone());
+    let tolerations = pod.and_then(|p| p.tolerations).unwrap_or_default();
+    tolerations
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+#[test]
+fn the_agent_tolerates_every_taint_by_default_and_kubecosts_values_tolerate_none() {
+    // A node without an agent has no network cost for any of its pods, and nothing says so: the
+    // default tolerates every taint, so each node that runs pods (which tolerate its taints) also
+    // runs the agent, the control plane included (docs/install.md, "Which nodes run the agent").
+    let ds = objects(&render(None, "netcost", "netcost"))
+        .daemon_set
+        .unwrap_or_else(|| panic!("no DaemonSet"));
+    assert_eq!(tolerations(&ds), [json!({"operator": "Exists"})]);
+    // Kubecost's networkCosts default is `tolerations: []` (cost-analyzer chart 2.3.3): carried
+    // over, it replaces this chart's default, and tainted nodes get no agent, as with Kubecost.
+    let ds = objects(&render(Some(&kubecost_values()), "kubecost", "kubecost"))
+        .daemon_set
+        .unwrap_or_else(|| panic!("no DaemonSet"));
+    assert_eq!(tolerations(&ds), Vec::<Value>::new());
+}
+
 #[test]
 fn the_daemon_set_selector_is_pinned_and_selects_the_pods_as_the_service_and_monitors_do() {
     let kubecost = kubecost_values();
