@@ -622,6 +622,37 @@ fn assert_monitor(monitors: &[Value], kind: &str, endpoints: &str) {
     assert_eq!(first["port"], "metrics");
     assert_eq!(first["interval"], "1m");
     assert_eq!(first["honorLabels"], true);
+    assert_eq!(
+        first["relabelings"],
+        json!([{"action": "replace", "targetLabel": "cluster", "replacement": "example"}])
+    );
+    assert_eq!(
+        first["metricRelabelings"],
+        json!([{
+            "action": "drop",
+            "sourceLabels": ["__name__"],
+            "regex": "netcost_workload_traffic_bytes_total",
+        }])
+    );
+}
+
+#[test]
+fn monitors_carry_no_relabeling_rules_unless_given() {
+    for (monitor, endpoints) in [
+        ("serviceMonitor", "endpoints"),
+        ("podMonitor", "podMetricsEndpoints"),
+    ] {
+        let o = objects(&render_with(
+            &[json!({monitor: {"enabled": true}})],
+            "netcost",
+            "netcost",
+        ));
+        let m = o.monitors.first().unwrap_or_else(|| panic!("no {monitor}"));
+        let first = &m["spec"][endpoints][0];
+        assert_eq!(first["port"], "metrics", "{m}");
+        assert!(first.get("relabelings").is_none(), "{m}");
+        assert!(first.get("metricRelabelings").is_none(), "{m}");
+    }
 }
 
 #[test]
