@@ -519,6 +519,35 @@ fn operator_sharding() -> Vec<Value> {
     .unwrap_or_default()
 }
 
+/// A monitor endpoint's `relabelings` or `metricRelabelings` (the Operator's `RelabelConfig`,
+/// camelCase keys) as Prometheus' relabel configs, as the Operator writes them (its
+/// pkg/prometheus/promcfg.go, `generateRelabelConfig`: the keys in snake_case, the action in lower
+/// case).
+fn operator_relabel_configs(rules: &Value) -> Vec<Value> {
+    let rename = |k: &str| match k {
+        "sourceLabels" => "source_labels".to_owned(),
+        "targetLabel" => "target_label".to_owned(),
+        other => other.to_owned(),
+    };
+    rules
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|rule| {
+            let mut out = serde_json::Map::new();
+            for (k, v) in rule.as_object().cloned().unwrap_or_default() {
+                let v = match (k.as_str(), v.as_str()) {
+                    ("action", Some(a)) => json!(a.to_lowercase()),
+                    _ => v,
+                };
+                out.insert(rename(&k), v);
+            }
+            Value::Object(out)
+        })
+        .collect()
+}
+
 /// The scrape jobs the Prometheus Operator generates for the cluster's monitors, one per
 /// endpoint: the shape of its golden files `ServiceMonitorObjectWithMatchLabelSelector.golden` and
 /// `PodMonitorObjectWithMatchLabelSelector.golden` (prometheus-operator/prometheus-operator,
@@ -566,6 +595,7 @@ fn operator_jobs(c: &Cluster) -> Vec<Value> {
                 {"target_label": "endpoint", "replacement": port},
             ]))
             .unwrap_or_default();
+            relabel.extend(operator_relabel_configs(&ep["relabelings"]));
             relabel.extend(operator_sharding());
             jobs.push(json!({
                 "job_name": format!("serviceMonitor/{ns}/{name}/{i}"),
@@ -580,6 +610,7 @@ fn operator_jobs(c: &Cluster) -> Vec<Value> {
                 }],
                 "scrape_interval": ep["interval"],
                 "relabel_configs": relabel,
+                "metric_relabel_configs": operator_relabel_configs(&ep["metricRelabelings"]),
             }));
         }
     }
@@ -613,6 +644,7 @@ fn operator_jobs(c: &Cluster) -> Vec<Value> {
                 {"target_label": "endpoint", "replacement": port},
             ]))
             .unwrap_or_default();
+            relabel.extend(operator_relabel_configs(&ep["relabelings"]));
             relabel.extend(operator_sharding());
             jobs.push(json!({
                 "job_name": format!("podMonitor/{ns}/{name}/{i}"),
@@ -624,6 +656,7 @@ fn operator_jobs(c: &Cluster) -> Vec<Value> {
                 }],
                 "scrape_interval": ep["interval"],
                 "relabel_configs": relabel,
+                "metric_relabel_configs": operator_relabel_configs(&ep["metricRelabelings"]),
             }));
         }
     }
@@ -931,6 +964,11 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
         ),
         "kubecost-network-costs.yaml",
     );
+    let drop_egress = json!({
+        "action": "drop",
+        "sourceLabels": ["__name__"],
+        "regex": "kubecost_pod_network_egress_bytes_total",
+    });
     let service_monitor_job = "netcost-network-costs";
     let pod_monitor_job = "netcost/netcost-network-costs";
     let scenarios: Vec<(&str, Prom, Vec<String>, Seen)> = vec![
@@ -985,6 +1023,37 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
             Prom::Operator,
             vec![render(pod_monitor.clone(), "netcost")],
             expected(&[pod_monitor_job]),
+        ),
+        // A monitor's rules reach the scrape: metricRelabelings that drop the counters leave
+        // none, and relabelings that rename the job rename every agent's series.
+        (
+            "serviceMonitor-metricRelabelings-drop",
+            Prom::Operator,
+            vec![render(
+                json!({"serviceMonitor": {"enabled": true, "metricRelabelings": [drop_egress]}}),
+                "netcost",
+            )],
+            expected(&[]),
+        ),
+        (
+            "podMonitor-metricRelabelings-drop",
+            Prom::Operator,
+            vec![render(
+                json!({"podMonitor": {"enabled": true, "metricRelabelings": [drop_egress]}}),
+                "netcost",
+            )],
+            expected(&[]),
+        ),
+        (
+            "serviceMonitor-relabelings-job",
+            Prom::Operator,
+            vec![render(
+                json!({"serviceMonitor": {"enabled": true, "relabelings": [
+                    {"action": "replace", "targetLabel": "job", "replacement": "netcost"},
+                ]}}),
+                "netcost",
+            )],
+            expected(&["netcost"]),
         ),
         // Negative controls: the doubling this test exists to catch. prometheusScrape under
         // Kubecost's bundled Prometheus adds the Service's endpoints to the pods that
