@@ -20,7 +20,7 @@ use support::cluster::{
 };
 use support::expect::{Bytes, Class, expect_counts, node_end, pair, pod_end};
 use support::netns::join;
-use support::traffic::{Pause, Side, TcpFlow, TcpReport, UdpFlows};
+use support::traffic::{Pause, Side, TcpFlow, TcpReport, UdpFlows, UdpReport};
 
 const NETCOST: &str = env!("CARGO_BIN_EXE_netcost");
 const MIB: u64 = 1 << 20;
@@ -373,23 +373,7 @@ fn short_udp_flows_that_expire_between_two_dumps_are_counted_to_the_byte() {
         started.elapsed()
     );
 
-    let (up, down) = (
-        flows.client_to_server_bytes(),
-        flows.server_to_client_bytes(),
-    );
-    expect_counts(
-        &cluster,
-        ended,
-        &[
-            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
-            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
-            [
-                pair("node-a1", "cli-a", "web-b", Class::CrossZone, up),
-                pair("node-b1", "cli-a", "web-b", Class::CrossZone, down),
-            ],
-        ]
-        .concat(),
-    );
+    expect_udp_cli_a_to_web_b(&cluster, ended, &flows);
 }
 
 #[test]
@@ -417,23 +401,7 @@ fn a_burst_of_fifteen_thousand_short_flows_racing_the_dumps_is_counted_to_the_by
     let gone = udp_entries_gone(&cluster, PORT, Duration::from_secs(20));
     assert!(gone, "the UDP entries did not expire");
 
-    let (up, down) = (
-        flows.client_to_server_bytes(),
-        flows.server_to_client_bytes(),
-    );
-    expect_counts(
-        &cluster,
-        ended,
-        &[
-            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
-            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
-            [
-                pair("node-a1", "cli-a", "web-b", Class::CrossZone, up),
-                pair("node-b1", "cli-a", "web-b", Class::CrossZone, down),
-            ],
-        ]
-        .concat(),
-    );
+    expect_udp_cli_a_to_web_b(&cluster, ended, &flows);
     for node in ["node-a1", "node-b1"] {
         let metrics = cluster
             .scrape(node)
@@ -615,6 +583,28 @@ fn the_test_cluster_routes_and_nats_every_path_and_conntrack_counts_it() {
 }
 
 /// Polls `done` every 100 ms for up to `limit`; whether it became true.
+/// UDP flows from cli-a (zone a) to web-b (zone b), counted exactly at both ends, as pod
+/// counters and as the workload pair.
+fn expect_udp_cli_a_to_web_b(cluster: &Cluster, ended: Instant, flows: &UdpReport) {
+    let (up, down) = (
+        flows.client_to_server_bytes(),
+        flows.server_to_client_bytes(),
+    );
+    expect_counts(
+        cluster,
+        ended,
+        &[
+            pod_end("node-a1", "cli-a", Class::CrossZone, up, down),
+            pod_end("node-b1", "web-b", Class::CrossZone, down, up),
+            [
+                pair("node-a1", "cli-a", "web-b", Class::CrossZone, up),
+                pair("node-b1", "cli-a", "web-b", Class::CrossZone, down),
+            ],
+        ]
+        .concat(),
+    );
+}
+
 /// The test cluster with `nf_conntrack_udp_timeout` at 1 s on node-a1 and node-b1, so UDP flows
 /// end a second after their last packet, in the garbage collector's bursts.
 fn cluster_with_one_second_udp_timeout(case: &str) -> Cluster {
