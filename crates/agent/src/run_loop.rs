@@ -201,11 +201,6 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
         &mut self.source
     }
 
-    /// The runner's figures so far.
-    pub fn timing(&self) -> CycleTiming {
-        self.timing
-    }
-
     fn unix_ms(&self, now: Instant) -> u64 {
         let (instant, unix_ms) = self.origin;
         unix_ms + now.saturating_duration_since(instant).as_millis() as u64

@@ -184,8 +184,6 @@ pub struct EventStatus {
     /// (the kernel re-sends them) and while it was not (they are lost).
     dropped_reliable: AtomicU64,
     dropped_unreliable: AtomicU64,
-    /// Events read.
-    received: AtomicU64,
     stop: AtomicBool,
     paused: AtomicBool,
     /// Why the reader stopped, if it did.
@@ -204,7 +202,6 @@ impl EventStatus {
             fill_ppm: AtomicU64::new(0),
             dropped_reliable: AtomicU64::new(0),
             dropped_unreliable: AtomicU64::new(0),
-            received: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             failed: Mutex::new(None),
@@ -239,10 +236,6 @@ impl EventStatus {
     /// Event datagrams the socket could not take while delivery was not reliable: lost.
     pub fn dropped_and_lost(&self) -> u64 {
         self.dropped_unreliable.load(Ordering::Relaxed)
-    }
-    /// DESTROY events read from the socket.
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
     }
     /// Why the reader stopped, if it did (a socket error).
     pub fn failure(&self) -> Option<String> {
@@ -574,9 +567,6 @@ fn read_loop(
                 return;
             }
         }
-        status
-            .received
-            .fetch_add(parsed.len() as u64, Ordering::Relaxed);
         let mut pending = queue.lock();
         pending.records.append(&mut parsed);
         pending.stats.add(stats);

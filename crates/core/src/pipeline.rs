@@ -606,7 +606,7 @@ impl Pipeline {
             CheckpointParts {
                 node_name: &self.config.node_name,
                 primed: self.tracker.is_primed(),
-                baseline_count: self.tracker.saved().count(),
+                baseline_count: self.tracker.saved_len(),
                 baselines: self.tracker.saved(),
                 pods: &pods,
                 series: &series,
