@@ -35,7 +35,7 @@ use prefix_trie::joint::JointPrefixMap;
 use serde::{Deserialize, Deserializer};
 
 use crate::class::TrafficClass;
-use crate::inventory::located;
+use crate::located;
 
 /// Why a classification config cannot be used. Display names the file, the field path (such as
 /// `destinations.in-zone[3]`) and the reason.
@@ -209,7 +209,7 @@ impl ClassificationConfig {
         let docs: Vec<serde_json::Value> =
             serde_saphyr::from_multiple(text).map_err(|e| ConfigError::Yaml {
                 file: file.to_owned(),
-                reason: e.to_string(),
+                reason: located::yaml_syntax_reason(&e, file),
             })?;
         let raw = match docs.as_slice() {
             // An empty file is a config with every list empty, as in Kubecost.

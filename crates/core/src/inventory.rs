@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use serde_json::Value;
 
+use crate::located;
 use crate::topology::{Topology, TopologyError};
 
 /// The object kinds an inventory may hold, for error messages.
@@ -141,7 +142,7 @@ impl Inventory {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(text).map_err(|e| InventoryError::Yaml {
                 file: file.to_owned(),
-                reason: e.to_string(),
+                reason: located::yaml_syntax_reason(&e, file),
             })?;
         let mut inventory = Inventory {
             file: file.to_owned(),
@@ -289,134 +290,5 @@ impl Inventory {
             field: origin.path(&e.field),
             reason: e.reason,
         })
-    }
-}
-
-/// Deserialization from a `serde_json::Value` that says which field failed.
-///
-/// serde's errors carry no path, and neither `k8s-openapi` nor this crate's dependencies add one.
-/// So, when deserializing fails, the failing field is found by elimination: for each child of
-/// the current node, deserialize again without that child; if the original error goes away (or
-/// changes), the error lies inside that child, and the search goes down into it. This only runs
-/// on the error path, where its cost (a few re-parses per level) does not matter.
-pub(crate) mod located {
-    use serde::de::DeserializeOwned;
-    use serde_json::Value;
-
-    /// A deserialization error and the path of the field it is about.
-    #[derive(Debug)]
-    pub(crate) struct LocatedError {
-        /// Path like `status.podIPs[1].ip`; empty when the error is about the whole value.
-        pub(crate) field: String,
-        /// serde's message.
-        pub(crate) reason: String,
-    }
-
-    impl LocatedError {
-        /// The field, or `top` when the error is about the whole value.
-        pub(crate) fn field_or(&self, top: &str) -> String {
-            if self.field.is_empty() {
-                top.to_owned()
-            } else {
-                self.field.clone()
-            }
-        }
-    }
-
-    #[derive(Debug, Clone)]
-    enum Step {
-        Key(String),
-        Index(usize),
-    }
-
-    /// Deserializes `value` as `T`, locating the failing field on error.
-    pub(crate) fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, LocatedError> {
-        match T::deserialize(value) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let reason = e.to_string();
-                let field = locate::<T>(value, &reason);
-                Err(LocatedError { field, reason })
-            }
-        }
-    }
-
-    /// Short description of a value's type, for messages.
-    pub(crate) fn describe(value: &Value) -> &'static str {
-        match value {
-            Value::Null => "nothing (null)",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "a list",
-            Value::Object(_) => "a mapping",
-        }
-    }
-
-    fn fails_the_same<T: DeserializeOwned>(value: &Value, reason: &str) -> bool {
-        matches!(T::deserialize(value), Err(e) if e.to_string() == reason)
-    }
-
-    fn at<'v>(value: &'v Value, path: &[Step]) -> Option<&'v Value> {
-        path.iter().try_fold(value, |v, step| match step {
-            Step::Key(k) => v.get(k.as_str()),
-            Step::Index(i) => v.get(*i),
-        })
-    }
-
-    fn at_mut<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
-        path.iter().try_fold(value, |v, step| match step {
-            Step::Key(k) => v.get_mut(k.as_str()),
-            Step::Index(i) => v.get_mut(*i),
-        })
-    }
-
-    fn without(root: &Value, path: &[Step], child: &Step) -> Value {
-        let mut copy = root.clone();
-        match (at_mut(&mut copy, path), child) {
-            (Some(Value::Object(map)), Step::Key(k)) => {
-                map.remove(k);
-            }
-            (Some(Value::Array(items)), Step::Index(i)) if *i < items.len() => {
-                items.remove(*i);
-            }
-            _ => {}
-        }
-        copy
-    }
-
-    fn locate<T: DeserializeOwned>(root: &Value, reason: &str) -> String {
-        let mut path: Vec<Step> = Vec::new();
-        loop {
-            let children: Vec<Step> = match at(root, &path) {
-                Some(Value::Object(map)) => map.keys().cloned().map(Step::Key).collect(),
-                Some(Value::Array(items)) => (0..items.len()).map(Step::Index).collect(),
-                _ => break,
-            };
-            let culprit = children
-                .into_iter()
-                .find(|child| !fails_the_same::<T>(&without(root, &path, child), reason));
-            match culprit {
-                Some(child) => path.push(child),
-                None => break,
-            }
-        }
-        render(&path)
-    }
-
-    fn render(path: &[Step]) -> String {
-        let mut out = String::new();
-        for step in path {
-            match step {
-                Step::Key(k) => {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(k);
-                }
-                Step::Index(i) => out.push_str(&format!("[{i}]")),
-            }
-        }
-        out
     }
 }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod delta;
 pub mod flow;
 pub mod inventory;
+pub mod located;
 pub mod pairs;
 pub mod pipeline;
 pub mod topology;

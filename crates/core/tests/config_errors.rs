@@ -219,9 +219,12 @@ fn one_prefix_twice_in_the_same_list_is_harmless() {
 fn a_yaml_syntax_error_names_the_file() {
     let msg = error("destinations: [\n");
     assert!(
-        msg.starts_with("config.yaml: (document): not valid YAML: "),
+        msg.starts_with("config.yaml: (document): not valid YAML: line "),
         "{msg}"
     );
+    // The snippet is headed by the file's name, and the message says "error" no more.
+    assert!(msg.contains(" --> config.yaml:"), "{msg}");
+    assert!(!msg.contains("<input>") && !msg.contains("error:"), "{msg}");
 }
 
 #[test]

@@ -203,9 +203,12 @@ fn two_nodes_with_one_name_are_an_error() {
 fn a_yaml_syntax_error_names_the_file() {
     let msg = error("kind: Node\nmetadata: {name: [unclosed\n");
     assert!(
-        msg.starts_with("inv.yaml: (document): not valid YAML: "),
+        msg.starts_with("inv.yaml: (document): not valid YAML: line "),
         "{msg}"
     );
+    // The snippet is headed by the file's name, and the message says "error" no more.
+    assert!(msg.contains(" --> inv.yaml:"), "{msg}");
+    assert!(!msg.contains("<input>") && !msg.contains("error:"), "{msg}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::cloud::Provider;
+use netcost_core::located;
 use serde::Deserialize;
 
 /// The byte size of one billing unit.
@@ -189,8 +190,8 @@ pub enum PricingError {
         /// Why.
         error: std::io::Error,
     },
-    /// The file is not valid YAML or has a field of the wrong type or name.
-    #[error("{}: {reason}", file.display())]
+    /// The file is not valid YAML.
+    #[error("{}: (document): not valid YAML: {reason}", file.display())]
     Parse {
         /// The file.
         file: PathBuf,
@@ -504,10 +505,24 @@ impl PriceSheet {
 
     /// Parses a pricing file's text; `file` names it in errors.
     pub fn from_yaml_str(text: &str, file: &Path) -> Result<PriceSheet, PricingError> {
-        let raw: RawPricing = serde_saphyr::from_str(text).map_err(|e| PricingError::Parse {
-            file: file.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let document: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| PricingError::Parse {
+                file: file.to_owned(),
+                reason: located::yaml_syntax_reason(&e, file),
+            })?;
+        if document.is_null() {
+            return Err(PricingError::Invalid {
+                file: file.to_owned(),
+                field: "(document)".into(),
+                reason: "the pricing file is empty; it needs at least `provider`".into(),
+            });
+        }
+        let raw: RawPricing =
+            located::deserialize(&document).map_err(|e| PricingError::Invalid {
+                file: file.to_owned(),
+                field: e.field_or("(top level)"),
+                reason: e.reason,
+            })?;
         raw.apply(file)
     }
 }

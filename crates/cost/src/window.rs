@@ -43,7 +43,18 @@ pub enum WindowError {
     /// The window reaches into the future.
     #[error("window {0:?} ends in the future")]
     Future(String),
+    /// The window is longer than [`MAX_WINDOW_DAYS`].
+    #[error(
+        "window {0:?} is longer than {max} days; ask for at most a year at a time",
+        max = MAX_WINDOW_DAYS
+    )]
+    TooLong(String),
 }
+
+/// The longest window, in days: a leap year. Each calendar month in a window is one query per
+/// series family, and a longer window reaches past any Prometheus retention in practice, so a
+/// typo like `100000d` is refused instead of sending thousands of queries for empty months.
+pub const MAX_WINDOW_DAYS: i64 = 366;
 
 impl Window {
     /// Parses `text` relative to `now`.
@@ -78,6 +89,9 @@ impl Window {
         }
         if window.end > now {
             return Err(WindowError::Future(text.to_owned()));
+        }
+        if window.seconds() > MAX_WINDOW_DAYS * 86_400 {
+            return Err(WindowError::TooLong(text.to_owned()));
         }
         Ok(window)
     }
@@ -183,6 +197,28 @@ mod tests {
         assert_eq!(s[0].end, ts("2026-12-01T00:00:00Z"));
         assert_eq!(s[1].month_start, ts("2026-12-01T00:00:00Z"));
         assert_eq!(s[1].end, ts("2026-12-01T12:00:00Z"));
+    }
+
+    #[test]
+    fn a_window_longer_than_a_leap_year_is_refused_in_every_form() {
+        let now = ts("2026-11-25T12:00:00Z");
+        assert_eq!(
+            Window::parse("100000d", now),
+            Err(WindowError::TooLong("100000d".into()))
+        );
+        assert_eq!(
+            Window::parse("367d", now),
+            Err(WindowError::TooLong("367d".into()))
+        );
+        let range = "2024-11-25T12:00:00Z,2026-11-25T12:00:00Z";
+        assert_eq!(
+            Window::parse(range, now),
+            Err(WindowError::TooLong(range.into()))
+        );
+        let year = Window::parse("366d", now).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(year.seconds(), 366 * 86_400);
+        let message = WindowError::TooLong("100000d".into()).to_string();
+        assert!(message.contains("366 days"), "{message}");
     }
 
     #[test]

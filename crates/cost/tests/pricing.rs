@@ -317,10 +317,37 @@ fn bad_pricing_files_name_the_file_the_field_and_the_reason() {
         e.contains("internet_egress.tiers[0].up_to") && e.contains("last tier"),
         "{e}"
     );
-    let e = refused("provider: aws\ncross_zone: {egres: 0.1}\n");
-    assert!(e.contains("pricing.yaml") && e.contains("egres"), "{e}");
+    // An unknown key is reported with its path, once, like the config's and inventory's.
+    let e = refused("provider: aws\ncross_zone:\n  egress: 0.01\n  egres: 0.02\n");
+    assert!(
+        e.starts_with(
+            "pricing.yaml: cross_zone.egres: unknown field `egres`, expected `egress` or `ingress`"
+        ),
+        "{e}"
+    );
+    let e = refused(
+        "provider: aws\ncross_region:\n  pairs: [{from: us-east-1, to: us-east-2, prize: 0.01}]\n",
+    );
+    assert!(
+        e.starts_with("pricing.yaml: cross_region.pairs[0].prize: unknown field `prize`"),
+        "{e}"
+    );
     let e = refused("provider: aws\nunit: MB\n");
-    assert!(e.contains("pricing.yaml") && e.contains("MB"), "{e}");
+    assert!(
+        e.starts_with("pricing.yaml: unit: ") && e.contains("MB"),
+        "{e}"
+    );
+    let e = refused("provider: aws\ncross_zone: {egress: 0.01\n");
+    assert!(
+        e.starts_with("pricing.yaml: (document): not valid YAML: line "),
+        "{e}"
+    );
+    assert!(!e.contains("<input>") && !e.contains("error:"), "{e}");
+    let e = refused("");
+    assert!(
+        e.starts_with("pricing.yaml: (document): the pricing file is empty"),
+        "{e}"
+    );
 }
 
 #[test]

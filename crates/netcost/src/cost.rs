@@ -77,7 +77,7 @@ pub struct ReportArgs {
     backend: BackendArgs,
     #[command(flatten)]
     pricing: PricingArgs,
-    /// Window: 1h, 24h, 7d, today, month, or START,END in RFC 3339.
+    /// Window: 1h, 24h, 7d, today, month, or START,END in RFC 3339; at most 366 days.
     #[arg(long, default_value = "24h")]
     window: String,
     /// Sum by namespace, workload, pod, node or label:<key>.
