@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use netcost_core::aggregate::ExportedSeries;
 use netcost_core::attribute::Unattributed;
 
 use crate::cloud::CloudStatus;
@@ -239,6 +240,20 @@ impl Collector for CloudMetrics {
     }
 }
 
+/// `labels`, whose last label is `remote_region`, without that label unless the series knows
+/// the far region. It is only ever set on cross-region series, so every other series keeps
+/// exactly Kubecost's label set (and the scrape stays as small as it was).
+fn with_remote_region_if_known<'a>(
+    labels: &'a [(&'a str, &'a str)],
+    series: &ExportedSeries,
+) -> &'a [(&'a str, &'a str)] {
+    if series.remote_region.is_some() {
+        labels
+    } else {
+        &labels[..labels.len() - 1]
+    }
+}
+
 impl Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let s = &self.snapshot;
@@ -266,7 +281,12 @@ impl Collector for Exposition {
                     ("same_zone", same_zone),
                     ("same_region", same_region),
                     ("service", series.service.as_deref().unwrap_or("")),
+                    (
+                        "remote_region",
+                        series.remote_region.as_deref().unwrap_or(""),
+                    ),
                 ];
+                let labels = with_remote_region_if_known(&labels, series);
                 ConstCounter::new(series.value).encode(metric.encode_family(&labels)?)?;
             }
         }
@@ -295,7 +315,12 @@ impl Collector for Exposition {
                     ("same_zone", same_zone),
                     ("same_region", same_region),
                     ("service", series.service.as_deref().unwrap_or("")),
+                    (
+                        "remote_region",
+                        series.remote_region.as_deref().unwrap_or(""),
+                    ),
                 ];
+                let labels = with_remote_region_if_known(&labels, series);
                 ConstCounter::new(series.value).encode(metric.encode_family(&labels)?)?;
             }
         }
@@ -524,7 +549,7 @@ fn counter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netcost_core::aggregate::{ExportedSeries, PodLabels};
+    use netcost_core::aggregate::PodLabels;
     use netcost_core::class::TrafficClass;
     use netcost_core::pairs::{ExportedPair, PairKey, Peer};
     use netcost_core::pipeline::PipelineStats;
@@ -549,13 +574,23 @@ mod tests {
                     direction: Direction::Egress,
                     class: TrafficClass::CrossZone,
                     service: None,
+                    remote_region: None,
                     value: 1234,
+                },
+                ExportedSeries {
+                    pod: Some(pod.clone()),
+                    direction: Direction::Egress,
+                    class: TrafficClass::CrossRegion,
+                    service: None,
+                    remote_region: Some("eu-west-1".into()),
+                    value: 4321,
                 },
                 ExportedSeries {
                     pod: Some(pod),
                     direction: Direction::Ingress,
                     class: TrafficClass::Internet,
                     service: Some("aws-s3".into()),
+                    remote_region: None,
                     value: 18_446_744_073_709_551_000,
                 },
                 ExportedSeries {
@@ -563,7 +598,16 @@ mod tests {
                     direction: Direction::Egress,
                     class: TrafficClass::CrossRegion,
                     service: None,
+                    remote_region: None,
                     value: 5,
+                },
+                ExportedSeries {
+                    pod: None,
+                    direction: Direction::Egress,
+                    class: TrafficClass::CrossRegion,
+                    service: None,
+                    remote_region: Some("us-east-2".into()),
+                    value: 6,
                 },
             ],
             pairs: vec![ExportedPair {
@@ -713,6 +757,14 @@ mod tests {
         assert!(text.contains(
             "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\"} 5\n"
         ), "{text}");
+        // The far region, only on the series that know it.
+        assert!(text.contains(
+            "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",remote_region=\"us-east-2\"} 6\n"
+        ), "{text}");
+        assert!(text.contains(
+            "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",remote_region=\"eu-west-1\"} 4321\n"
+        ), "{text}");
+        assert_eq!(text.matches("remote_region=").count(), 2, "{text}");
         assert!(
             text.contains("netcost_unattributed_bytes_total{reason=\"transit\"} 7\n"),
             "{text}"

@@ -1,4 +1,5 @@
-//! Aggregation: the exported byte counters, per local endpoint × direction × class × service.
+//! Aggregation: the exported byte counters, per local endpoint × direction × class × service
+//! (and, for cross-region bytes, the far region).
 //!
 //! Two Prometheus habits shape this module:
 //! - `increase()` ignores the first sample of a series. A series born with bytes in it would hide
@@ -46,6 +47,9 @@ pub struct SeriesKey {
     pub class: TrafficClass,
     /// Cloud or user service of the remote end, if any.
     pub service: Option<Arc<str>>,
+    /// The remote end's region, for cross-region bytes whose far region is known (see
+    /// [`crate::classify::Classification::remote_region`]).
+    pub remote_region: Option<Arc<str>>,
 }
 
 /// The identifying labels of a pod, kept while its series exist.
@@ -152,6 +156,8 @@ pub struct ExportedSeries {
     pub class: TrafficClass,
     /// Service label value, `None` for `""`.
     pub service: Option<Arc<str>>,
+    /// The `remote_region` label value: the far region of cross-region bytes, when known.
+    pub remote_region: Option<Arc<str>>,
     /// Counter value in bytes.
     pub value: u64,
 }
@@ -387,6 +393,7 @@ impl Aggregator {
                     direction: key.direction,
                     class: key.class,
                     service: key.service.clone(),
+                    remote_region: key.remote_region.clone(),
                     value: value.exported,
                 })
             })
@@ -417,6 +424,7 @@ impl Aggregator {
                         direction,
                         class,
                         service: None,
+                        remote_region: None,
                     })
                     .or_insert(SeriesValue::born(self.generation));
             }

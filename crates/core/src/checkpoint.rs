@@ -8,15 +8,17 @@
 //! baselines: count u64, then per entry: id u32, fingerprint u32, original u64, reply u64
 //! pods:      count u64, then per pod: namespace, name, uid (str each)
 //! series:    count u64, then per series: owner (u8 0 = node | 1 = pod + uid str),
-//!            direction u8, class u8, service (u8 0 = none | 1 + str), value u64, pending u64
+//!            direction u8, class u8, service (u8 0 = none | 1 + str),
+//!            remote region (u8 0 = none | 1 + str)   [from version 4], value u64, pending u64
 //! pairs:     count u64, then per pair: client peer, server peer, class u8, value u64,
-//!            pending u64; a peer is namespace, kind, name, zone (str each)   [version 3 only]
+//!            pending u64; a peer is namespace, kind, name, zone (str each)   [from version 3]
 //! checksum u64: FNV-1a of everything before it
 //! ```
 //! where `str` is a u32 length followed by UTF-8 bytes. It is written and read as a stream
 //! ([`write_checkpoint`], [`read_checkpoint`]): at a million entries the baselines are 24 MB,
-//! and a second copy of them in memory would double the agent's peak. Version 2 files (before workload pairs)
-//! are still read, with no pairs, so an upgrade keeps every other counter.
+//! and a second copy of them in memory would double the agent's peak. Files of the versions
+//! before are still read, so an upgrade keeps every counter: version 3 (before remote regions)
+//! with no region on any series, version 2 (before workload pairs) with no pairs either.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -27,9 +29,49 @@ use crate::delta::SavedBaseline;
 use crate::pairs::{PairKey, Peer, SavedPair};
 
 const MAGIC: &[u8; 4] = b"NCCK";
-const VERSION: u32 = 3;
-/// The last version without workload pairs.
-const VERSION_WITHOUT_PAIRS: u32 = 2;
+const VERSION: u32 = 4;
+
+/// What the counter sections of a format version hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    /// The pairs section (checkpoint version 3 on, every interim version).
+    pairs: bool,
+    /// A remote region on each series (checkpoint version 4, interim version 2).
+    remote_regions: bool,
+}
+
+impl Layout {
+    const CURRENT: Layout = Layout {
+        pairs: true,
+        remote_regions: true,
+    };
+
+    fn of_checkpoint(version: u32) -> Option<Layout> {
+        match version {
+            2 => Some(Layout {
+                pairs: false,
+                remote_regions: false,
+            }),
+            3 => Some(Layout {
+                pairs: true,
+                remote_regions: false,
+            }),
+            VERSION => Some(Layout::CURRENT),
+            _ => None,
+        }
+    }
+
+    fn of_interim(version: u32) -> Option<Layout> {
+        match version {
+            1 => Some(Layout {
+                pairs: true,
+                remote_regions: false,
+            }),
+            INTERIM_VERSION => Some(Layout::CURRENT),
+            _ => None,
+        }
+    }
+}
 
 /// Everything the agent needs to continue counting after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -114,12 +156,27 @@ where
     W: Write,
     B: Iterator<Item = SavedBaseline>,
 {
+    write_checkpoint_as(out, parts, VERSION, Layout::CURRENT)
+}
+
+/// [`write_checkpoint`] in the format of `version`, whose layout is `layout`: the tests write
+/// the files of earlier versions with it.
+fn write_checkpoint_as<W, B>(
+    out: W,
+    parts: CheckpointParts<'_, B>,
+    version: u32,
+    layout: Layout,
+) -> io::Result<u64>
+where
+    W: Write,
+    B: Iterator<Item = SavedBaseline>,
+{
     let mut out = Hashing {
         inner: out,
         hash: FNV_OFFSET,
     };
     out.write_all(MAGIC)?;
-    out.write_all(&VERSION.to_le_bytes())?;
+    out.write_all(&version.to_le_bytes())?;
     put_str(&mut out, parts.node_name)?;
     out.write_all(&[u8::from(parts.primed)])?;
     out.write_all(&(parts.baseline_count as u64).to_le_bytes())?;
@@ -142,7 +199,7 @@ where
             ),
         ));
     }
-    write_counters(&mut out, parts.pods, parts.series, parts.pairs)?;
+    write_counters(&mut out, layout, parts.pods, parts.series, parts.pairs)?;
     let sum = out.hash;
     out.inner.write_all(&sum.to_le_bytes())?;
     out.inner.flush()?;
@@ -152,6 +209,7 @@ where
 /// The pods, series and pairs sections, shared by checkpoints and interim checkpoints.
 fn write_counters(
     out: &mut impl Write,
+    layout: Layout,
     pods: &[PodLabels],
     series: &[SavedSeries],
     pairs: &[SavedPair],
@@ -176,15 +234,15 @@ fn write_counters(
             Direction::Ingress => 1,
         }])?;
         out.write_all(&[s.key.class as u8])?;
-        match &s.key.service {
-            None => out.write_all(&[0])?,
-            Some(name) => {
-                out.write_all(&[1])?;
-                put_str(out, name)?;
-            }
+        put_optional_str(out, s.key.service.as_deref())?;
+        if layout.remote_regions {
+            put_optional_str(out, s.key.remote_region.as_deref())?;
         }
         out.write_all(&s.value.to_le_bytes())?;
         out.write_all(&s.pending.to_le_bytes())?;
+    }
+    if !layout.pairs {
+        return Ok(());
     }
     out.write_all(&(pairs.len() as u64).to_le_bytes())?;
     for p in pairs {
@@ -218,9 +276,8 @@ pub fn read_checkpoint<R: Read>(
 ) -> Result<(Checkpoint, u64), CheckpointError> {
     let mut r = Reader::open(input, len, MAGIC)?;
     let version = r.u32()?;
-    if version != VERSION && version != VERSION_WITHOUT_PAIRS {
-        return Err(CheckpointError::UnsupportedVersion(version));
-    }
+    let layout =
+        Layout::of_checkpoint(version).ok_or(CheckpointError::UnsupportedVersion(version))?;
     let node_name = r.string()?;
     let primed = match r.u8()? {
         0 => false,
@@ -246,7 +303,7 @@ pub fn read_checkpoint<R: Read>(
             reply_bytes: long(16),
         });
     }
-    let (pods, series, pairs) = read_counters(&mut r, version > VERSION_WITHOUT_PAIRS)?;
+    let (pods, series, pairs) = read_counters(&mut r, layout)?;
     let computed = r.finish()?;
     let checkpoint = Checkpoint {
         node_name,
@@ -259,11 +316,11 @@ pub fn read_checkpoint<R: Read>(
     Ok((checkpoint, computed))
 }
 
-/// Reads the sections [`write_counters`] writes; `with_pairs` is false for version 2 files.
+/// Reads the sections [`write_counters`] writes in `layout`.
 #[allow(clippy::type_complexity)]
 fn read_counters<R: Read>(
     r: &mut Reader<R>,
-    with_pairs: bool,
+    layout: Layout,
 ) -> Result<(Vec<PodLabels>, Vec<SavedSeries>, Vec<SavedPair>), CheckpointError> {
     let n = r.count(12)?;
     let mut pods = Vec::with_capacity(n);
@@ -296,14 +353,11 @@ fn read_counters<R: Read>(
             }
         };
         let class = r.class("series.class")?;
-        let service = match r.u8()? {
-            0 => None,
-            1 => Some(Arc::from(r.string()?)),
-            _ => {
-                return Err(CheckpointError::Invalid {
-                    field: "series.service",
-                });
-            }
+        let service = r.optional_string("series.service")?;
+        let remote_region = if layout.remote_regions {
+            r.optional_string("series.remote_region")?
+        } else {
+            None
         };
         series.push(SavedSeries {
             key: SeriesKey {
@@ -311,13 +365,14 @@ fn read_counters<R: Read>(
                 direction,
                 class,
                 service,
+                remote_region,
             },
             value: r.u64()?,
             pending: r.u64()?,
         });
     }
     let mut pairs = Vec::new();
-    if with_pairs {
+    if layout.pairs {
         let n = r.count(8 * 4 + 17)?;
         pairs.reserve(n);
         for _ in 0..n {
@@ -342,7 +397,17 @@ impl Checkpoint {
     /// Encodes the checkpoint.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.baselines.len() * 24 + self.series.len() * 64);
-        let parts = CheckpointParts {
+        let parts = self.parts();
+        // Writing to a Vec cannot fail, and the count is the Vec's own length.
+        if let Err(e) = write_checkpoint(&mut out, parts) {
+            unreachable!("encoding into memory failed: {e}");
+        }
+        out
+    }
+
+    /// The checkpoint as the parts [`write_checkpoint`] takes.
+    fn parts(&self) -> CheckpointParts<'_, std::iter::Copied<std::slice::Iter<'_, SavedBaseline>>> {
+        CheckpointParts {
             node_name: &self.node_name,
             primed: self.primed,
             baseline_count: self.baselines.len(),
@@ -350,12 +415,7 @@ impl Checkpoint {
             pods: &self.pods,
             series: &self.series,
             pairs: &self.pairs,
-        };
-        // Writing to a Vec cannot fail, and the count is the Vec's own length.
-        if let Err(e) = write_checkpoint(&mut out, parts) {
-            unreachable!("encoding into memory failed: {e}");
         }
-        out
     }
 
     /// Decodes a checkpoint, refusing damaged or foreign input.
@@ -369,7 +429,7 @@ impl Checkpoint {
 }
 
 const INTERIM_MAGIC: &[u8; 4] = b"NCCI";
-const INTERIM_VERSION: u32 = 1;
+const INTERIM_VERSION: u32 = 2;
 
 /// The counters as they were after the DESTROY events read since a checkpoint: the pods,
 /// series and pairs sections of a checkpoint, without baselines, naming the checkpoint they
@@ -382,7 +442,7 @@ const INTERIM_VERSION: u32 = 1;
 /// crash from losing the bytes of flows that ended since the last checkpoint.
 ///
 /// Format: magic "NCCI" | version u32 | node name (str) | checkpoint checksum u64 | pods,
-/// series and pairs as in a version 3 checkpoint | checksum u64 (FNV-1a of what precedes).
+/// series and pairs as in a checkpoint of the same time (version 4) | checksum u64 (FNV-1a of what precedes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interim {
     /// The node it was written on.
@@ -406,17 +466,34 @@ pub fn write_interim(
     out: impl Write,
     node_name: &str,
     checkpoint: u64,
+    counters: (&[PodLabels], &[SavedSeries], &[SavedPair]),
+) -> io::Result<()> {
+    write_interim_as(
+        out,
+        node_name,
+        checkpoint,
+        counters,
+        (INTERIM_VERSION, Layout::CURRENT),
+    )
+}
+
+/// [`write_interim`] in the format of an interim `version` of layout `layout`.
+fn write_interim_as(
+    out: impl Write,
+    node_name: &str,
+    checkpoint: u64,
     (pods, series, pairs): (&[PodLabels], &[SavedSeries], &[SavedPair]),
+    (version, layout): (u32, Layout),
 ) -> io::Result<()> {
     let mut out = Hashing {
         inner: out,
         hash: FNV_OFFSET,
     };
     out.write_all(INTERIM_MAGIC)?;
-    out.write_all(&INTERIM_VERSION.to_le_bytes())?;
+    out.write_all(&version.to_le_bytes())?;
     put_str(&mut out, node_name)?;
     out.write_all(&checkpoint.to_le_bytes())?;
-    write_counters(&mut out, pods, series, pairs)?;
+    write_counters(&mut out, layout, pods, series, pairs)?;
     let sum = out.hash;
     out.inner.write_all(&sum.to_le_bytes())?;
     out.inner.flush()
@@ -427,12 +504,11 @@ impl Interim {
     pub fn decode(bytes: &[u8]) -> Result<Interim, CheckpointError> {
         let mut r = Reader::open(bytes, bytes.len() as u64, INTERIM_MAGIC)?;
         let version = r.u32()?;
-        if version != INTERIM_VERSION {
-            return Err(CheckpointError::UnsupportedVersion(version));
-        }
+        let layout =
+            Layout::of_interim(version).ok_or(CheckpointError::UnsupportedVersion(version))?;
         let node_name = r.string()?;
         let checkpoint = r.u64()?;
-        let (pods, series, pairs) = read_counters(&mut r, true)?;
+        let (pods, series, pairs) = read_counters(&mut r, layout)?;
         r.finish()?;
         Ok(Interim {
             node_name,
@@ -451,11 +527,6 @@ fn fnv64_update(mut h: u64, bytes: &[u8]) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     h
-}
-
-#[cfg(test)]
-fn fnv64(bytes: &[u8]) -> u64 {
-    fnv64_update(FNV_OFFSET, bytes)
 }
 
 /// A writer that keeps the FNV-1a hash of everything written through it.
@@ -478,6 +549,17 @@ impl<W: Write> Write for Hashing<W> {
 fn put_str(out: &mut impl Write, s: &str) -> io::Result<()> {
     out.write_all(&(s.len() as u32).to_le_bytes())?;
     out.write_all(s.as_bytes())
+}
+
+/// An optional string: u8 0 for none, or 1 and the string.
+fn put_optional_str(out: &mut impl Write, s: Option<&str>) -> io::Result<()> {
+    match s {
+        None => out.write_all(&[0]),
+        Some(text) => {
+            out.write_all(&[1])?;
+            put_str(out, text)
+        }
+    }
 }
 
 fn read_error(e: io::Error, pos: u64) -> CheckpointError {
@@ -594,6 +676,17 @@ impl<R: Read> Reader<R> {
         self.fill(&mut b)?;
         String::from_utf8(b).map_err(|_| CheckpointError::Invalid { field: "string" })
     }
+    /// What [`put_optional_str`] wrote; `field` names it if the marker byte is neither 0 nor 1.
+    fn optional_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Arc<str>>, CheckpointError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(Arc::from(self.string()?))),
+            _ => Err(CheckpointError::Invalid { field }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -622,6 +715,7 @@ mod tests {
                         direction: Direction::Ingress,
                         class: TrafficClass::CrossRegion,
                         service: Some("aws-s3".into()),
+                        remote_region: Some("eu-west-1".into()),
                     },
                     value: 12345,
                     pending: 7,
@@ -632,6 +726,7 @@ mod tests {
                         direction: Direction::Egress,
                         class: TrafficClass::Internet,
                         service: None,
+                        remote_region: None,
                     },
                     value: 1,
                     pending: 0,
@@ -649,17 +744,85 @@ mod tests {
         }
     }
 
+    /// `c` encoded as checkpoint format `version`.
+    fn encode_as(c: &Checkpoint, version: u32) -> Vec<u8> {
+        let layout = Layout::of_checkpoint(version).unwrap_or_else(|| panic!("{version}"));
+        let mut out = Vec::new();
+        let parts = c.parts();
+        write_checkpoint_as(&mut out, parts, version, layout).unwrap_or_else(|e| panic!("{e}"));
+        out
+    }
+
+    /// `c` as a file of an earlier version holds it: without remote regions, and without
+    /// pairs when `pairs` is false.
+    fn as_before_regions(mut c: Checkpoint, pairs: bool) -> Checkpoint {
+        for s in &mut c.series {
+            s.key.remote_region = None;
+        }
+        if !pairs {
+            c.pairs.clear();
+        }
+        c
+    }
+
+    #[test]
+    fn a_version_3_checkpoint_is_read_with_no_remote_region() {
+        let bytes = encode_as(&sample(), 3);
+        assert_eq!(bytes[4..8], 3u32.to_le_bytes());
+        assert_eq!(
+            Checkpoint::decode(&bytes),
+            Ok(as_before_regions(sample(), true))
+        );
+    }
+
     #[test]
     fn a_version_2_checkpoint_is_read_without_pairs() {
-        // A version 2 file is a version 3 file without the pairs section.
-        let mut c = sample();
-        c.pairs.clear();
-        let mut bytes = c.encode();
-        bytes.truncate(bytes.len() - 16);
-        bytes[4..8].copy_from_slice(&VERSION_WITHOUT_PAIRS.to_le_bytes());
-        let sum = fnv64(&bytes);
-        bytes.extend_from_slice(&sum.to_le_bytes());
-        assert_eq!(Checkpoint::decode(&bytes), Ok(c));
+        let bytes = encode_as(&sample(), 2);
+        assert_eq!(
+            Checkpoint::decode(&bytes),
+            Ok(as_before_regions(sample(), false))
+        );
+        // A version 2 file is a version 3 file without the pairs section (an empty one is 8
+        // bytes of count).
+        let mut no_pairs = sample();
+        no_pairs.pairs.clear();
+        assert_eq!(encode_as(&no_pairs, 3).len(), bytes.len() + 8);
+    }
+
+    #[test]
+    fn an_interim_of_version_1_is_read_with_no_remote_region() {
+        let c = sample();
+        let mut bytes = Vec::new();
+        let layout = Layout::of_interim(1).unwrap_or_else(|| panic!("version 1"));
+        write_interim_as(
+            &mut bytes,
+            "node-a",
+            42,
+            (&c.pods, &c.series, &c.pairs),
+            (1, layout),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let interim = Interim::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let before = as_before_regions(sample(), true);
+        assert_eq!(interim.checkpoint, 42);
+        assert_eq!(interim.series, before.series);
+        assert_eq!(interim.pairs, before.pairs);
+    }
+
+    #[test]
+    fn the_remote_region_survives_a_round_trip() {
+        let c = sample();
+        let decoded = Checkpoint::decode(&c.encode()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            decoded.series[0].key.remote_region.as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(decoded, c);
+        let mut bytes = Vec::new();
+        write_interim(&mut bytes, "node-a", 7, (&c.pods, &c.series, &c.pairs))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let interim = Interim::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(interim.series, c.series);
     }
 
     #[test]
@@ -687,15 +850,7 @@ mod tests {
     fn an_interim_checkpoint_round_trips_and_names_its_checkpoint() {
         let c = sample();
         let mut full = Vec::new();
-        let parts = CheckpointParts {
-            node_name: &c.node_name,
-            primed: c.primed,
-            baseline_count: c.baselines.len(),
-            baselines: c.baselines.iter().copied(),
-            pods: &c.pods,
-            series: &c.series,
-            pairs: &c.pairs,
-        };
+        let parts = c.parts();
         let sum = write_checkpoint(&mut full, parts).expect("in memory");
         assert_eq!(
             read_checkpoint(&full[..], full.len() as u64, &mut |_| {}).map(|(_, s)| s),

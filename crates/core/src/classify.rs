@@ -37,6 +37,30 @@ pub struct Classification {
     /// The service it belongs to (a user `services` entry, or a cloud service such as `aws-s3`),
     /// if any.
     pub service: Option<Arc<str>>,
+    /// The remote end's region, for cross-region traffic whose far region is known (a node of
+    /// the cluster, a `direct-classification` target, a provider range): with the local
+    /// region it picks the region pair's price. `None` for every other class, where the
+    /// region is the local one or does not matter to the price.
+    pub remote_region: Option<Arc<str>>,
+}
+
+impl Classification {
+    /// A verdict without a remote region.
+    pub fn new(class: TrafficClass, service: Option<Arc<str>>) -> Classification {
+        Classification {
+            class,
+            service,
+            remote_region: None,
+        }
+    }
+
+    /// Adds the remote end's region, kept only when the class is cross-region.
+    pub fn in_region(mut self, region: Option<&Arc<str>>) -> Classification {
+        if self.class == TrafficClass::CrossRegion {
+            self.remote_region = region.cloned();
+        }
+        self
+    }
 }
 
 /// Extension point for step 5: a cloud provider's published IP ranges (AWS `ip-ranges.json`,
@@ -87,14 +111,12 @@ impl Classifier {
     ) -> Classification {
         let remote = remote.to_canonical();
         let user_service = self.config.service(remote);
-        let tagged = |class: TrafficClass| Classification {
-            class,
-            service: user_service.cloned(),
-        };
+        let tagged = |class: TrafficClass| Classification::new(class, user_service.cloned());
 
         // 1. direct-classification.
         if let Some(target) = self.config.direct(remote) {
-            return tagged(compare(local, Some(&target.region), target.zone.as_deref()));
+            return tagged(compare(local, Some(&target.region), target.zone.as_deref()))
+                .in_region(Some(&target.region));
         }
 
         // 2. a known cluster endpoint whose node has a zone, when the local node has one too.
@@ -109,7 +131,8 @@ impl Classifier {
                 Some(Endpoint::ServiceIp(_)) | None => None,
             };
             if let Some(l) = remote_locality.filter(|l| l.zone.is_some()) {
-                return tagged(compare(local, l.region.as_deref(), l.zone.as_deref()));
+                return tagged(compare(local, l.region.as_deref(), l.zone.as_deref()))
+                    .in_region(l.region.as_ref());
             }
         }
 
@@ -130,8 +153,8 @@ impl Classifier {
             .and_then(|p| p.classify(local, remote))
         {
             return Classification {
-                class: found.class,
                 service: user_service.cloned().or(found.service),
+                ..found
             };
         }
 

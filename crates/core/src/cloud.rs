@@ -245,9 +245,6 @@ impl ProviderRanges for CloudRanges {
             // (another cloud, on premises) reach the range over the internet.
             _ => TrafficClass::Internet,
         };
-        Some(Classification {
-            class,
-            service: Some(tag.service.clone()),
-        })
+        Some(Classification::new(class, Some(tag.service.clone())).in_region(tag.region.as_ref()))
     }
 }

@@ -173,6 +173,7 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 struct BatchKey {
     owner: usize,
     service: usize,
+    remote_region: usize,
     direction: Direction,
     class: TrafficClass,
 }
@@ -180,6 +181,7 @@ struct BatchKey {
 struct Batched {
     owner: Owner,
     service: Option<Arc<str>>,
+    remote_region: Option<Arc<str>>,
     bytes: u64,
 }
 
@@ -545,6 +547,7 @@ impl Pipeline {
                     direction: key.direction,
                     class: key.class,
                     service: batched.service,
+                    remote_region: batched.remote_region,
                 },
                 batched.bytes,
                 now_ms,
@@ -751,7 +754,12 @@ impl Step<'_> {
 
     fn record(&mut self, a: Attribution<'_>) {
         let Remote {
-            classification: Classification { class, service },
+            classification:
+                Classification {
+                    class,
+                    service,
+                    remote_region,
+                },
             peer: remote_peer,
         } = self.class_cache.classify(
             self.classifier,
@@ -772,6 +780,9 @@ impl Step<'_> {
         let service_id = service
             .as_ref()
             .map_or(0, |s| Arc::as_ptr(s).cast::<u8>() as usize);
+        let remote_region_id = remote_region
+            .as_ref()
+            .map_or(0, |r| Arc::as_ptr(r).cast::<u8>() as usize);
         for (direction, bytes) in [
             (Direction::Egress, a.egress),
             (Direction::Ingress, a.ingress),
@@ -782,6 +793,7 @@ impl Step<'_> {
             let key = BatchKey {
                 owner: owner_id,
                 service: service_id,
+                remote_region: remote_region_id,
                 direction,
                 class,
             };
@@ -793,6 +805,7 @@ impl Step<'_> {
                         Batched {
                             owner: owner(),
                             service: service.clone(),
+                            remote_region: remote_region.clone(),
                             bytes,
                         },
                     );

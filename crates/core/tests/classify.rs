@@ -140,6 +140,47 @@ fn pod_traffic_to_another_region_is_cross_region_even_inside_the_default_10_slas
 }
 
 #[test]
+fn cross_region_verdicts_name_the_far_region_and_no_other_verdict_does() {
+    let c = kubecost();
+    let topo = cluster();
+    let remote_region =
+        |local: &Locality, remote: &str| c.classify(&topo, local, ip(remote)).remote_region;
+    // A pod on node-c (us-west-2, legacy labels) and node-c itself, seen from us-east-1.
+    assert_eq!(
+        remote_region(&node_a(), "10.244.2.31").as_deref(),
+        Some("us-west-2")
+    );
+    assert_eq!(
+        remote_region(&node_a(), "10.1.0.7").as_deref(),
+        Some("us-west-2")
+    );
+    // ... and the other way round.
+    let oregon = at(Some("us-west-2"), Some("us-west-2a"));
+    assert_eq!(
+        remote_region(&oregon, "10.244.0.12").as_deref(),
+        Some("us-east-1")
+    );
+    // Cross-zone, in-zone and internet verdicts carry none: the far region is the local one,
+    // or does not price anything.
+    assert_eq!(remote_region(&node_a(), "10.0.2.30"), None);
+    assert_eq!(remote_region(&node_a(), "10.244.0.12"), None);
+    assert_eq!(remote_region(&node_a(), "8.8.8.8"), None);
+    // A direct-classification target in another region: its region.
+    let direct = Classifier::new(config(
+        "destinations:\n  direct-classification:\n    - {region: eu-west-1, ips: [\"172.20.4.0/24\"]}\n",
+    ));
+    let got = direct.classify(&topo, &node_a(), ip("172.20.4.9"));
+    assert_eq!(got.class, CrossRegion);
+    assert_eq!(got.remote_region.as_deref(), Some("eu-west-1"));
+    // The cross-region list says nothing of where its ranges are.
+    let listed = Classifier::new(config(
+        "destinations:\n  cross-region: [\"10.20.30.0/24\"]\n",
+    ));
+    let got = listed.classify(&topo, &node_a(), ip("10.20.30.1"));
+    assert_eq!((got.class, got.remote_region), (CrossRegion, None));
+}
+
+#[test]
 fn legacy_zone_labels_locate_a_node_for_classification() {
     let local = at(Some("us-west-2"), Some("us-west-2a"));
     assert_eq!(class_of(&kubecost(), &local, "10.244.2.31"), InZone);
@@ -327,27 +368,15 @@ services:
     let got = c.classify(&topo, &node_a(), ip("52.1.2.3"));
     assert_eq!(
         got,
-        Classification {
-            class: Internet,
-            service: Some(Arc::from("big-db"))
-        }
+        Classification::new(Internet, Some(Arc::from("big-db")))
     );
     let got = c.classify(&topo, &node_a(), ip("10.244.1.21"));
     assert_eq!(
         got,
-        Classification {
-            class: CrossZone,
-            service: Some(Arc::from("small-db"))
-        }
+        Classification::new(CrossZone, Some(Arc::from("small-db")))
     );
     let got = c.classify(&topo, &node_a(), ip("10.244.0.12"));
-    assert_eq!(
-        got,
-        Classification {
-            class: InZone,
-            service: Some(Arc::from("big-db"))
-        }
-    );
+    assert_eq!(got, Classification::new(InZone, Some(Arc::from("big-db"))));
     assert_eq!(c.classify(&topo, &node_a(), ip("8.8.8.8")).service, None);
 }
 
@@ -358,10 +387,7 @@ struct FakeAws;
 impl ProviderRanges for FakeAws {
     fn classify(&self, _local: &Locality, remote: IpAddr) -> Option<Classification> {
         let IpAddr::V4(v4) = remote else { return None };
-        (v4.octets()[0] == 54).then(|| Classification {
-            class: CrossRegion,
-            service: Some(Arc::from("aws-s3")),
-        })
+        (v4.octets()[0] == 54).then(|| Classification::new(CrossRegion, Some(Arc::from("aws-s3"))))
     }
 }
 
@@ -384,10 +410,7 @@ services:
     );
     assert_eq!(
         c.classify(&topo, &node_a(), ip("54.9.9.9")),
-        Classification {
-            class: CrossRegion,
-            service: Some(Arc::from("aws-s3"))
-        }
+        Classification::new(CrossRegion, Some(Arc::from("aws-s3")))
     );
     assert_eq!(
         c.classify(&topo, &node_a(), ip("54.2.9.9"))

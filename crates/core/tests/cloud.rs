@@ -175,9 +175,11 @@ fn the_region_of_the_range_decides_the_class_seen_from_the_node() {
     let c = Classifier::new(ClassificationConfig::kubecost_default()).with_provider_ranges(ranges);
     let t = Topology::default();
     let class = |local: &Locality, addr: &str| c.classify(&t, local, ip(addr));
-    let tagged = |class, service: &str| Classification {
-        class,
-        service: Some(service.into()),
+    let tagged = |class, service: &str| Classification::new(class, Some(service.into()));
+    // Cross-region verdicts carry the range's region: with the node's, it picks the pair's price.
+    let far = |service: &str, remote_region: &str| Classification {
+        remote_region: Some(remote_region.into()),
+        ..tagged(TrafficClass::CrossRegion, service)
     };
     let virginia = region("us-east-1");
     // S3 in the node's region: AWS does not bill EC2<->S3 within a region.
@@ -188,12 +190,12 @@ fn the_region_of_the_range_decides_the_class_seen_from_the_node() {
     // S3 in Ireland from Virginia: inter-region transfer.
     assert_eq!(
         class(&virginia, "2a05:d034:8000::1"),
-        tagged(TrafficClass::CrossRegion, "aws-s3")
+        far("aws-s3", "eu-west-1")
     );
     // 3.5.140.0/22 is also EC2, but the S3 tag and its region (ap-northeast-2) win.
     assert_eq!(
         class(&virginia, "3.5.140.1"),
-        tagged(TrafficClass::CrossRegion, "aws-s3")
+        far("aws-s3", "ap-northeast-2")
     );
     // A global range (CloudFront): no region to compare, so internet.
     assert_eq!(
@@ -212,7 +214,7 @@ fn the_region_of_the_range_decides_the_class_seen_from_the_node() {
     );
     assert_eq!(
         class(&region("africa-south1"), "8.34.210.99"),
-        tagged(TrafficClass::CrossRegion, "gcp-cloud")
+        far("gcp-cloud", "us-central1")
     );
     // A node without a region label cannot compare: internet, still tagged.
     assert_eq!(
@@ -256,10 +258,7 @@ fn the_services_switches_turn_each_provider_off() {
             &region("us-east-1"),
             ip("54.231.10.20")
         ),
-        Classification {
-            class: TrafficClass::Internet,
-            service: None
-        }
+        Classification::new(TrafficClass::Internet, None)
     );
     let all_off = yaml_config("services: {}\n");
     assert_eq!(CloudRanges::for_config(files(), &all_off).prefixes(), 0);
@@ -275,10 +274,7 @@ fn a_user_service_wins_over_the_providers_tag_but_keeps_its_region_class() {
     let t = Topology::default();
     assert_eq!(
         c.classify(&t, &region("us-east-1"), ip("54.231.10.20")),
-        Classification {
-            class: TrafficClass::InZone,
-            service: Some("team-bucket".into())
-        }
+        Classification::new(TrafficClass::InZone, Some("team-bucket".into()))
     );
     // Outside the user's /24 the provider's tag is back.
     assert_eq!(

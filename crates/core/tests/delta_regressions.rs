@@ -105,6 +105,7 @@ fn key(service: &str) -> SeriesKey {
         direction: Direction::Egress,
         class: TrafficClass::Internet,
         service: Some(service.into()),
+        remote_region: None,
     }
 }
 

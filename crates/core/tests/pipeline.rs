@@ -314,10 +314,19 @@ fn a_nodeport_connection_from_the_internet_is_ingress_of_the_backend_pod() {
 #[test]
 fn host_network_traffic_is_attributed_to_the_node() {
     // agent-a is a hostNetwork pod: its address is the node's.
-    let p = run("node-a", &[flow(1, "192.168.0.1", "10.0.3.30", 2_000, 100)]);
-    let s = p.snapshot();
+    // The far end is a pod on node-c, in region-2: its cross-region series names that region,
+    // and (a series born with bytes) hands them out once a scrape has seen it at zero.
+    let s = run_settled("node-a", &[flow(1, "192.168.0.1", "10.0.3.30", 2_000, 100)]);
     assert_eq!(node_value(&s, Egress, CrossRegion), 2_000);
     assert_eq!(node_value(&s, Ingress, CrossRegion), 100);
+    assert!(
+        s.series
+            .iter()
+            .filter(|x| x.pod.is_none() && x.class == CrossRegion && x.value > 0)
+            .all(|x| x.remote_region.as_deref() == Some("region-2")),
+        "{:?}",
+        s.series
+    );
     assert_eq!(total_of_pod(&s, "agent-a"), 0);
 }
 

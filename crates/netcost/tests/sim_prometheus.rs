@@ -16,7 +16,7 @@ use netcost_cost::pricing::PriceSheet;
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
 use netcost_server::testing::{Prometheus, free_port, wait_until};
-use sim_agent::{SimAgent, aws_cost, pair_truth, window_ending};
+use sim_agent::{SimAgent, aws_cost, aws_cost_across_regions_at, pair_truth, window_ending};
 
 #[test]
 fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet() {
@@ -104,6 +104,34 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         (t.total_cost - expected).abs() < 1e-9,
         "cost {} vs {expected}",
         t.total_cost
+    );
+
+    // A region pair's price reaches allocation: the agent names the far region of every
+    // cross-region byte it can place, so a sheet that prices both ways between the simulator's
+    // two regions at $0.05 prices every cross-region byte there, and the default $0.02 none.
+    let (east, west) = ("us-east-1", "us-west-2");
+    let paired = PriceSheet::from_yaml_str(
+        &format!(
+            "provider: aws\ncross_region:\n  pairs:\n    - {{from: {east}, to: {west}, price: 0.05}}\n    - {{from: {west}, to: {east}, price: 0.05}}\n"
+        ),
+        std::path::Path::new("pairs.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let paired = Engine::new(
+        Arc::new(PrometheusBackend::new(
+            &prometheus.url,
+            Duration::from_secs(10),
+        )),
+        paired,
+    )
+    .allocate(&window, "namespace", "", Timestamp::now(), &mut |_, _| {})
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(bytes(Direction::Egress, TrafficClass::CrossRegion) > 0);
+    let expected_with_pairs = aws_cost_across_regions_at(&truth, 0.05);
+    assert!(
+        (paired.total.total_cost - expected_with_pairs).abs() < 1e-9,
+        "cost with region pairs {} vs {expected_with_pairs}",
+        paired.total.total_cost
     );
 
     // Workload pairs against the simulator's truth: an agent adds to a pair what its end sent,

@@ -2,8 +2,10 @@
 //! API that Prometheus, Thanos, Mimir and VictoriaMetrics all serve.
 //!
 //! Per month segment `[start, end)` of a window it asks, evaluated at `end`:
-//! - `sum by (namespace, pod_name, uid, internet, same_zone, same_region, service)
-//!   (increase(kubecost_pod_network_{egress,ingress}_bytes_total[Ds]))` for pods;
+//! - `sum by (namespace, pod_name, uid, internet, same_zone, same_region, service,
+//!   remote_region) (increase(kubecost_pod_network_{egress,ingress}_bytes_total[Ds]))` for pods
+//!   (`remote_region`, the far region of cross-region bytes, is netcost's: Kubecost's agent has
+//!   none, and its series then price at the local region's rate);
 //! - the same over `netcost_node_network_*` for node traffic;
 //! - `netcost_pod_info` for each pod's node, region and owning workload, where the agents
 //!   export it;
@@ -423,6 +425,12 @@ impl UsageBackend for PrometheusBackend {
                     (s.label("uid").to_owned(), meta)
                 })
                 .collect();
+            // A node's own traffic leaves from the node's region, which its pods' info names.
+            let node_regions: HashMap<&str, &str> = info
+                .iter()
+                .filter(|s| !s.label("node").is_empty() && !s.label("region").is_empty())
+                .map(|s| (s.label("node"), s.label("region")))
+                .collect();
             for direction in Direction::ALL {
                 let name = match direction {
                     Direction::Egress => "egress",
@@ -430,8 +438,8 @@ impl UsageBackend for PrometheusBackend {
                 };
                 let pods = self.query(
                     &format!(
-                        "sum by (namespace, pod_name, uid, internet, same_zone, same_region, service) \
-                         (increase(kubecost_pod_network_{name}_bytes_total[{range}ms]))"
+                        "sum by (namespace, pod_name, uid, internet, same_zone, same_region, service, \
+                         remote_region) (increase(kubecost_pod_network_{name}_bytes_total[{range}ms]))"
                     ),
                     end,
                 )?;
@@ -449,7 +457,7 @@ impl UsageBackend for PrometheusBackend {
                 }
                 let nodes = self.query(
                     &format!(
-                        "sum by (node, internet, same_zone, same_region, service) \
+                        "sum by (node, internet, same_zone, same_region, service, remote_region) \
                          (increase(netcost_node_network_{name}_bytes_total[{range}ms]))"
                     ),
                     end,
@@ -459,6 +467,7 @@ impl UsageBackend for PrometheusBackend {
                     let pod = PodIdentity {
                         namespace: String::new(),
                         pod: format!("node/{node}"),
+                        region: node_regions.get(node.as_str()).map(|r| (*r).to_owned()),
                         node: Some(node),
                         ..PodIdentity::default()
                     };
@@ -503,7 +512,9 @@ fn push_usage(usages: &mut Vec<Usage>, s: &Sample, pod: PodIdentity, direction: 
         direction,
         class,
         service: service.map(str::to_owned),
-        remote_region: None,
+        remote_region: Some(s.label("remote_region"))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
         remote_has_agent: remote_has_agent(service),
         bytes,
     });

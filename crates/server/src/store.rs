@@ -58,6 +58,10 @@ pub struct SeriesKey {
     pub class: String,
     /// Service label, empty for none.
     pub service: String,
+    /// The far region of cross-region bytes, empty when not known. Logs written before it
+    /// existed read as empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote_region: String,
 }
 
 impl SeriesKey {
@@ -90,6 +94,11 @@ impl SeriesKey {
             },
             class: series.class.as_str().into(),
             service: series.service.as_deref().unwrap_or_default().to_owned(),
+            remote_region: series
+                .remote_region
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned(),
         }
     }
 
@@ -499,7 +508,7 @@ impl Store {
                 direction: key.direction()?,
                 class: key.class()?,
                 service: Some(key.service.clone()).filter(|s| !s.is_empty()),
-                remote_region: None,
+                remote_region: Some(key.remote_region.clone()).filter(|r| !r.is_empty()),
                 remote_has_agent: remote_has_agent(
                     Some(key.service.as_str()).filter(|s| !s.is_empty()),
                 ),
@@ -726,6 +735,7 @@ mod tests {
             direction: "egress".into(),
             class: class.into(),
             service: String::new(),
+            remote_region: String::new(),
         }
     }
 
@@ -1002,6 +1012,7 @@ mod tests {
                 direction: direction.into(),
                 class: class.into(),
                 service: String::new(),
+                remote_region: String::new(),
             };
         let tagged = |direction: &str, service: &str| SeriesKey {
             service: service.into(),

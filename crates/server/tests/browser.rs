@@ -124,6 +124,7 @@ fn filled_store() -> (SharedStore, u64) {
                 direction: f.direction.into(),
                 class: f.class.into(),
                 service: String::new(),
+                remote_region: String::new(),
             };
             (key, f.per_minute * (i as u64 + 1))
         });

@@ -169,12 +169,18 @@ pub fn tagged(truth: &Truth, d: Direction, c: TrafficClass) -> u64 {
 /// end with no agent is billed for its side too: $0.01/GB more across zones, both ways, and
 /// $0.02/GB for what it sends across regions (out of its US region).
 pub fn aws_cost(truth: &Truth) -> f64 {
+    aws_cost_across_regions_at(truth, 0.02)
+}
+
+/// [`aws_cost`] with every cross-region byte, whichever way between the simulator's two
+/// regions, at `cross_region` per GB instead of $0.02.
+pub fn aws_cost_across_regions_at(truth: &Truth, cross_region: f64) -> f64 {
     let gb = |b: u64| b as f64 / 1e9;
     let (e, i) = (Direction::Egress, Direction::Ingress);
     let (cz, cr) = (TrafficClass::CrossZone, TrafficClass::CrossRegion);
     gb(bytes(truth, e, cz) + bytes(truth, i, cz)) * 0.01
         + gb(tagged(truth, e, cz) + tagged(truth, i, cz)) * 0.01
-        + gb(bytes(truth, e, cr) + tagged(truth, i, cr)) * 0.02
+        + gb(bytes(truth, e, cr) + tagged(truth, i, cr)) * cross_region
         + (gb(bytes(truth, e, TrafficClass::Internet)) - 100.0).max(0.0) * 0.09
 }
 
