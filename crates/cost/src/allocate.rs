@@ -12,6 +12,7 @@ use netcost_core::class::{Direction, TrafficClass};
 use serde::Serialize;
 
 use crate::pricing::{PriceSheet, Transfer};
+use crate::window::Segment;
 
 /// Whether the remote end of a counter with the `service` label `service` runs an agent, as
 /// far as the counters tell: a service tag (a cloud provider's range or a `services` entry of the
@@ -69,6 +70,46 @@ pub struct SegmentUsage {
     pub internet_egress_before: u64,
     /// What each pod did during the segment.
     pub usages: Vec<Usage>,
+    /// The whole cluster's internet egress during the segment, when `usages` holds only part
+    /// of the cluster (a filtered request): the tiers price the whole cluster's volume, and
+    /// the part pays its share. `None`: `usages` is the whole cluster.
+    pub cluster_internet_egress: Option<u64>,
+    /// The segment these figures are of: where it lies in its month says how much of the rest
+    /// of the account's internet egress ([`PriceSheet::account_other_internet_per_month`])
+    /// came before and during it. `None` counts none of it.
+    pub segment: Option<Segment>,
+}
+
+impl SegmentUsage {
+    /// The internet egress bytes of the cluster during the segment.
+    pub fn cluster_internet_egress(&self) -> u64 {
+        self.cluster_internet_egress.unwrap_or_else(|| {
+            self.usages
+                .iter()
+                .filter(|u| u.class == TrafficClass::Internet && u.direction == Direction::Egress)
+                .map(|u| u.bytes)
+                .sum()
+        })
+    }
+
+    /// The account's internet egress (units) from the month's start to the segment's start
+    /// and during the segment: the cluster's, plus the rest of the account's, accrued evenly.
+    pub fn account_internet_egress(&self, sheet: &PriceSheet) -> (f64, f64) {
+        let (other_before, other_during) = self
+            .segment
+            .map(|s| {
+                let per_second =
+                    sheet.account_other_internet_per_month / s.month_seconds().max(1) as f64;
+                let before = (s.start.as_second() - s.month_start.as_second()) as f64;
+                let during = (s.end.as_second() - s.start.as_second()) as f64;
+                (per_second * before, per_second * during)
+            })
+            .unwrap_or((0.0, 0.0));
+        (
+            sheet.unit.of_bytes(self.internet_egress_before) + other_before,
+            sheet.unit.of_bytes(self.cluster_internet_egress()) + other_during,
+        )
+    }
 }
 
 /// What to sum by.
@@ -280,23 +321,17 @@ pub fn allocate(
     (rows, total)
 }
 
-/// The segment's internet egress cost per byte: the tier curve priced over the cluster's
-/// volume, divided by the bytes, so each pod pays its share.
+/// The segment's internet egress cost per byte: the tier curve priced over the account's
+/// volume in the segment (the cluster's, and the rest of the account's if the sheet has it),
+/// from where the month stood before it. The account's cost is shared by volume, so each byte
+/// of the segment pays the same, the cluster's and the rest's alike.
 fn internet_cost_per_byte(segment: &SegmentUsage, sheet: &PriceSheet) -> f64 {
-    let bytes: u64 = segment
-        .usages
-        .iter()
-        .filter(|u| u.class == TrafficClass::Internet && u.direction == Direction::Egress)
-        .map(|u| u.bytes)
-        .sum();
-    if bytes == 0 {
+    let (before, during) = segment.account_internet_egress(sheet);
+    if during <= 0.0 || segment.cluster_internet_egress() == 0 {
         return 0.0;
     }
-    let before = sheet.unit.of_bytes(segment.internet_egress_before);
-    let after = sheet
-        .unit
-        .of_bytes(segment.internet_egress_before.saturating_add(bytes));
-    sheet.internet_egress_cost(before, after) / bytes as f64
+    let per_unit = sheet.internet_egress_cost(before, before + during) / during;
+    per_unit / sheet.unit.bytes()
 }
 
 fn usage_cost(usage: &Usage, sheet: &PriceSheet, internet_cost_per_byte: f64) -> f64 {

@@ -257,7 +257,7 @@ pub fn pair_cost(sheet: &PriceSheet, usage: &PairUsage) -> f64 {
     };
     let units = sheet.unit.of_bytes(usage.bytes);
     let external = !(usage.client.has_agent() && usage.server.has_agent());
-    if external && !PriceSheet::far_side_billed(usage.class, service) {
+    if external && !sheet.far_side_billed(usage.class, service) {
         // Only the counting end's side is billed, and the counter holds what it sent and what
         // it received in one number: the mean of its two sides, exact where they cost the same
         // (AWS, Azure; GCP bills the sender only).
@@ -351,7 +351,7 @@ mod tests {
         server: &str,
         sz: &str,
         class: TrafficClass,
-        gb: u64,
+        gib: u64,
     ) -> PairUsage {
         PairUsage {
             client: w(client),
@@ -359,7 +359,8 @@ mod tests {
             server: w(server),
             server_zone: sz.into(),
             class,
-            bytes: gb * 1_000_000_000,
+            // AWS's "GB" is 2^30 bytes (see `Unit::Gib`).
+            bytes: gib << 30,
             client_region: None,
             server_region: None,
             counted_in_region: None,
@@ -397,7 +398,7 @@ mod tests {
         assert_eq!(edges.len(), 1, "{edges:?}");
         let r = edges[0].recommendation.as_ref().map(|r| r.kind);
         assert_eq!(r, Some("topology-aware-routing"));
-        assert_eq!(edges[0].bytes, 50_000_000_000);
+        assert_eq!(edges[0].bytes, 50 << 30);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Price sheets: what a provider charges per unit of traffic, by class and direction.
 //!
 //! Every built-in figure carries its source and the date it was read. Prices are per *billing
-//! unit*, and the unit is part of the sheet: GCP prices per GiB (2^30 bytes), OpenCost's defaults
-//! are per GiB, and AWS and Azure price "per GB", which netcost takes as 10^9 bytes (see
-//! [`Unit::Gb`]). Converting bytes to units happens in one place, [`Unit::of_bytes`].
+//! unit*, and the unit is part of the sheet. Every built-in sheet bills per 2^30 bytes: GCP says
+//! "GiB", and AWS's and Azure's "GB" is read as binary too (see [`Unit::Gib`] for why).
+//! Converting bytes to units happens in one place, [`Unit::of_bytes`].
 //!
 //! What is billed, by class and direction of a pod's counters:
 //! - in-zone: free everywhere;
@@ -15,7 +15,9 @@
 //!   source region; ingress is free, because the sending region's egress is what the provider
 //!   bills;
 //! - internet: egress by monthly volume tiers, after a monthly free allowance; ingress free;
-//! - optionally, a NAT gateway processing charge on internet bytes in both directions.
+//! - optionally, a NAT gateway processing charge on internet bytes in both directions;
+//! - the user's load balancers and VPC endpoints, named in a pricing file, as their kind bills
+//!   them ([`ServiceKind`]).
 //!
 //! Both ends of a transfer are billed, each for its own side: on AWS, cross-zone traffic is
 //! billed out of the sender's zone and into the receiver's. AWS's Cost and Usage Report guide
@@ -47,11 +49,25 @@ use serde::Deserialize;
 /// The byte size of one billing unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Unit {
-    /// 10^9 bytes. AWS and Azure publish prices "per GB" without defining it as binary on their
-    /// data-transfer pages; netcost reads it as decimal. A pricing file can switch to `GiB`.
+    /// 10^9 bytes, for a pricing file whose prices are per decimal gigabyte (`unit: GB`).
     #[serde(rename = "GB")]
     Gb,
-    /// 2^30 bytes. GCP's network pricing is "per GiB delivered"; OpenCost's defaults are per GiB.
+    /// 2^30 bytes, the unit of every built-in sheet.
+    ///
+    /// - GCP: "Egress pricing is per GiB delivered" (cloud.google.com/network-tiers/pricing),
+    ///   and its billing SKUs are priced per gibibyte.
+    /// - AWS: no data-transfer page says how many bytes its "GB" is. Its only definition is
+    ///   binary ("1 GB is 2^30 bytes", aws.amazon.com/s3/pricing, for storage), and its only
+    ///   worked data-transfer bill counts in binary ("62 TB * 1024 GB/TB", "10 TB Tier: 10,239
+    ///   GB (10×1024 GB/TB – 1 (free))", the billing section of aws.amazon.com/s3/faqs). The
+    ///   tier bounds (10 TB = 10,240 GB) are binary either way.
+    /// - Azure: the bandwidth page noted "1 TB = 1,024 GB", and Microsoft's docs team answered
+    ///   that "1 GB is 1,024 MB" (github.com/MicrosoftDocs/azure-docs/issues/41142).
+    /// - OpenCost, which reads the same counters, divides bytes by 1024³ before pricing them,
+    ///   so netcost and OpenCost agree on the same bytes.
+    ///
+    /// docs/pricing.md shows how to check the unit against a Cost and Usage Report line; a
+    /// pricing file can switch to `GB`.
     #[serde(rename = "GiB")]
     Gib,
 }
@@ -137,6 +153,17 @@ pub struct PriceSheet {
     pub internet_free_per_month: f64,
     /// Internet egress tiers, in order; the last has no upper bound.
     pub internet_egress_tiers: Vec<Tier>,
+    /// The monthly volume (units) where the provider's published tiers end: AWS, GCP and Azure
+    /// publish no price above 500 TB a month ("please contact us"), so the last tier's price
+    /// is an extrapolation past it, which the API says when a month gets there. `None`: the
+    /// tiers are all there is (OpenCost's flat price, a pricing file's own tiers).
+    pub internet_published_up_to: Option<f64>,
+    /// The rest of the account's internet egress per month (units): other clusters, buckets,
+    /// CDNs, everything these counters do not see. The providers count the free allowance and
+    /// the tiers over the whole account (AWS: "aggregated across all AWS Services and
+    /// Regions"), so this moves the cluster's bytes up the tiers. Taken to accrue evenly
+    /// through the month. Zero by default: the cluster is taken to be the whole account.
+    pub account_other_internet_per_month: f64,
     /// Internet ingress price per unit (free on every major cloud).
     pub internet_ingress: f64,
     /// NAT gateway processing price per unit of internet traffic, both directions, if the
@@ -145,6 +172,58 @@ pub struct PriceSheet {
     /// Services (netcost service names, such as `aws-sqs`) the provider does not bill for data
     /// transferred within a region: cross-zone traffic tagged with one is free, both ways.
     pub free_in_region_services: BTreeSet<String>,
+    /// What the user's own services are, by name (the `service` of a `services` entry in the
+    /// classification config): load balancers and VPC endpoints bill traffic differently from
+    /// an instance at the same address. A service not named here is priced as an end outside
+    /// the cluster whose side is billed too.
+    pub service_kinds: BTreeMap<String, ServiceKind>,
+    /// The data processing price per unit of an interface VPC endpoint, both directions.
+    pub interface_endpoint_processing: f64,
+}
+
+/// What a service of the user's is, for pricing: named in a pricing file's `service_kinds`.
+///
+/// Sources (read 2026-12-01):
+/// - `application-load-balancer`: "Data transferred "in" to and "out" from Amazon Classic and
+///   Application Elastic Load Balancers using private IP addresses, between EC2 instances and
+///   the load balancer in the same AWS VPC is free" (aws.amazon.com/ec2/pricing/on-demand,
+///   "Data Transfer within the same AWS Region"); and "Since cross-zone load balancing is
+///   always on with Application Load Balancer, you are not charged for this type of regional
+///   data transfer" (aws.amazon.com/elasticloadbalancing/faqs).
+/// - `network-load-balancer`: "you will be charged for regional data transfer between
+///   Availability Zones with Network Load Balancer when cross-zone load balancing is enabled"
+///   (the same FAQ): both sides of a cross-zone byte, as for any end outside the cluster.
+/// - `interface-endpoint`: "Data processing charges apply for each Gigabyte processed through
+///   the VPC endpoint regardless of the traffic's source or destination", $0.01/GB for the
+///   first PB a month in a region (aws.amazon.com/privatelink/pricing); the hourly charge per
+///   endpoint and zone is not traffic, and not counted. Data transfer between zones to an
+///   endpoint has been free since April 2022 (AWS's announcement of that date for PrivateLink,
+///   Transit Gateway and Client VPN, as summarised by third parties; not found on a stored AWS
+///   page), so only the processing is billed.
+/// - `gateway-endpoint`: "There is no additional charge for using gateway endpoints"
+///   (docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html), and S3 and DynamoDB
+///   within the region are free already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    /// An Application or Classic Load Balancer: free within the region, both ways.
+    ApplicationLoadBalancer,
+    /// A Network Load Balancer: both sides of a cross-zone byte, like any end outside the
+    /// cluster. Naming it changes no figure; it says the choice was made.
+    NetworkLoadBalancer,
+    /// An interface VPC endpoint (PrivateLink): the processing price on every byte either way,
+    /// no transfer charge within the region.
+    InterfaceEndpoint,
+    /// A gateway VPC endpoint (S3, DynamoDB): free.
+    GatewayEndpoint,
+}
+
+impl ServiceKind {
+    /// Whether traffic within the region is billed as the kind says, instead of as an
+    /// ordinary end outside the cluster.
+    fn prices_in_region_traffic(self) -> bool {
+        !matches!(self, ServiceKind::NetworkLoadBalancer)
+    }
 }
 
 /// Bytes one agent counted between its end and a remote end: what the pricer needs to know
@@ -233,7 +312,7 @@ impl PriceSheet {
             source: "aws.amazon.com/ec2/pricing/on-demand and aws.amazon.com/vpc/pricing, \
                      us-east-1, read 2026-11-25"
                 .into(),
-            unit: Unit::Gb,
+            unit: Unit::Gib,
             cross_zone_egress: 0.01,
             cross_zone_ingress: 0.01,
             cross_region: CrossRegion {
@@ -254,12 +333,16 @@ impl PriceSheet {
                 tier(Some(153_600.0), 0.07),
                 tier(None, 0.05),
             ],
+            internet_published_up_to: Some(512_000.0),
+            account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
             nat_gateway: None,
             free_in_region_services: PriceSheet::AWS_FREE_IN_REGION
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            service_kinds: BTreeMap::new(),
+            interface_endpoint_processing: PriceSheet::AWS_INTERFACE_ENDPOINT_PER_GB,
         }
     }
 
@@ -282,6 +365,10 @@ impl PriceSheet {
         "aws-simpledb",
     ];
 
+    /// The AWS interface VPC endpoint processing charge, $0.01/GB for the first PB a month in a
+    /// region (aws.amazon.com/privatelink/pricing, read 2026-12-01; $0.006 and $0.004 above).
+    pub const AWS_INTERFACE_ENDPOINT_PER_GB: f64 = 0.01;
+
     /// The AWS NAT gateway processing charge, $0.045/GB (aws.amazon.com/vpc/pricing, us-east-1,
     /// read 2026-11-25), for clusters whose internet traffic goes through one.
     pub const AWS_NAT_GATEWAY_PER_GB: f64 = 0.045;
@@ -292,8 +379,10 @@ impl PriceSheet {
     /// read 2026-11-25. Prices are per GiB:
     /// - between zones of one region: $0.01/GiB, billed to the sender;
     /// - between regions in North America: $0.02/GiB (other continents cost more);
-    /// - to the internet (Premium Tier, from North America): $0.12/GiB for the first TiB of the
-    ///   month, $0.11/GiB up to 10 TiB, $0.08/GiB above.
+    /// - to the internet (Premium Tier, from North America): the first GiB of the month free
+    ///   ("0 gibibyte to 1 gibibyte $0.00", and the Free Tier's "1 GB network egress from North
+    ///   America", cloud.google.com/free/docs/free-cloud-features), then $0.12/GiB up to 1 TiB,
+    ///   $0.11/GiB up to 10 TiB, $0.08/GiB above; beyond 500 TiB Google prices by contract.
     pub fn gcp() -> PriceSheet {
         PriceSheet {
             provider: "gcp".into(),
@@ -307,15 +396,19 @@ impl PriceSheet {
                 default: 0.02,
                 ..CrossRegion::default()
             },
-            internet_free_per_month: 0.0,
+            internet_free_per_month: 1.0,
             internet_egress_tiers: vec![
                 tier(Some(1_024.0), 0.12),
                 tier(Some(10_240.0), 0.11),
                 tier(None, 0.08),
             ],
+            internet_published_up_to: Some(512_000.0),
+            account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
             nat_gateway: None,
             free_in_region_services: BTreeSet::new(),
+            service_kinds: BTreeMap::new(),
+            interface_endpoint_processing: 0.0,
         }
     }
 
@@ -326,16 +419,21 @@ impl PriceSheet {
     ///   billing them in April 2024 and withdrew them at Microsoft Build in May 2024 (as
     ///   summarised at blog.vjirovsky.cz/azure-may-2024-cost-storage);
     /// - between regions within North America or Europe: $0.02/GB;
-    /// - to the internet: first 100 GB/month free, then $0.087/GB for the next 10 TB, $0.083/GB
-    ///   for the next 40 TB, $0.07/GB for the next 100 TB, $0.05/GB beyond (so the cumulative
-    ///   bounds sit 100 GB above AWS's).
+    /// - to the internet: first 100 GB/month free, then $0.087/GB, $0.083/GB, $0.07/GB and
+    ///   $0.05/GB. The page words the bands "next 10 TB", "next 40 TB", "next 100 TB"; the
+    ///   bounds here are the bands' `tierMinimumUnits` in the Retail Prices API (10,335,
+    ///   51,295 and 153,695 GB for the Standard Data Transfer Out meter), which is what the
+    ///   invoice meters, 5 GB below "100 GB + 10 TB" and so on;
+    /// - above 500 TB a month the page says to contact Microsoft: the last band's price is
+    ///   used, and [`PriceSheet::internet_published_up_to`] marks where that starts.
     pub fn azure() -> PriceSheet {
         PriceSheet {
             provider: "azure".into(),
-            source: "azure.microsoft.com/pricing/details/bandwidth, Zone 1, read 2026-11-25; \
+            source: "azure.microsoft.com/pricing/details/bandwidth and the Azure Retail Prices \
+                     API (Bandwidth, Standard Data Transfer Out), Zone 1, read 2026-11-25; \
                      inter-AZ transfer free since May 2024"
                 .into(),
-            unit: Unit::Gb,
+            unit: Unit::Gib,
             cross_zone_egress: 0.0,
             cross_zone_ingress: 0.0,
             cross_region: CrossRegion {
@@ -344,14 +442,18 @@ impl PriceSheet {
             },
             internet_free_per_month: 100.0,
             internet_egress_tiers: vec![
-                tier(Some(10_340.0), 0.087),
-                tier(Some(51_300.0), 0.083),
-                tier(Some(153_700.0), 0.07),
+                tier(Some(10_335.0), 0.087),
+                tier(Some(51_295.0), 0.083),
+                tier(Some(153_695.0), 0.07),
                 tier(None, 0.05),
             ],
+            internet_published_up_to: Some(512_000.0),
+            account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
             nat_gateway: None,
             free_in_region_services: BTreeSet::new(),
+            service_kinds: BTreeMap::new(),
+            interface_endpoint_processing: 0.0,
         }
     }
 
@@ -373,9 +475,13 @@ impl PriceSheet {
             },
             internet_free_per_month: 0.0,
             internet_egress_tiers: vec![tier(None, 0.12)],
+            internet_published_up_to: None,
+            account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
             nat_gateway: None,
             free_in_region_services: BTreeSet::new(),
+            service_kinds: BTreeMap::new(),
+            interface_endpoint_processing: 0.0,
         }
     }
 
@@ -390,9 +496,13 @@ impl PriceSheet {
             cross_region: CrossRegion::default(),
             internet_free_per_month: 0.0,
             internet_egress_tiers: vec![tier(None, 0.0)],
+            internet_published_up_to: None,
+            account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
             nat_gateway: None,
             free_in_region_services: BTreeSet::new(),
+            service_kinds: BTreeMap::new(),
+            interface_endpoint_processing: 0.0,
         }
     }
 
@@ -438,8 +548,17 @@ impl PriceSheet {
         {
             return 0.0;
         }
+        if matches!(t.class, TrafficClass::InZone | TrafficClass::CrossZone) {
+            match self.service_kind(t.service) {
+                Some(ServiceKind::ApplicationLoadBalancer | ServiceKind::GatewayEndpoint) => {
+                    return 0.0;
+                }
+                Some(ServiceKind::InterfaceEndpoint) => return self.interface_endpoint_processing,
+                Some(ServiceKind::NetworkLoadBalancer) | None => {}
+            }
+        }
         let own = self.own_side_price(t);
-        if t.remote_has_agent || !Self::far_side_billed(t.class, t.service) {
+        if t.remote_has_agent || !self.far_side_billed(t.class, t.service) {
             return own;
         }
         let far = match (t.class, t.direction) {
@@ -455,9 +574,21 @@ impl PriceSheet {
     }
 
     /// False for the ends outside the cluster whose side is not billed to the cluster's account:
-    /// a provider's range in the node's own region.
-    pub(crate) fn far_side_billed(class: TrafficClass, service: Option<&str>) -> bool {
-        !(class == TrafficClass::CrossZone && service.is_some_and(is_provider_range))
+    /// a provider's range in the node's own region, and within the region the load balancers
+    /// and endpoints whose kind sets their price ([`ServiceKind`]).
+    pub(crate) fn far_side_billed(&self, class: TrafficClass, service: Option<&str>) -> bool {
+        let in_region = matches!(class, TrafficClass::InZone | TrafficClass::CrossZone);
+        let priced_by_kind = in_region
+            && self
+                .service_kind(service)
+                .is_some_and(ServiceKind::prices_in_region_traffic);
+        !(priced_by_kind
+            || class == TrafficClass::CrossZone && service.is_some_and(is_provider_range))
+    }
+
+    /// The kind a pricing file gave `service`, if any.
+    pub fn service_kind(&self, service: Option<&str>) -> Option<ServiceKind> {
+        service.and_then(|s| self.service_kinds.get(s)).copied()
     }
 
     /// The price of the counting end's own side of a transfer.
@@ -550,6 +681,10 @@ struct RawPricing {
     nat_gateway: Option<f64>,
     #[serde(default)]
     free_in_region_services: Option<BTreeSet<String>>,
+    #[serde(default)]
+    service_kinds: BTreeMap<String, ServiceKind>,
+    #[serde(default)]
+    interface_endpoint_processing: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -587,6 +722,8 @@ struct RawInternet {
     free_per_month: Option<f64>,
     #[serde(default)]
     tiers: Option<Vec<Tier>>,
+    #[serde(default)]
+    account_other_per_month: Option<f64>,
 }
 
 impl RawPricing {
@@ -605,15 +742,22 @@ impl RawPricing {
                 ),
             )
         })?;
-        let price = |field: &str, value: f64| -> Result<f64, PricingError> {
+        let at_least_zero = |field: &str, value: f64, what: &str| {
             if value.is_finite() && value >= 0.0 {
                 Ok(value)
             } else {
-                Err(invalid(
-                    field.to_owned(),
-                    "a price must be a number of at least 0",
-                ))
+                Err(invalid(field.to_owned(), what))
             }
+        };
+        let price = |field: &str, value: f64| -> Result<f64, PricingError> {
+            at_least_zero(field, value, "a price must be a number of at least 0")
+        };
+        let volume = |field: &str, value: f64| -> Result<f64, PricingError> {
+            at_least_zero(
+                field,
+                value,
+                "a monthly volume must be a number of units of at least 0",
+            )
         };
         if let Some(unit) = self.unit {
             sheet.unit = unit;
@@ -646,6 +790,12 @@ impl RawPricing {
             if let Some(tiers) = internet.tiers {
                 validate_tiers(&tiers, &invalid, &price)?;
                 sheet.internet_egress_tiers = tiers;
+                // Tiers of the file's own: no published end to warn about.
+                sheet.internet_published_up_to = None;
+            }
+            if let Some(v) = internet.account_other_per_month {
+                sheet.account_other_internet_per_month =
+                    volume("internet_egress.account_other_per_month", v)?;
             }
         }
         if let Some(v) = self.internet_ingress {
@@ -656,6 +806,20 @@ impl RawPricing {
         }
         if let Some(services) = self.free_in_region_services {
             sheet.free_in_region_services = services;
+        }
+        for (name, kind) in self.service_kinds {
+            if is_provider_range(&name) {
+                return Err(invalid(
+                    format!("service_kinds.{name}"),
+                    "names a cloud provider's range (aws-, gcp-, azure-); give your load \
+                     balancer or endpoint a `services` entry of its own name in the \
+                     classification config, and name that here",
+                ));
+            }
+            sheet.service_kinds.insert(name, kind);
+        }
+        if let Some(v) = self.interface_endpoint_processing {
+            sheet.interface_endpoint_processing = price("interface_endpoint_processing", v)?;
         }
         sheet.source = format!("{} (overridden by {})", sheet.source, file.display());
         Ok(sheet)

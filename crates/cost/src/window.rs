@@ -27,6 +27,13 @@ pub struct Segment {
     pub end: Timestamp,
 }
 
+impl Segment {
+    /// The length of the segment's calendar month (UTC), in seconds.
+    pub fn month_seconds(&self) -> i64 {
+        next_month_start(self.month_start).as_second() - self.month_start.as_second()
+    }
+}
+
 /// Why a window was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]

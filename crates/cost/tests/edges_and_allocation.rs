@@ -13,7 +13,8 @@ use netcost_cost::allocate::{
 use netcost_cost::edges::{PairUsage, Workload, cross_zone_edges};
 use netcost_cost::pricing::PriceSheet;
 
-const GB: u64 = 1_000_000_000;
+/// AWS bills per binary GB, 2^30 bytes (docs/pricing.md, "GB or GiB").
+const GB: u64 = 1 << 30;
 
 /// One end of a connection: a workload of the cluster (one pod, with an agent on its node), or
 /// an end outside it, named by its service tag.
@@ -234,6 +235,7 @@ fn the_edges_view_and_allocation_give_the_same_cost_for_the_same_bytes() {
     let segment = SegmentUsage {
         internet_egress_before: 0,
         usages: pod_counters(&connections),
+        ..SegmentUsage::default()
     };
     let (_, allocation) = allocate(&[segment], &sheet, &Aggregate::Workload, 3_600);
     let edges = cross_zone_edges(&pair_counters(&connections), &sheet, 3_600);
@@ -253,4 +255,65 @@ fn the_edges_view_and_allocation_give_the_same_cost_for_the_same_bytes() {
     assert!(close(web_api.map_or(-1.0, |e| e.cost), 0.40), "{edges:?}");
     let etl_web = edges.iter().find(|e| e.client.name == "etl");
     assert!(close(etl_web.map_or(-1.0, |e| e.cost), 1.58), "{edges:?}");
+}
+
+#[test]
+fn load_balancers_and_endpoints_cost_what_their_kind_says_in_both_views() {
+    use TrafficClass::CrossZone;
+    let web = pod("web", "us-east-1a", "us-east-1");
+    // Each end outside the cluster sits in zone b; web sends it 6 GB and reads 4 GB back.
+    let to = |service: &'static str| Connection {
+        client: web,
+        server: outside(service, "us-east-1b", "us-east-1"),
+        class: CrossZone,
+        up: 6 * GB,
+        down: 4 * GB,
+    };
+    let connections = [
+        // An ALB over private addresses in the VPC: free.
+        to("web-alb"),
+        // An NLB with cross-zone load balancing: both sides, 10 GB × $0.02 = $0.20.
+        to("orders-nlb"),
+        // An interface endpoint: $0.01/GB processed either way, no transfer charge: $0.10.
+        to("sqs-endpoint"),
+        // A gateway endpoint: free.
+        to("s3-gateway"),
+        // An end not named in service_kinds: both sides, as before, $0.20.
+        to("orders-db"),
+    ];
+    let expected = 0.20 + 0.10 + 0.20;
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: aws\nservice_kinds:\n  web-alb: application-load-balancer\n  orders-nlb: network-load-balancer\n  sqs-endpoint: interface-endpoint\n  s3-gateway: gateway-endpoint\n",
+        Path::new("pricing.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let segment = SegmentUsage {
+        usages: pod_counters(&connections),
+        ..SegmentUsage::default()
+    };
+    let (rows, allocation) = allocate(&[segment], &sheet, &Aggregate::Workload, 3_600);
+    let edges = cross_zone_edges(&pair_counters(&connections), &sheet, 3_600);
+    let in_edges: f64 = edges.iter().map(|e| e.cost).sum();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    assert!(
+        close(allocation.total_cost, expected),
+        "allocation {} vs {expected}: {rows:?}",
+        allocation.total_cost
+    );
+    assert!(close(in_edges, expected), "edges {in_edges} vs {expected}");
+    let edge = |name: &str| {
+        edges
+            .iter()
+            .find(|e| e.server.name == name)
+            .map_or(-1.0, |e| e.cost)
+    };
+    assert!(close(edge("sqs-endpoint"), 0.10), "{edges:?}");
+    assert!(close(edge("orders-nlb"), 0.20), "{edges:?}");
+    // Without the kinds, every one of them is an ordinary end outside the cluster: $1.00.
+    let segment = SegmentUsage {
+        usages: pod_counters(&connections),
+        ..SegmentUsage::default()
+    };
+    let (_, plain) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Workload, 3_600);
+    assert!(close(plain.total_cost, 1.00), "{}", plain.total_cost);
 }

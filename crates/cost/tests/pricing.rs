@@ -9,7 +9,9 @@ use netcost_cost::allocate::{
 use netcost_cost::edges::{PairUsage, Workload, cross_zone_edges};
 use netcost_cost::pricing::{PriceSheet, PricingError, Unit, is_provider_range};
 
-const GB: u64 = 1_000_000_000;
+/// A billing GB: every built-in sheet, AWS's and Azure's included, counts 2^30 bytes in one
+/// (docs/pricing.md, "GB or GiB").
+const GB: u64 = 1 << 30;
 const GIB: u64 = 1 << 30;
 
 fn close(a: f64, b: f64) -> bool {
@@ -60,10 +62,13 @@ fn the_monthly_free_allowance_is_the_bottom_of_the_first_tier() {
 }
 
 #[test]
-fn gcp_premium_tiers_are_per_gib() {
+fn gcp_premium_tiers_are_per_gib_after_a_free_first_gib() {
     let gcp = PriceSheet::gcp();
     assert_eq!(gcp.unit, Unit::Gib);
-    let expected = 1_024.0 * 0.12 + (10_240.0 - 1_024.0) * 0.11 + 1_000.0 * 0.08;
+    // The first GiB of the month is free, inside the first tier (0 to 1 TiB at $0.12).
+    let expected = 1_023.0 * 0.12 + (10_240.0 - 1_024.0) * 0.11 + 1_000.0 * 0.08;
+    assert!(close(gcp.internet_egress_cost(0.0, 1.0), 0.0));
+    assert!(close(gcp.internet_egress_cost(0.0, 2.0), 0.12));
     assert!(close(gcp.internet_egress_cost(0.0, 11_240.0), expected));
     assert!(close(Unit::Gib.of_bytes(GIB), 1.0));
     assert!(close(Unit::Gb.of_bytes(GIB), 1.073_741_824));
@@ -82,6 +87,7 @@ fn aws_bills_cross_zone_on_both_sides_and_gcp_only_the_sender() {
             usage(&a, Direction::Egress, TrafficClass::CrossZone, 5 * GB),
             usage(&b, Direction::Ingress, TrafficClass::CrossZone, 5 * GB),
         ],
+        ..SegmentUsage::default()
     };
     let (_, aws) = allocate(
         std::slice::from_ref(&segment),
@@ -96,7 +102,7 @@ fn aws_bills_cross_zone_on_both_sides_and_gcp_only_the_sender() {
         &Aggregate::Pod,
         3_600,
     );
-    assert!(close(gcp.total_cost, 5e9 / GIB as f64 * 0.01));
+    assert!(close(gcp.total_cost, 5.0 * 0.01));
     let (_, azure) = allocate(&[segment], &PriceSheet::azure(), &Aggregate::Pod, 3_600);
     assert!(
         close(azure.total_cost, 0.0),
@@ -135,6 +141,7 @@ fn cross_region_egress_is_priced_by_the_source_region_and_ingress_is_free() {
                 3 * GB,
             ),
         ],
+        ..SegmentUsage::default()
     };
     let (rows, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
     assert!(close(total.total_cost, 10.0 * 0.098 + 3.0 * 0.02));
@@ -158,6 +165,7 @@ fn internet_egress_cost_is_shared_by_bytes_after_the_cluster_crosses_a_tier() {
             usage(&b, Direction::Egress, TrafficClass::Internet, 700 * GB),
             usage(&b, Direction::Ingress, TrafficClass::Internet, 900 * GB),
         ],
+        ..SegmentUsage::default()
     };
     let (rows, total) = allocate(
         &[segment],
@@ -193,6 +201,7 @@ fn a_new_month_starts_the_tiers_again() {
             TrafficClass::Internet,
             100 * GB,
         )],
+        ..SegmentUsage::default()
     };
     let early_december = SegmentUsage {
         internet_egress_before: 0,
@@ -202,6 +211,7 @@ fn a_new_month_starts_the_tiers_again() {
             TrafficClass::Internet,
             100 * GB,
         )],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(
         &[late_november, early_december],
@@ -228,6 +238,7 @@ fn the_nat_gateway_charge_applies_to_internet_bytes_both_ways() {
             usage(&a, Direction::Egress, TrafficClass::Internet, 10 * GB),
             usage(&a, Direction::Ingress, TrafficClass::Internet, 20 * GB),
         ],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
     assert!(close(total.total_cost, 10.0 * 0.09 + 30.0 * 0.045));
@@ -244,6 +255,7 @@ fn the_opencost_preset_prices_egress_per_gib() {
             usage(&a, Direction::Egress, TrafficClass::Internet, 4 * GIB),
             usage(&a, Direction::Ingress, TrafficClass::CrossZone, 50 * GIB),
         ],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(&[segment], &PriceSheet::opencost(), &Aggregate::Pod, 3_600);
     assert!(close(
@@ -265,6 +277,7 @@ fn aggregation_by_workload_and_label_groups_pods() {
             .iter()
             .map(|p| usage(p, Direction::Egress, TrafficClass::CrossZone, GB))
             .collect(),
+        ..SegmentUsage::default()
     };
     let (by_workload, _) = allocate(
         std::slice::from_ref(&segment),
@@ -420,6 +433,7 @@ fn aws_prices_us_east_1_to_us_east_2_at_the_pairs_price_not_the_source_regions()
                 2 * GB,
             ),
         ],
+        ..SegmentUsage::default()
     };
     let (rows, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
     // 10 GB × $0.01 + 30 GB × $0.01 + 5 GB × $0.02 + 2 GB × $0.02 = $0.10 + $0.30 + $0.10 +
@@ -525,6 +539,7 @@ fn same_region_traffic_to_the_aws_services_ec2_pricing_lists_is_free() {
     let segment = SegmentUsage {
         internet_egress_before: 0,
         usages,
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
     // 9 services × 10 GB × $0 + 1 GB × ($0.01 out + $0.01 in) = $0.02; before, the 90 GB to the
@@ -568,6 +583,7 @@ fn a_pricing_file_names_the_services_free_within_a_region() {
             usage(&web, Direction::Egress, TrafficClass::CrossZone, 3 * GIB),
             "gcp-cloud",
         )],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
     assert!(close(total.total_cost, 0.0));
@@ -593,6 +609,7 @@ fn an_end_outside_the_cluster_is_charged_for_its_side_too() {
                 "orders-db",
             ),
         ],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(
         std::slice::from_ref(&segment),
@@ -614,6 +631,7 @@ fn an_end_outside_the_cluster_is_charged_for_its_side_too() {
             usage(&db, Direction::Egress, TrafficClass::CrossZone, 12 * GB),
             usage(&web, Direction::Ingress, TrafficClass::CrossZone, 12 * GB),
         ],
+        ..SegmentUsage::default()
     };
     let (_, both) = allocate(&[pods], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
     assert!(close(both.total_cost, 0.40), "{}", both.total_cost);
@@ -629,6 +647,7 @@ fn an_end_outside_the_cluster_is_charged_for_its_side_too() {
                 ..u.clone()
             })
             .collect(),
+        ..SegmentUsage::default()
     };
     let (_, gcp) = allocate(&[gib], &PriceSheet::gcp(), &Aggregate::Pod, 3_600);
     assert!(
@@ -656,6 +675,7 @@ fn bytes_an_end_outside_the_cluster_sends_across_regions_are_billed_out_of_its_r
                 "aws-s3",
             ),
         ],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
     // 5 GB × $0.02 + 15 GB × $0.02 = $0.40 (web's egress alone was $0.10).
@@ -681,6 +701,7 @@ fn a_providers_public_range_in_the_region_is_billed_on_the_pods_side_only() {
                 "aws-amazon",
             ),
         ],
+        ..SegmentUsage::default()
     };
     let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
     // 3 GB × $0.01 + 7 GB × $0.01 = $0.10.
@@ -705,4 +726,187 @@ fn a_providers_public_range_in_the_region_is_billed_on_the_pods_side_only() {
     assert!(is_provider_range("aws-amazon") && is_provider_range("azure-sql"));
     assert!(is_provider_range("gcp-cloud"));
     assert!(!is_provider_range("orders-db") && !is_provider_range("awsome-db"));
+}
+
+#[test]
+fn aws_and_azure_bill_per_binary_gb() {
+    // 10 × 2^30 bytes across zones on AWS: 10 GB × ($0.01 out + $0.01 in) = $0.20, not the
+    // $0.2147 that 10^9-byte GB would make of the same bytes.
+    assert_eq!(PriceSheet::aws().unit, Unit::Gib);
+    assert_eq!(PriceSheet::azure().unit, Unit::Gib);
+    let (a, b) = (
+        pod("shop", "web-0", "us-east-1"),
+        pod("shop", "db-0", "us-east-1"),
+    );
+    let segment = SegmentUsage {
+        usages: vec![
+            usage(&a, Direction::Egress, TrafficClass::CrossZone, 10 << 30),
+            usage(&b, Direction::Ingress, TrafficClass::CrossZone, 10 << 30),
+        ],
+        ..SegmentUsage::default()
+    };
+    let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    assert!(close(total.total_cost, 0.20), "{}", total.total_cost);
+    // A pricing file can still read the sheet's GB as 10^9 bytes.
+    let decimal = PriceSheet::from_yaml_str("provider: aws\nunit: GB\n", Path::new("p.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(close(decimal.unit.of_bytes(10 << 30), 10.737_418_24));
+}
+
+#[test]
+fn azure_bands_start_at_the_retail_price_lists_minimums() {
+    let azure = PriceSheet::azure();
+    // 10,000 to 10,400 GB in a month: 335 GB at $0.087 up to 10,335, then 65 GB at $0.083.
+    assert!(close(
+        azure.internet_egress_cost(10_000.0, 10_400.0),
+        335.0 * 0.087 + 65.0 * 0.083
+    ));
+    // Across the next two bounds, 51,295 and 153,695.
+    assert!(close(
+        azure.internet_egress_cost(51_000.0, 51_300.0),
+        295.0 * 0.083 + 5.0 * 0.07
+    ));
+    assert!(close(
+        azure.internet_egress_cost(153_600.0, 153_700.0),
+        95.0 * 0.07 + 5.0 * 0.05
+    ));
+    // The first 100 GB are free.
+    assert!(close(azure.internet_egress_cost(0.0, 100.0), 0.0));
+}
+
+fn ts(text: &str) -> jiff::Timestamp {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn november(start: &str, end: &str) -> netcost_cost::window::Segment {
+    netcost_cost::window::Segment {
+        month_start: ts("2026-11-01T00:00:00Z"),
+        start: ts(start),
+        end: ts(end),
+    }
+}
+
+#[test]
+fn the_rest_of_the_accounts_internet_egress_moves_the_cluster_up_the_tiers() {
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: aws\ninternet_egress:\n  account_other_per_month: 9000\n",
+        Path::new("p.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = pod("shop", "web-0", "us-east-1");
+    // The whole of November (30 days): the rest of the account sends 9,000 GB, the cluster
+    // 2,000. The account's 11,000 GB cost (10,240 - 100) × $0.09 + 760 × $0.085 = $977.20,
+    // of which the cluster's 2,000 pay 2/11: $177.6727. Alone it would have paid
+    // (2,000 - 100) × $0.09 = $171.
+    let month = SegmentUsage {
+        usages: vec![usage(
+            &a,
+            Direction::Egress,
+            TrafficClass::Internet,
+            2_000 * GB,
+        )],
+        segment: Some(november("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")),
+        ..SegmentUsage::default()
+    };
+    let (_, total) = allocate(&[month], &sheet, &Aggregate::Pod, 30 * 86_400);
+    let expected = (10_140.0 * 0.09 + 760.0 * 0.085) * 2.0 / 11.0;
+    assert!(close(total.total_cost, expected), "{}", total.total_cost);
+
+    // Five days from the 16th: 15 days of the rest (4,500 GB) and 4,000 GB of the cluster's
+    // are before it; during it, 1,500 GB of the rest's and 500 of the cluster's. 8,500 to
+    // 10,500 GB: 1,740 × $0.09 + 260 × $0.085 = $178.70, and the cluster's quarter $44.675.
+    let five_days = SegmentUsage {
+        internet_egress_before: 4_000 * GB,
+        usages: vec![usage(
+            &a,
+            Direction::Egress,
+            TrafficClass::Internet,
+            500 * GB,
+        )],
+        segment: Some(november("2026-11-16T00:00:00Z", "2026-11-21T00:00:00Z")),
+        ..SegmentUsage::default()
+    };
+    let (_, total) = allocate(&[five_days], &sheet, &Aggregate::Pod, 5 * 86_400);
+    assert!(close(total.total_cost, 44.675), "{}", total.total_cost);
+
+    let refused = PriceSheet::from_yaml_str(
+        "provider: aws\ninternet_egress:\n  account_other_per_month: -1\n",
+        Path::new("p.yaml"),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string());
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e
+                .starts_with("p.yaml: internet_egress.account_other_per_month: a monthly volume")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_filtered_part_of_the_cluster_pays_the_tier_of_the_whole_clusters_volume() {
+    // 10,000 GB before; the whole cluster sends 1,000 GB in the segment, of which the filtered
+    // namespace's pod sent 700: it pays 70% of (240 × $0.09 + 760 × $0.085), not the price of
+    // 700 GB alone (240 × $0.09 + 460 × $0.085).
+    let b = pod("media", "cdn-0", "us-east-1");
+    let segment = SegmentUsage {
+        internet_egress_before: 10_000 * GB,
+        usages: vec![usage(
+            &b,
+            Direction::Egress,
+            TrafficClass::Internet,
+            700 * GB,
+        )],
+        cluster_internet_egress: Some(1_000 * GB),
+        ..SegmentUsage::default()
+    };
+    let (_, total) = allocate(&[segment], &PriceSheet::aws(), &Aggregate::Pod, 3_600);
+    assert!(close(
+        total.total_cost,
+        0.7 * (240.0 * 0.09 + 760.0 * 0.085)
+    ));
+}
+
+#[test]
+fn an_interface_endpoint_bills_processing_on_in_zone_bytes_and_kinds_are_checked() {
+    let sheet = PriceSheet::from_yaml_str(
+        "provider: aws\nservice_kinds: {sqs-endpoint: interface-endpoint}\n",
+        Path::new("p.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = pod("shop", "web-0", "us-east-1");
+    let tagged = |direction, bytes| Usage {
+        service: Some("sqs-endpoint".into()),
+        remote_has_agent: remote_has_agent(Some("sqs-endpoint")),
+        ..usage(&a, direction, TrafficClass::InZone, bytes)
+    };
+    // 3 GB out and 2 GB in through the endpoint in the pod's own zone: 5 GB × $0.01.
+    let segment = SegmentUsage {
+        usages: vec![
+            tagged(Direction::Egress, 3 * GB),
+            tagged(Direction::Ingress, 2 * GB),
+        ],
+        ..SegmentUsage::default()
+    };
+    let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
+    assert!(close(total.total_cost, 0.05), "{}", total.total_cost);
+
+    for (text, field) in [
+        (
+            "provider: aws\nservice_kinds: {web: load-balancer}\n",
+            "pricing.yaml: service_kinds.web: unknown variant `load-balancer`",
+        ),
+        (
+            "provider: aws\nservice_kinds: {aws-s3: gateway-endpoint}\n",
+            "pricing.yaml: service_kinds.aws-s3: names a cloud provider's range",
+        ),
+        (
+            "provider: aws\ninterface_endpoint_processing: -0.01\n",
+            "pricing.yaml: interface_endpoint_processing: a price must be",
+        ),
+    ] {
+        let e = refused(text);
+        assert!(e.starts_with(field), "{e}");
+    }
 }

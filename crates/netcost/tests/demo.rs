@@ -100,7 +100,8 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
     let bytes = |d, c| *t.get(&(d, c, false)).unwrap_or(&0) as f64 + tagged(d, c);
     let (egress, ingress) = (Direction::Egress, Direction::Ingress);
     let gib = |b: f64| b / 1_073_741_824.0;
-    let gb = |b: f64| b / 1e9;
+    // AWS's GB is 2^30 bytes, like GCP's GiB (docs/pricing.md, "GB or GiB").
+    let gb = gib;
     // AWS, read 2026-11-25: $0.01/GB each way across zones; $0.02/GB out across regions (in is
     // billed to the sender); internet out: 100 GB free a month, then $0.09/GB up to 10 TB. The
     // managed database, tagged as a service, has no agent: its side is billed too, $0.01/GB

@@ -189,8 +189,8 @@ fn a_single_host_agent_with_history_serves_the_cost_of_its_own_counters() {
         Some(received),
         "{body}"
     );
-    // AWS: $0.01 per GB (10^9 bytes) in each direction across zones.
-    let expected = (sent + received) as f64 / 1e9 * 0.01;
+    // AWS: $0.01 per GB (2^30 bytes) in each direction across zones.
+    let expected = (sent + received) as f64 / 1_073_741_824.0 * 0.01;
     let cost = row["cross_zone"]["cost"].as_f64().unwrap_or(-1.0);
     assert!((cost - expected).abs() < 1e-12, "cost {cost} vs {expected}");
 }

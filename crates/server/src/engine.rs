@@ -132,6 +132,44 @@ pub struct AllocationResult {
     pub allocations: Vec<Allocation>,
     /// The sum of all rows.
     pub total: Allocation,
+    /// What the figures assume that the bill may not: said in the API, the report and the UI.
+    pub notes: Vec<String>,
+}
+
+/// The assumptions behind an allocation's internet egress figures, for [`AllocationResult::notes`].
+pub fn pricing_notes(sheet: &PriceSheet, segments: &[SegmentUsage]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let tiered = sheet.internet_egress_tiers.len() > 1 || sheet.internet_free_per_month > 0.0;
+    let unit = sheet.unit.as_str();
+    if tiered && sheet.account_other_internet_per_month == 0.0 {
+        notes.push(format!(
+            "Internet egress tiers and the free allowance are counted over this cluster's traffic \
+             alone, as if the cluster were the whole account; the provider counts them over the \
+             account. Set internet_egress.account_other_per_month in a pricing file to count the \
+             rest of the account ({unit} a month)."
+        ));
+    } else if tiered {
+        notes.push(format!(
+            "Internet egress tiers count {} {unit} a month of the rest of the account's internet \
+             egress (internet_egress.account_other_per_month), taken to accrue evenly through \
+             the month.",
+            sheet.account_other_internet_per_month
+        ));
+    }
+    if let Some(limit) = sheet.internet_published_up_to {
+        let past = segments.iter().any(|s| {
+            let (before, during) = s.account_internet_egress(sheet);
+            before + during > limit
+        });
+        if past {
+            notes.push(format!(
+                "A month's internet egress passed {limit} {unit}, where {}'s published prices end \
+                 (above it the provider prices by contract): the last published price is used.",
+                sheet.provider
+            ));
+        }
+    }
+    notes
 }
 
 /// The most steps one time series request may ask for: each step is a full allocation, so this
@@ -251,6 +289,9 @@ impl Engine {
         let mut usage: Vec<SegmentUsage> = Vec::with_capacity(segments.len());
         for (i, segment) in segments.iter().enumerate() {
             let mut u = self.backend.usage(segment)?;
+            u.segment = Some(*segment);
+            // The tiers price the whole cluster's internet egress, whatever part is asked for.
+            u.cluster_internet_egress = Some(u.cluster_internet_egress());
             u.usages.retain(|x| filter.matches(x));
             if let Aggregate::Label(key) = &aggregate_kind {
                 let labels = self.backend.pod_labels(segment, key)?;
@@ -265,6 +306,7 @@ impl Engine {
             on_segment(i + 1, segments.len());
         }
         let (allocations, total) = allocate(&usage, &self.sheet, &aggregate_kind, window.seconds());
+        let notes = pricing_notes(&self.sheet, &usage);
         Ok(AllocationResult {
             start: window.start.to_string(),
             end: window.end.to_string(),
@@ -275,6 +317,7 @@ impl Engine {
             currency: "USD",
             allocations,
             total,
+            notes,
         })
     }
 
@@ -388,5 +431,41 @@ impl Engine {
             currency: "USD",
             steps,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn month_of(before_gib: u64, during_gib: u64) -> SegmentUsage {
+        SegmentUsage {
+            internet_egress_before: before_gib << 30,
+            cluster_internet_egress: Some(during_gib << 30),
+            ..SegmentUsage::default()
+        }
+    }
+
+    #[test]
+    fn the_notes_say_whose_volume_the_tiers_count_and_where_published_prices_end() {
+        let aws = PriceSheet::aws();
+        let notes = pricing_notes(&aws, &[month_of(0, 1_000)]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("as if the cluster were the whole account"));
+
+        let mut with_account = PriceSheet::aws();
+        with_account.account_other_internet_per_month = 2_500.0;
+        let notes = pricing_notes(&with_account, &[month_of(0, 1_000)]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("2500 GiB a month of the rest of the account"));
+
+        // 500 TB is 512,000 GiB: a month at 511,000 + 2,000 passes it.
+        let notes = pricing_notes(&aws, &[month_of(511_000, 2_000)]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[1].contains("passed 512000 GiB"), "{notes:?}");
+        assert_eq!(pricing_notes(&aws, &[month_of(500_000, 2_000)]).len(), 1);
+
+        // A flat price has no tiers to count and no published end.
+        assert!(pricing_notes(&PriceSheet::opencost(), &[month_of(511_000, 2_000)]).is_empty());
     }
 }

@@ -489,6 +489,7 @@ impl UsageBackend for PrometheusBackend {
         Ok(SegmentUsage {
             internet_egress_before,
             usages,
+            ..SegmentUsage::default()
         })
     }
 }

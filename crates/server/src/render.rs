@@ -130,5 +130,8 @@ pub fn table(result: &AllocationResult) -> String {
         "{} to {} · prices: {} ({}, per {})",
         result.start, result.end, result.provider, result.pricing_source, result.unit
     );
+    for note in &result.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     out
 }

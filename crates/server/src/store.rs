@@ -531,6 +531,7 @@ impl Store {
         SegmentUsage {
             internet_egress_before,
             usages,
+            ..SegmentUsage::default()
         }
     }
 }
@@ -963,7 +964,8 @@ mod tests {
     fn pair_counters_carry_both_ends_regions_and_the_counting_agents() {
         use netcost_cost::edges::cross_zone_edges;
         use netcost_cost::pricing::PriceSheet;
-        const GB: u64 = 1_000_000_000;
+        // AWS's GB: 2^30 bytes.
+        const GB: u64 = 1 << 30;
         let topology = two_region_topology();
         let mut s = Store::in_memory(DEFAULT_RETENTION_MINUTES);
         // web (node-a) sends 10 GB to db (node-b), db sends 30 GB back: each agent counts what
@@ -996,11 +998,12 @@ mod tests {
     }
 
     #[test]
-    fn allocation_and_edges_read_from_the_store_cost_the_same_but_for_region_pairs() {
+    fn allocation_and_edges_read_from_the_store_cost_the_same_with_and_without_region_pairs() {
         use netcost_cost::allocate::{Aggregate, allocate};
         use netcost_cost::edges::cross_zone_edges;
         use netcost_cost::pricing::PriceSheet;
-        const GB: u64 = 1_000_000_000;
+        // AWS's GB: 2^30 bytes.
+        const GB: u64 = 1 << 30;
         let topology = two_region_topology();
         let series =
             |pod: &str, node: &str, region: &str, direction: &str, class: &str| SeriesKey {
@@ -1017,6 +1020,10 @@ mod tests {
         let tagged = |direction: &str, service: &str| SeriesKey {
             service: service.into(),
             ..series("web", "node-a", "us-east-1", direction, "cross-zone")
+        };
+        let far = |key: SeriesKey, remote_region: &str| SeriesKey {
+            remote_region: remote_region.into(),
+            ..key
         };
         let w = |name: &str, zone: &str| {
             let workload = Workload {
@@ -1068,21 +1075,34 @@ mod tests {
             // web and SQS in its region: 4 GB up, 6 GB down.
             (tagged("egress", "aws-sqs"), 4 * GB),
             (tagged("ingress", "aws-sqs"), 6 * GB),
-            // web (us-east-1) and api (us-east-2): 10 GB up, 30 GB down.
+            // web (us-east-1) and api (us-east-2): 10 GB up, 30 GB down. The agents name the
+            // far region of cross-region counters.
             (
-                series("web", a, "us-east-1", "egress", "cross-region"),
+                far(
+                    series("web", a, "us-east-1", "egress", "cross-region"),
+                    "us-east-2",
+                ),
                 10 * GB,
             ),
             (
-                series("api", b, "us-east-2", "ingress", "cross-region"),
+                far(
+                    series("api", b, "us-east-2", "ingress", "cross-region"),
+                    "us-east-1",
+                ),
                 10 * GB,
             ),
             (
-                series("api", b, "us-east-2", "egress", "cross-region"),
+                far(
+                    series("api", b, "us-east-2", "egress", "cross-region"),
+                    "us-east-1",
+                ),
                 30 * GB,
             ),
             (
-                series("web", a, "us-east-1", "ingress", "cross-region"),
+                far(
+                    series("web", a, "us-east-1", "ingress", "cross-region"),
+                    "us-east-2",
+                ),
                 30 * GB,
             ),
         ];
@@ -1135,11 +1155,11 @@ mod tests {
         let (allocation, edges) = cost(&no_pairs);
         assert!((allocation - 1.40).abs() < 1e-9, "allocation {allocation}");
         assert!((edges - 1.40).abs() < 1e-9, "edges {edges}");
-        // With the pair, N. Virginia <-> Ohio is $0.01/GB: the edges view knows api's region
-        // (40 GB × $0.01 = $0.40, total $1.00); the pods' counters do not carry the remote
-        // region, so allocation still prices those bytes by their source region.
+        // With the pair, N. Virginia <-> Ohio is $0.01/GB: 40 GB × $0.01 = $0.40, total $1.00.
+        // The edges view knows api's region from its zone, allocation from the counters'
+        // remote region.
         let (allocation, edges) = cost(&PriceSheet::aws());
-        assert!((allocation - 1.40).abs() < 1e-9, "allocation {allocation}");
+        assert!((allocation - 1.00).abs() < 1e-9, "allocation {allocation}");
         assert!((edges - 1.00).abs() < 1e-9, "edges {edges}");
     }
 

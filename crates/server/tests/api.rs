@@ -17,7 +17,8 @@ use support::{get, serve};
 mod support;
 
 /// In every segment: 2 GB cross-zone egress of shop/web-0, and a pair of shop/web in zone a
-/// calling shop/db in zone b with 5 GB (both directions). One agent, one talker.
+/// calling shop/db in zone b with 5 GB (both directions). One agent, one talker. A GB is AWS's,
+/// 2^30 bytes.
 struct Fixed;
 
 fn workload(name: &str) -> Workload {
@@ -46,8 +47,9 @@ impl UsageBackend for Fixed {
                 service: None,
                 remote_region: None,
                 remote_has_agent: true,
-                bytes: 2_000_000_000,
+                bytes: 2 << 30,
             }],
+            ..SegmentUsage::default()
         })
     }
     fn pairs(&self, _: &Segment) -> Result<Vec<PairUsage>, BackendError> {
@@ -57,7 +59,7 @@ impl UsageBackend for Fixed {
             server: workload("db"),
             server_zone: "b".into(),
             class: TrafficClass::CrossZone,
-            bytes: 5_000_000_000,
+            bytes: 5 << 30,
             client_region: None,
             server_region: None,
             counted_in_region: None,
@@ -115,11 +117,20 @@ fn the_allocation_endpoint_prices_usage_as_json_and_csv() {
     assert_eq!(json["allocations"][0]["name"], "shop");
     assert_eq!(
         json["allocations"][0]["cross_zone"]["egress_bytes"],
-        2_000_000_000_u64
+        2_u64 << 30
     );
     let cost = json["total"]["total_cost"].as_f64().unwrap_or_default();
     assert!((cost - 2.0 * 0.01).abs() < 1e-12, "AWS $0.01/GB: {cost}");
-    assert_eq!(json["unit"], "GB");
+    assert_eq!(json["unit"], "GiB");
+    // The figures say what they assume: the cluster is priced as the whole account.
+    let notes = json["notes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(notes.len(), 1, "{body}");
+    assert!(
+        notes[0]
+            .as_str()
+            .is_some_and(|n| n.contains("as if the cluster were the whole account")),
+        "{body}"
+    );
 
     let (status, kind, csv) = get(&format!("{base}/api/v1/allocation.csv?window=1h"));
     assert_eq!(status, 200);
@@ -127,7 +138,7 @@ fn the_allocation_endpoint_prices_usage_as_json_and_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("name,in_zone_egress_bytes"));
     assert!(
-        lines[1].starts_with("shop,0,0,2000000000,0,0.020000,"),
+        lines[1].starts_with("shop,0,0,2147483648,0,0.020000,"),
         "{csv}"
     );
     assert!(lines[2].starts_with("__total__,"));
@@ -225,7 +236,7 @@ fn the_web_ui_is_served_at_the_root_and_needs_nothing_from_outside() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (json["backend"].as_str(), json["unit"].as_str()),
-        (Some("fixed"), Some("GB"))
+        (Some("fixed"), Some("GiB"))
     );
 }
 

@@ -364,7 +364,8 @@ fn the_allocation_view_shows_the_apis_rows_switches_aggregation_and_links_the_cs
         .sum();
     assert_eq!(bytes, put_in);
     let cross_zone_cost = total["cross_zone"]["cost"].as_f64().unwrap_or(f64::NAN);
-    let expected = class_bytes("cross_zone") as f64 / 1e9 * 0.01;
+    // AWS's GB: 2^30 bytes.
+    let expected = class_bytes("cross_zone") as f64 / 1_073_741_824.0 * 0.01;
     assert!(
         (cross_zone_cost - expected).abs() < 1e-9,
         "{cross_zone_cost} != {expected}"
@@ -391,7 +392,7 @@ fn the_allocation_view_shows_the_apis_rows_switches_aggregation_and_links_the_cs
     // egress is billed at the first tier, so the chart has all three priced classes.
     let internet_cost = total["internet"]["cost"].as_f64().unwrap_or(f64::NAN);
     let internet_egress = total["internet"]["egress_bytes"].as_u64().unwrap_or(0);
-    let expected = (internet_egress as f64 / 1e9 - 100.0) * 0.09;
+    let expected = (internet_egress as f64 / 1_073_741_824.0 - 100.0) * 0.09;
     assert!(
         (internet_cost - expected).abs() < 1e-9,
         "{internet_cost} != {expected}"
@@ -565,7 +566,7 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
     // AWS bills a cross-zone GB $0.01 on each side.
     let cost = edges[0]["cost"].as_f64().unwrap_or(f64::NAN);
     assert!(
-        (cost - (300_000_000 * minutes) as f64 / 1e9 * 0.02).abs() < 1e-9,
+        (cost - (300_000_000 * minutes) as f64 / 1_073_741_824.0 * 0.02).abs() < 1e-9,
         "{cost}"
     );
     assert_eq!(edges[0]["recommendation"]["kind"], "topology-aware-routing");

@@ -130,9 +130,9 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     );
     assert_eq!(row.cross_zone.egress_bytes, cross_zone);
     assert_eq!(row.internet.egress_bytes, internet);
-    // GCP: $0.01/GiB across zones; internet $0.12/GiB in the first TiB of the month (the month
-    // had no internet egress before this window in this Prometheus).
-    let expected = cross_zone as f64 / GIB * 0.01 + 1_000.0 * 0.12;
+    // GCP: $0.01/GiB across zones; internet free for the month's first GiB, then $0.12/GiB in
+    // the first TiB (the month had no internet egress before this window in this Prometheus).
+    let expected = cross_zone as f64 / GIB * 0.01 + 999.0 * 0.12;
     assert!(
         (row.total_cost - expected).abs() < 1e-9,
         "{} vs {expected}",
@@ -223,7 +223,8 @@ fn agent_exposition(node: &str, workload: &str, zone: &str, region: &str, bytes:
 
 #[test]
 fn pairs_from_a_real_prometheus_know_both_ends_regions_and_who_sent_the_bytes() {
-    const GB: u64 = 1_000_000_000;
+    // AWS's GB: 2^30 bytes.
+    const GB: u64 = 1 << 30;
     let sent: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
     let (a, b) = (sent.clone(), sent.clone());
     let node_a = serve(move || {
@@ -282,7 +283,7 @@ fn pairs_from_a_real_prometheus_know_both_ends_regions_and_who_sent_the_bytes() 
     by_source.cross_region.by_source_region =
         [("us-east-1".into(), 0.05), ("us-east-2".into(), 0.03)].into();
     let edges = cross_zone_edges(&pairs, &by_source, 120);
-    let expected = pairs[0].bytes as f64 / 1e9 * 0.05 + pairs[1].bytes as f64 / 1e9 * 0.03;
+    let expected = pairs[0].bytes as f64 / GIB * 0.05 + pairs[1].bytes as f64 / GIB * 0.03;
     assert!((edges[0].cost - expected).abs() < 1e-9, "{edges:?}");
 }
 

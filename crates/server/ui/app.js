@@ -430,6 +430,7 @@ async function loadAllocation() {
   state.result = result;
   renderRows();
   $("period").textContent = `${result.start} to ${result.end} · prices: ${result.provider} (${result.pricing_source}), per ${result.unit}`;
+  $("pricing-notes").replaceChildren(...(result.notes || []).map((note) => el("li", {}, note)));
   try {
     renderChart(await series);
   } catch (err) {

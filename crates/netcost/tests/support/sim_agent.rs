@@ -175,7 +175,8 @@ pub fn aws_cost(truth: &Truth) -> f64 {
 /// [`aws_cost`] with every cross-region byte, whichever way between the simulator's two
 /// regions, at `cross_region` per GB instead of $0.02.
 pub fn aws_cost_across_regions_at(truth: &Truth, cross_region: f64) -> f64 {
-    let gb = |b: u64| b as f64 / 1e9;
+    // AWS's GB is 2^30 bytes (docs/pricing.md, "GB or GiB").
+    let gb = |b: u64| b as f64 / 1_073_741_824.0;
     let (e, i) = (Direction::Egress, Direction::Ingress);
     let (cz, cr) = (TrafficClass::CrossZone, TrafficClass::CrossRegion);
     gb(bytes(truth, e, cz) + bytes(truth, i, cz)) * 0.01
