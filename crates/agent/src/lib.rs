@@ -360,7 +360,10 @@ fn drive<S: FlowSource, C: Checkpointer>(mut agent: AgentLoop<S, C>, stop: &Atom
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. A container's first process gets no default action for
+/// SIGTERM (the kernel ignores it for PID 1 without a handler), so a pod stopped by Kubernetes
+/// would otherwise wait out its grace period.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -120,9 +120,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             "serving the web UI at / and the API at /api/v1/allocation"
         );
         axum::serve(listener, api::standalone(engine))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(netcost_agent::shutdown_signal())
             .await
             .context("API server")
     })
