@@ -46,7 +46,8 @@ fn venv_bin(program: &str) -> PathBuf {
 
 /// Runs `render_chart.py` with `args` and `stdin`: its stdout, or its stderr on failure.
 fn render_chart_py(args: &[&str], stdin: &str) -> Result<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/render_chart.py");
+    // From the repository root, not this crate's: crates/netcost's tests use this file too.
+    let script = repo().join("crates/k8s/tests/support/render_chart.py");
     let mut child = Command::new(venv_bin("python"))
         .arg(&script)
         .args(args)
@@ -126,9 +127,13 @@ fn validate(documents: &[(String, String)]) {
     );
 }
 
-/// The rendered documents, in template name order each headed by its source as `helm template`
-/// prints it, or Helm's error (a `fail` included, naming its template).
-pub fn try_render(overrides: &[Value], release: &str, namespace: &str) -> Result<String, String> {
+/// Every file of a rendering (NOTES.txt included), by template path, or Helm's error (a schema
+/// violation or a `fail` included, naming its template). Nothing is validated here.
+pub fn render_files(
+    overrides: &[Value],
+    release: &str,
+    namespace: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
     let mut values = Value::Object(Default::default());
     for over in overrides {
         merge(&mut values, over.clone());
@@ -139,8 +144,13 @@ pub fn try_render(overrides: &[Value], release: &str, namespace: &str) -> Result
         &["render", chart_dir, release, namespace],
         &values.to_string(),
     )?;
-    let files: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("render_chart.py: {e}\n{out}"));
+    Ok(serde_json::from_str(&out).unwrap_or_else(|e| panic!("render_chart.py: {e}\n{out}")))
+}
+
+/// The rendered documents, in template name order each headed by its source as `helm template`
+/// prints it, or Helm's error (a `fail` included, naming its template).
+pub fn try_render(overrides: &[Value], release: &str, namespace: &str) -> Result<String, String> {
+    let files = render_files(overrides, release, namespace)?;
     let documents: Vec<(String, String)> = files
         .into_iter()
         .filter(|(name, text)| name.ends_with(".yaml") && !text.trim().is_empty())
@@ -183,4 +193,26 @@ pub fn documents(text: &str) -> Vec<Value> {
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+/// Kubecost's `networkCosts` values (`tests/values/kubecost-network-costs.yaml`, source in its
+/// header), verbatim: what a user who copies the block as is passes.
+pub fn kubecost_values() -> PathBuf {
+    repo().join("crates/k8s/tests/values/kubecost-network-costs.yaml")
+}
+
+/// Kubecost's block carried over as docs/install.md ("Carrying over a Kubecost networkCosts
+/// block") says: `image` dropped, `enabled: true` as in a cluster that ran Kubecost's agent.
+/// Everything else, `tolerations: []` included, stays as Kubecost ships it.
+pub fn kubecost_carried_over() -> Value {
+    let mut values = yaml(&read(&kubecost_values()), "Kubecost's values");
+    let map = values
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("Kubecost's values are not a map"));
+    assert!(
+        map.remove("image").is_some(),
+        "Kubecost's block has an image"
+    );
+    map.insert("enabled".into(), serde_json::json!(true));
+    values
 }
