@@ -15,13 +15,16 @@ mod support;
 
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use netcost_core::cloud::Provider;
 use netcost_core::config::ClassificationConfig;
 use serde_json::{Value, json};
-use support::chart::{chart, documents, lint, read, render, render_with, repo, try_render};
+use support::chart::{
+    chart, documents, kubecost_carried_over, kubecost_values, lint, read, render, render_files,
+    render_with, repo, try_render,
+};
 
 /// Deserializes into `T`, serializes back, and requires the same object.
 fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
@@ -36,6 +39,10 @@ struct Objects {
     daemon_set: Option<DaemonSet>,
     service: Option<Service>,
     config_map: Option<ConfigMap>,
+    /// `netcost serve`'s objects (`ui.enabled`), named <release>-netcost-ui.
+    ui_deployment: Option<Deployment>,
+    ui_service: Option<Service>,
+    ui_config_map: Option<ConfigMap>,
     cluster_role: Option<ClusterRole>,
     namespace: Option<Namespace>,
     monitors: Vec<Value>,
@@ -46,8 +53,14 @@ fn objects(text: &str) -> Objects {
     let mut o = Objects::default();
     for doc in documents(text) {
         let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+        let ui = doc["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-netcost-ui"));
         match kind.as_str() {
             "DaemonSet" => o.daemon_set = Some(strict(&doc)),
+            "Deployment" if ui => o.ui_deployment = Some(strict(&doc)),
+            "Service" if ui => o.ui_service = Some(strict(&doc)),
+            "ConfigMap" if ui => o.ui_config_map = Some(strict(&doc)),
             "Service" => o.service = Some(strict(&doc)),
             "ConfigMap" => o.config_map = Some(strict(&doc)),
             "ClusterRole" => o.cluster_role = Some(strict(&doc)),
@@ -80,6 +93,33 @@ fn pod_labels(ds: &DaemonSet) -> std::collections::BTreeMap<String, String> {
         .and_then(|s| s.template.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default()
+}
+
+fn names(list: Option<&[String]>) -> Vec<&str> {
+    list.unwrap_or_default()
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+/// The capabilities a container adds and drops.
+fn capabilities(c: &Container) -> (Vec<&str>, Vec<&str>) {
+    let caps = c
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.capabilities.as_ref())
+        .unwrap_or_else(|| panic!("{} has no capabilities", c.name));
+    (names(caps.add.as_deref()), names(caps.drop.as_deref()))
+}
+
+/// The name and number of a container's first port.
+fn first_port(c: &Container) -> (String, i32) {
+    let port = c
+        .ports
+        .as_deref()
+        .and_then(|p| p.first())
+        .unwrap_or_else(|| panic!("{} has no port", c.name));
+    (port.name.clone().unwrap_or_default(), port.container_port)
 }
 
 fn env(c: &Container, name: &str) -> Option<String> {
@@ -115,22 +155,9 @@ fn the_default_chart_renders_a_least_privilege_host_network_daemon_set() {
         .unwrap_or_else(|| panic!("no securityContext"));
     assert_eq!(sc.privileged, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    let caps = sc
-        .capabilities
-        .as_ref()
-        .unwrap_or_else(|| panic!("no capabilities"));
-    assert_eq!(caps.add.as_deref(), Some(&["NET_ADMIN".to_owned()][..]));
-    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    assert_eq!(capabilities(c), (vec!["NET_ADMIN"], vec!["ALL"]));
 
-    let port = c
-        .ports
-        .as_deref()
-        .and_then(|p| p.first())
-        .unwrap_or_else(|| panic!("no port"));
-    assert_eq!(
-        (port.name.as_deref(), port.container_port),
-        (Some("metrics"), 3001)
-    );
+    assert_eq!(first_port(c), ("metrics".into(), 3001));
     assert_eq!(env(c, "HOST_PORT").as_deref(), Some("3001"));
     assert_eq!(env(c, "TRAFFIC_LOGGING_ENABLED").as_deref(), Some("true"));
     assert_eq!(env(c, "MAX_WORKLOAD_PAIRS").as_deref(), Some("2000"));
@@ -375,9 +402,81 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
     );
     assert_eq!(sc.privileged, Some(false));
 
+    assert_eq!(
+        ds.spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.max_unavailable.clone()),
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("10%".into()))
+    );
+
+    let ui = o
+        .ui_deployment
+        .unwrap_or_else(|| panic!("no ui Deployment"));
+    let ui_spec = ui_pod(&ui);
+    let ui_c = &ui_spec.containers[0];
+    assert_eq!(ui_c.image, c.image, "the agent's image");
+    assert_eq!(
+        ui_c.args.as_deref().unwrap_or_default(),
+        [
+            "serve",
+            "--prometheus",
+            "http://prometheus-operated.monitoring.svc:9090",
+            "--query-timeout",
+            "1m",
+            "--provider",
+            "custom",
+            "--pricing",
+            "/etc/netcost-ui/pricing.yaml",
+            "--listen",
+            "0.0.0.0:9097",
+        ]
+    );
+    assert_eq!(env(ui_c, "LOG_LEVEL").as_deref(), Some("debug"));
+    let ui_requests = ui_c
+        .resources
+        .clone()
+        .and_then(|r| r.requests)
+        .unwrap_or_default();
+    assert_eq!(ui_requests.get("cpu").map(|q| q.0.as_str()), Some("20m"));
+    assert_eq!(
+        ui_spec
+            .tolerations
+            .unwrap_or_default()
+            .first()
+            .and_then(|t| t.value.clone())
+            .as_deref(),
+        Some("tools")
+    );
+    assert!(ui_spec.affinity.and_then(|a| a.node_affinity).is_some());
+    assert_eq!(
+        ui_spec
+            .node_selector
+            .unwrap_or_default()
+            .get("kubernetes.io/os")
+            .map(String::as_str),
+        Some("linux")
+    );
+    let ui_svc = o.ui_service.unwrap_or_else(|| panic!("no ui Service"));
+    let ui_ports = ui_svc.spec.and_then(|s| s.ports).unwrap_or_default();
+    assert_eq!(ui_ports.first().map(|p| p.port), Some(9097));
+    assert!(o.ui_config_map.is_some(), "the pricing file's ConfigMap");
+
     assert_monitor(&o.monitors, "ServiceMonitor", "endpoints");
     let svc = o.service.unwrap_or_else(|| panic!("no Service"));
+    let labels = svc.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("example.com/tier").map(String::as_str),
+        Some("metrics")
+    );
     let annotations = svc.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("example.com/scraped-by")
+            .map(String::as_str),
+        Some("annotations")
+    );
     assert_eq!(
         annotations.get("prometheus.io/scrape").map(String::as_str),
         Some("true")
@@ -386,12 +485,6 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
         annotations.get("prometheus.io/port").map(String::as_str),
         Some("3002")
     );
-}
-
-/// Kubecost's `networkCosts` values (`tests/values/kubecost-network-costs.yaml`, source in its
-/// header), as a user migrating from Kubecost's DaemonSet passes them.
-fn kubecost_values() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/values/kubecost-network-costs.yaml")
 }
 
 /// A label selector matches `labels` when every one of its pairs is among them.
@@ -411,9 +504,8 @@ fn daemon_set_selector(ds: &DaemonSet) -> std::collections::BTreeMap<String, Str
 
 #[test]
 fn opencost_and_kubecost_find_the_pods_of_release_kubecost_with_defaults_and_kubecost_values() {
-    let kubecost = kubecost_values();
-    for values in [None, Some(kubecost.as_path())] {
-        let o = objects(&render(values, "kubecost", "kubecost"));
+    for values in [vec![], vec![kubecost_carried_over()]] {
+        let o = objects(&render_with(&values, "kubecost", "kubecost"));
         let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
         let labels = pod_labels(&ds);
         // opencost/opencost modules/collector-source/pkg/scrape/network.go, isNetworkCosts: the
@@ -454,18 +546,21 @@ fn the_agent_tolerates_every_taint_by_default_and_kubecosts_values_tolerate_none
     assert_eq!(tolerations(&ds), [json!({"operator": "Exists"})]);
     // Kubecost's networkCosts default is `tolerations: []` (cost-analyzer chart 2.3.3): carried
     // over, it replaces this chart's default, and tainted nodes get no agent, as with Kubecost.
-    let ds = objects(&render(Some(&kubecost_values()), "kubecost", "kubecost"))
-        .daemon_set
-        .unwrap_or_else(|| panic!("no DaemonSet"));
+    let ds = objects(&render_with(
+        &[kubecost_carried_over()],
+        "kubecost",
+        "kubecost",
+    ))
+    .daemon_set
+    .unwrap_or_else(|| panic!("no DaemonSet"));
     assert_eq!(tolerations(&ds), Vec::<Value>::new());
 }
 
 #[test]
 fn the_daemon_set_selector_is_pinned_and_selects_the_pods_as_the_service_and_monitors_do() {
-    let kubecost = kubecost_values();
-    let full = chart().join("ci/full-values.yaml");
-    for values in [None, Some(kubecost.as_path()), Some(full.as_path())] {
-        let o = objects(&render(values, "rel", "ns"));
+    let full = support::chart::yaml(&read(&chart().join("ci/full-values.yaml")), "full values");
+    for values in [vec![], vec![kubecost_carried_over()], vec![full]] {
+        let o = objects(&render_with(&values, "rel", "ns"));
         let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
         let selector = daemon_set_selector(&ds);
         // A DaemonSet's selector is immutable: changing it makes `helm upgrade` fail, and needs
@@ -577,12 +672,7 @@ fn a_host_path_state_directory_is_given_to_the_agents_uid_before_the_agent_start
     );
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    let caps = sc
-        .capabilities
-        .as_ref()
-        .unwrap_or_else(|| panic!("no capabilities"));
-    assert_eq!(caps.add.as_deref(), Some(&["CHOWN".to_owned()][..]));
-    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    assert_eq!(capabilities(init), (vec!["CHOWN"], vec!["ALL"]));
 
     let busybox = json!({"stateVolume": {"chownInit": {"image": "busybox:1.36"}}});
     let o = objects(&render_with(
@@ -621,6 +711,7 @@ fn assert_monitor(monitors: &[Value], kind: &str, endpoints: &str) {
         .unwrap_or_else(|| panic!("no endpoint: {m}"));
     assert_eq!(first["port"], "metrics");
     assert_eq!(first["interval"], "1m");
+    assert_eq!(first["scrapeTimeout"], "10s");
     assert_eq!(first["honorLabels"], true);
     assert_eq!(
         first["relabelings"],
@@ -651,6 +742,7 @@ fn monitors_carry_no_relabeling_rules_unless_given() {
         let first = &m["spec"][endpoints][0];
         assert_eq!(first["port"], "metrics", "{m}");
         assert!(first.get("relabelings").is_none(), "{m}");
+        assert!(first.get("scrapeTimeout").is_none(), "{m}");
         assert!(first.get("metricRelabelings").is_none(), "{m}");
     }
 }
@@ -774,9 +866,16 @@ fn helm_lint_strict_finds_no_error_and_no_warning_with_each_values_file() {
     let files = [
         chart().join("ci/full-values.yaml"),
         chart().join("ci/podmonitor-values.yaml"),
-        kubecost_values(),
     ];
-    let sets = std::iter::once(("defaults".to_owned(), json!({}))).chain(files.iter().map(|f| {
+    let sets = [
+        ("defaults".to_owned(), json!({})),
+        (
+            "Kubecost's block carried over".to_owned(),
+            kubecost_carried_over(),
+        ),
+    ]
+    .into_iter()
+    .chain(files.iter().map(|f| {
         let name = f.display().to_string();
         let values = support::chart::yaml(&read(f), &name);
         (name, values)
@@ -798,8 +897,434 @@ fn helm_lint_strict_finds_no_error_and_no_warning_with_each_values_file() {
 #[should_panic(expected = "kubernetes-validate --strict")]
 fn kubernetes_validate_rejects_a_field_kubernetes_does_not_have() {
     render_with(
-        &[json!({"tolerations": [{"key": "dedicated", "efect": "NoSchedule"}]})],
+        // affinity is free-form in values.schema.json: Kubernetes' schema is the only check.
+        &[json!({"affinity": {"nodeAffinity": {"requiredDuringScheduling": {}}}})],
         "netcost",
         "netcost",
     );
+}
+
+/// Helm's error for `values`, which must not render.
+fn render_error(values: Value) -> String {
+    try_render(std::slice::from_ref(&values), "netcost", "netcost")
+        .err()
+        .unwrap_or_else(|| panic!("rendered with {values}"))
+}
+
+#[test]
+fn helm_lint_applies_the_schema_and_the_checks() {
+    let report = lint(&json!({"serviceMonitor": {"intervall": "1m"}}));
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("at '/serviceMonitor': additional properties 'intervall' not allowed"),
+        "{report:#}"
+    );
+    let report = lint(&json!({"softMemoryLimit": "1GiB"}));
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("additional properties 'softMemoryLimit' not allowed"),
+        "{report:#}"
+    );
+    // Lint mode turns a template's `fail` into an informational log (Helm's engine, LintMode),
+    // so the checks of _checks.tpl show in `helm install` and `helm template` only.
+    let verbatim = support::chart::yaml(&read(&kubecost_values()), "Kubecost's values");
+    assert_eq!(lint(&verbatim)["errors"], json!([]));
+}
+
+#[test]
+fn the_schema_refuses_unknown_keys_naming_them_at_every_level_users_write() {
+    for (values, expected) in [
+        (
+            json!({"imagePullPolicyy": "Always"}),
+            "at '': additional properties 'imagePullPolicyy' not allowed",
+        ),
+        (
+            json!({"image": {"repo": "registry.example/netcost"}}),
+            "at '/image': additional properties 'repo' not allowed",
+        ),
+        (
+            json!({"podMonitor": {"enable": true}}),
+            "at '/podMonitor': additional properties 'enable' not allowed",
+        ),
+        (
+            json!({"config": {"destinations": {"in_zone": ["10.0.0.0/8"]}}}),
+            "at '/config/destinations': additional properties 'in_zone' not allowed",
+        ),
+        (
+            json!({"config": {"services": {"aws": true}}}),
+            "at '/config/services': additional properties 'aws' not allowed",
+        ),
+        (
+            json!({"config": {"destinations": {"direct-classification": [{"zone": "a", "ips": []}]}}}),
+            "at '/config/destinations/direct-classification/0': missing property 'region'",
+        ),
+        (
+            json!({"stateVolume": {"chownInit": {"imag": "busybox"}}}),
+            "at '/stateVolume/chownInit': additional properties 'imag' not allowed",
+        ),
+        (
+            json!({"healthCheckProbes": {"livenesProbe": {}}}),
+            "at '/healthCheckProbes': additional properties 'livenesProbe' not allowed",
+        ),
+        (
+            json!({"ui": {"prometheus": {"URL": "http://p"}}}),
+            "at '/ui/prometheus': additional properties 'URL' not allowed",
+        ),
+        (
+            json!({"tolerations": [{"key": "gpu", "efect": "NoSchedule"}]}),
+            "at '/tolerations/0': additional properties 'efect' not allowed",
+        ),
+        // Unquoted, YAML reads `off` as false.
+        (json!({"reliableEvents": false}), "at '/reliableEvents'"),
+        (
+            json!({"port": "3001"}),
+            "at '/port': got string, want integer",
+        ),
+    ] {
+        let error = render_error(values.clone());
+        assert!(error.contains(expected), "{values}: {error}");
+    }
+}
+
+#[test]
+fn kubecost_keys_with_no_meaning_here_are_refused_by_name() {
+    // Kubecost's DaemonSet template reads these, though its values.yaml does not list them: they
+    // tune Kubecost's own agent (its /proc mounts and its Go runtime), which this chart does not
+    // run. hostNetwork is fixed: the agent reads the node's conntrack table.
+    for key in ["hostProc", "softMemoryLimit", "heapMonitor", "hostNetwork"] {
+        let error = render_error(json!({key: {}}));
+        assert!(
+            error.contains(&format!("at '': additional properties '{key}' not allowed")),
+            "{key}: {error}"
+        );
+    }
+}
+
+#[test]
+fn every_key_of_values_yaml_is_typed_by_the_schema_and_objects_refuse_unknown_keys() {
+    let values = support::chart::yaml(&read(&chart().join("values.yaml")), "values.yaml");
+    let schema: Value = serde_json::from_str(&read(&chart().join("values.schema.json")))
+        .unwrap_or_else(|e| panic!("values.schema.json: {e}"));
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    fn walk(values: &Value, schema: &Value, path: &str, checked: &mut Vec<String>) {
+        let Some(map) = values.as_object() else {
+            return;
+        };
+        let properties = &schema["properties"];
+        if !properties.is_object() {
+            // A free-form map (resources, affinity, nodeSelector, a pricing file).
+            return;
+        }
+        assert_eq!(
+            schema["additionalProperties"],
+            json!(false),
+            "{path}: unknown keys must be refused"
+        );
+        for (key, value) in map {
+            let sub = &properties[key.as_str()];
+            let here = format!("{path}/{key}");
+            assert!(
+                sub.get("type").is_some() || sub.get("enum").is_some(),
+                "{here} is in values.yaml but has no type in values.schema.json"
+            );
+            walk(value, sub, &here, checked);
+            checked.push(here);
+        }
+    }
+    let mut checked = Vec::new();
+    walk(&values, &schema, "", &mut checked);
+    // The walk goes down every level, to the free-form maps.
+    for path in [
+        "/config/destinations/direct-classification",
+        "/config/services/azure-cloud-services",
+        "/stateVolume/chownInit/image",
+        "/healthCheckProbes/startupProbe",
+        "/ui/prometheus/url",
+        "/ui/resources",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == path),
+            "{path} not reached: {checked:?}"
+        );
+    }
+}
+
+#[test]
+fn kubecosts_block_copied_verbatim_is_refused_with_what_to_change() {
+    let error = render_error(support::chart::yaml(
+        &read(&kubecost_values()),
+        "Kubecost's values",
+    ));
+    assert!(
+        error.contains(
+            "enabled is false (the default of Kubecost's networkCosts block), but without the \
+             agent this chart has nothing to install"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains(
+            "image.repository is Kubecost's network-costs image \
+             (gcr.io/kubecost1/kubecost-network-costs)"
+        ),
+        "{error}"
+    );
+    // Older Kubecost charts: the image as one string, and a PodSecurityPolicy switch.
+    let error = render_error(json!({
+        "image": "gcr.io/kubecost1/kubecost-network-costs:v16.0",
+        "podSecurityPolicy": {"enabled": true},
+    }));
+    assert!(
+        error.contains(
+            "image is a string (gcr.io/kubecost1/kubecost-network-costs:v16.0), the form of older \
+             Kubecost charts"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains("Kubernetes removed PodSecurityPolicy in 1.25"),
+        "{error}"
+    );
+}
+
+#[test]
+fn kubecosts_block_carried_over_renders_with_netcosts_image_and_its_own_choices() {
+    let carried = kubecost_carried_over();
+    let o = objects(&render_with(
+        std::slice::from_ref(&carried),
+        "kubecost",
+        "kubecost",
+    ));
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    let c = container(&ds);
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/netcost/netcost:0.1.0"));
+    assert_eq!(
+        ds.spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref()),
+        Some("RollingUpdate")
+    );
+    assert_eq!(env(c, "HOST_PORT").as_deref(), Some("3001"));
+    // Kubecost's `healthCheckProbes: {}` merges into this chart's probes instead of removing them.
+    assert!(c.startup_probe.is_some() && c.liveness_probe.is_some());
+    // Kubecost's `tolerations: []` is honoured, and Helm's notes say what it costs.
+    assert_eq!(tolerations(&ds), Vec::<Value>::new());
+    let files = render_files(&[carried], "kubecost", "kubecost").unwrap_or_else(|e| panic!("{e}"));
+    let notes = files
+        .get("netcost/templates/NOTES.txt")
+        .unwrap_or_else(|| panic!("no NOTES.txt: {:?}", files.keys()));
+    assert!(
+        notes.contains("tolerations is empty, so no agent runs on a tainted node"),
+        "{notes}"
+    );
+    let defaults = render_files(&[], "netcost", "netcost").unwrap_or_else(|e| panic!("{e}"));
+    let notes = defaults
+        .get("netcost/templates/NOTES.txt")
+        .cloned()
+        .unwrap_or_default();
+    assert!(!notes.contains("tolerations is empty"), "{notes}");
+    // The older keys accepted when they ask for nothing this chart lacks.
+    objects(&render_with(
+        &[json!({"podSecurityPolicy": {"enabled": false}, "enabled": true})],
+        "netcost",
+        "netcost",
+    ));
+}
+
+/// `ui.enabled` with the community Prometheus chart's Service.
+fn ui_values() -> Value {
+    json!({"ui": {"enabled": true, "prometheus": {"url": "http://prometheus-server.prometheus.svc"}}})
+}
+
+fn ui_pod(d: &Deployment) -> k8s_openapi::api::core::v1::PodSpec {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .unwrap_or_else(|| panic!("no pod spec"))
+}
+
+#[test]
+fn the_ui_is_off_by_default() {
+    let files = render_files(&[], "netcost", "netcost").unwrap_or_else(|e| panic!("{e}"));
+    for template in ["ui-deployment.yaml", "ui-service.yaml", "ui-configmap.yaml"] {
+        let text = files
+            .get(&format!("netcost/templates/{template}"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(text.trim().is_empty(), "{template}: {text}");
+    }
+    let o = objects(&render(None, "netcost", "netcost"));
+    assert!(o.ui_deployment.is_none() && o.ui_service.is_none());
+    assert!(!o.kinds.iter().any(|k| k == "Deployment"), "{:?}", o.kinds);
+}
+
+#[test]
+fn the_ui_without_a_prometheus_url_is_refused() {
+    let error = render_error(json!({"ui": {"enabled": true}}));
+    assert!(
+        error.contains(
+            "ui.enabled is true but ui.prometheus.url is empty: netcost serve reads the agents' \
+             counters from the Prometheus that scrapes them"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_ui_is_a_least_privilege_deployment_behind_a_cluster_ip_service() {
+    let o = objects(&render_with(&[ui_values()], "netcost", "monitoring"));
+    let d = o.ui_deployment.unwrap_or_else(|| panic!("no Deployment"));
+    assert_eq!(d.metadata.name.as_deref(), Some("netcost-netcost-ui"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("monitoring"));
+    let pod = ui_pod(&d);
+    assert_eq!(pod.host_network, None, "serve needs no host network");
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let pod_sc = pod.security_context.clone().unwrap_or_default();
+    assert_eq!(
+        (pod_sc.run_as_non_root, pod_sc.run_as_user),
+        (Some(true), Some(65532))
+    );
+    let c = pod
+        .containers
+        .first()
+        .unwrap_or_else(|| panic!("no container"));
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/netcost/netcost:0.1.0"));
+    assert_eq!(
+        c.args.as_deref().unwrap_or_default(),
+        [
+            "serve",
+            "--prometheus",
+            "http://prometheus-server.prometheus.svc",
+            "--query-timeout",
+            "30s",
+            "--provider",
+            "aws",
+            "--listen",
+            "0.0.0.0:9095",
+        ]
+    );
+    let sc = c.security_context.clone().unwrap_or_default();
+    assert_eq!(sc.privileged, Some(false));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    // NET_ADMIN only for execve: the binary's file capability must be within the bounding set.
+    assert_eq!(capabilities(c), (vec!["NET_ADMIN"], vec!["ALL"]));
+    assert_eq!(first_port(c), ("http".into(), 9095));
+    for probe in [&c.liveness_probe, &c.readiness_probe] {
+        let http = probe
+            .as_ref()
+            .and_then(|p| p.http_get.clone())
+            .unwrap_or_else(|| panic!("no httpGet probe"));
+        assert_eq!(http.path.as_deref(), Some("/healthz"));
+        assert_eq!(
+            http.port,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into())
+        );
+    }
+
+    let svc = o.ui_service.unwrap_or_else(|| panic!("no ui Service"));
+    let spec = svc.spec.unwrap_or_default();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(spec.cluster_ip, None, "not headless");
+    let ports = spec.ports.unwrap_or_default();
+    assert_eq!(
+        ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+        [9095],
+        "not OpenCost's 9003 or 9090"
+    );
+    let labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    assert!(selects(&spec.selector.unwrap_or_default(), &labels));
+    // OpenCost and Kubecost scrape pods labelled app.kubernetes.io/name=network-costs as agents;
+    // nor may the agents' own Service and DaemonSet select this pod.
+    assert_eq!(
+        labels.get("app.kubernetes.io/name").map(String::as_str),
+        Some("netcost-ui")
+    );
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    assert!(!selects(&daemon_set_selector(&ds), &labels));
+    let agent_selector = o.service.and_then(|s| s.spec).and_then(|s| s.selector);
+    assert!(!selects(&agent_selector.unwrap_or_default(), &labels));
+    assert!(o.ui_config_map.is_none(), "no pricing file given");
+
+    let files =
+        render_files(&[ui_values()], "netcost", "monitoring").unwrap_or_else(|e| panic!("{e}"));
+    let notes = files
+        .get("netcost/templates/NOTES.txt")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        notes.contains("kubectl -n monitoring port-forward svc/netcost-netcost-ui 9095:9095"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn a_ui_pricing_file_is_mounted_from_a_config_map_and_passed_to_serve() {
+    let pricing = json!({"provider": "gcp", "cross_zone": {"egress": 0.02}});
+    let o = objects(&render_with(
+        &[
+            ui_values(),
+            json!({"ui": {"pricing": pricing, "port": 9096, "provider": "gcp",
+                          "nodeSelector": {"kubernetes.io/os": "linux"}}}),
+        ],
+        "netcost",
+        "netcost",
+    ));
+    let cm = o
+        .ui_config_map
+        .unwrap_or_else(|| panic!("no pricing ConfigMap"));
+    let text = cm
+        .data
+        .and_then(|d| d.get("pricing.yaml").cloned())
+        .unwrap_or_default();
+    assert_eq!(support::chart::yaml(&text, "pricing.yaml"), pricing);
+    let d = o.ui_deployment.unwrap_or_else(|| panic!("no Deployment"));
+    let pod = ui_pod(&d);
+    let c = &pod.containers[0];
+    let args = c.args.clone().unwrap_or_default();
+    let at = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    assert_eq!(
+        at("--pricing").as_deref(),
+        Some("/etc/netcost-ui/pricing.yaml")
+    );
+    assert_eq!(at("--listen").as_deref(), Some("0.0.0.0:9096"));
+    assert_eq!(at("--provider").as_deref(), Some("gcp"));
+    let mount = c
+        .volume_mounts
+        .as_deref()
+        .and_then(|m| m.first())
+        .unwrap_or_else(|| panic!("no mount"));
+    assert_eq!(mount.mount_path, "/etc/netcost-ui");
+    let volume = pod
+        .volumes
+        .as_deref()
+        .and_then(|v| v.iter().find(|v| v.name == mount.name))
+        .and_then(|v| v.config_map.as_ref())
+        .map(|c| c.name.clone());
+    assert_eq!(volume, cm.metadata.name);
+    assert_eq!(
+        pod.node_selector
+            .unwrap_or_default()
+            .get("kubernetes.io/os")
+            .map(String::as_str),
+        Some("linux")
+    );
+    let checksum = d
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get("checksum/pricing").cloned())
+        .unwrap_or_default();
+    assert_eq!(checksum.len(), 64, "a pricing change must roll the pod");
 }

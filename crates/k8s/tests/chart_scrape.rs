@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use support::chart::{documents, merge, read, render_with, yaml};
+use support::chart::{documents, kubecost_carried_over, merge, read, render_with, yaml};
 
 /// Labels of one discovered target, `__address__` included.
 type Labels = BTreeMap<String, String>;
@@ -958,12 +958,7 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
 
     let endpoints_job = "kubernetes-service-endpoints";
     let networking_job = "kubecost-networking";
-    let kubecost_values = yaml(
-        &read(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/values/kubecost-network-costs.yaml"),
-        ),
-        "kubecost-network-costs.yaml",
-    );
+    let kubecost_values = kubecost_carried_over();
     let drop_egress = json!({
         "action": "drop",
         "sourceLabels": ["__name__"],
@@ -986,7 +981,7 @@ fn each_way_of_scraping_the_chart_scrapes_every_agent_exactly_once() {
         ),
         // Kubecost's bundled Prometheus: its kubecost-networking job keeps the pods labelled
         // app.kubernetes.io/name=network-costs and app.kubernetes.io/instance=kubecost, which
-        // release kubecost's are, with the chart's defaults and with Kubecost's own values.
+        // release kubecost's are, with the chart's defaults and with Kubecost's own values carried over.
         (
             "defaults-release-kubecost",
             Prom::Kubecost,
