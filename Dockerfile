@@ -18,9 +18,14 @@ FROM debian:bookworm-slim
 # account). setcap runs in this stage, not in a builder: a COPY --from between stages does not reliably
 # keep the security.capability xattr (moby/moby#38132, moby/buildkit#2250), while a RUN layer
 # does. libcap2-bin is removed again in the same layer.
+#
+# netcost-ui is the same binary without the file capability, for `netcost serve` in the chart's
+# UI Deployment: the kernel refuses to execute a file whose capability is outside the container's
+# bounding set, so serve, which needs no capability, would otherwise have to be given NET_ADMIN.
 COPY --from=build /netcost /usr/local/bin/netcost
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libcap2-bin \
+ && cp /usr/local/bin/netcost /usr/local/bin/netcost-ui \
  && setcap cap_net_admin+ep /usr/local/bin/netcost \
  && apt-get purge -y libcap2-bin \
  && apt-get autoremove -y \

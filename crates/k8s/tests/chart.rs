@@ -1208,8 +1208,12 @@ fn the_ui_is_a_least_privilege_deployment_behind_a_cluster_ip_service() {
     assert_eq!(sc.privileged, Some(false));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    // NET_ADMIN only for execve: the binary's file capability must be within the bounding set.
-    assert_eq!(capabilities(c), (vec!["NET_ADMIN"], vec!["ALL"]));
+    // The image's capability-free copy of the binary: no capability is needed to execute it.
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["/usr/local/bin/netcost-ui".to_owned()][..])
+    );
+    assert_eq!(capabilities(c), (vec![], vec!["ALL"]));
     assert_eq!(first_port(c), ("http".into(), 9095));
     for probe in [&c.liveness_probe, &c.readiness_probe] {
         let http = probe
