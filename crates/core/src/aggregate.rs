@@ -131,6 +131,10 @@ pub const DEFAULT_PAIR_IDLE_MS: u64 = 60 * 60 * 1000;
 struct PodEntry {
     labels: PodLabels,
     gone_since_ms: Option<u64>,
+    /// For a pod on another node whose traffic this node translated: when it last had bytes
+    /// here. Such a pod is never among the local pods; its series stay while it has bytes,
+    /// then for the grace period.
+    served_last_ms: Option<u64>,
 }
 
 /// A counter as saved in a checkpoint.
@@ -240,6 +244,7 @@ impl Aggregator {
                                 uid: pod.uid.clone(),
                             },
                             gone_since_ms: None,
+                            served_last_ms: None,
                         },
                     );
                     self.create_zero_series(&Owner::Pod(pod.uid.clone()));
@@ -251,7 +256,10 @@ impl Aggregator {
             if present.contains_key(uid) {
                 continue;
             }
-            let since = *entry.gone_since_ms.get_or_insert(now_ms);
+            // A served pod is gone from the moment of its last byte here.
+            let since = *entry
+                .gone_since_ms
+                .get_or_insert(entry.served_last_ms.unwrap_or(now_ms));
             if now_ms.saturating_sub(since) >= self.grace_ms {
                 expired.push(uid.clone());
             }
@@ -268,7 +276,20 @@ impl Aggregator {
         self.pods.entry(labels.uid.clone()).or_insert(PodEntry {
             labels,
             gone_since_ms: Some(now_ms),
+            served_last_ms: None,
         });
+    }
+
+    /// Notes bytes of a pod on another node whose traffic this node translated: the pod may
+    /// receive bytes, and its series stay for the grace period after the last of them.
+    pub fn note_served_pod(&mut self, labels: PodLabels, now_ms: u64) {
+        let entry = self.pods.entry(labels.uid.clone()).or_insert(PodEntry {
+            labels,
+            gone_since_ms: None,
+            served_last_ms: None,
+        });
+        entry.served_last_ms = Some(now_ms);
+        entry.gone_since_ms = None;
     }
 
     /// Restores a counter from a checkpoint.

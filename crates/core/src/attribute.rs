@@ -9,6 +9,20 @@
 //! - Only endpoints on this node are attributed: a pod scheduled here, or the node itself (node
 //!   addresses, which hostNetwork pods share). A flow between two local endpoints is attributed to
 //!   both. A flow with no local end is transit traffic and is counted as unattributed.
+//! - One exception: a flow this node translated both ways, DNAT to a backend on another node and
+//!   SNAT to one of this node's own addresses (a NodePort or load balancer with kube-proxy's
+//!   default `externalTrafficPolicy: Cluster`). Its packets leave and enter this node twice: once
+//!   between the client and this node, once between this node and the backend. The backend's
+//!   node sees only the second leg (the client's address is gone), so only this node can book
+//!   the first. The second leg is this node's own traffic with the backend (a hop between two
+//!   nodes, billed as such). The first leg, when the client is outside the cluster, is the
+//!   backend pod's traffic with that client: booked here under the backend pod's own name
+//!   ([`LocalEnd::ServedPod`]), in the client's class seen from this node, where the bytes
+//!   cross into the VPC. Prometheus sums a pod's series over agents, so each byte is counted
+//!   once: the internet leg by this node's agent, the hop by each node's agent for its side.
+//!   When the client is a pod or node of the cluster (its own agent books its side), the first
+//!   leg is this node's traffic with it, like the second.
+//! - A pod that reaches itself (through its own Service) never leaves its node: loopback.
 
 use std::net::IpAddr;
 
@@ -23,6 +37,9 @@ pub enum LocalEnd<'a> {
     Pod(&'a PodInfo),
     /// The node itself: host processes and hostNetwork pods.
     Node,
+    /// A pod on another node, for the leg between it and a client outside the cluster that this
+    /// node translated (see the module docs).
+    ServedPod(&'a PodInfo),
 }
 
 /// Bytes of one flow, seen from one local end.
@@ -38,6 +55,30 @@ pub struct Attribution<'a> {
     pub ingress: u64,
     /// True when the local end opened the flow (it is the original tuple's source).
     pub local_initiated: bool,
+}
+
+impl<'a> Attribution<'a> {
+    /// `local` opened the flow: it sent the original direction's bytes.
+    fn of_initiator(local: LocalEnd<'a>, remote: IpAddr, delta: FlowDelta) -> Self {
+        Attribution {
+            local,
+            remote,
+            egress: delta.original_bytes,
+            ingress: delta.reply_bytes,
+            local_initiated: true,
+        }
+    }
+
+    /// `local` answered the flow: it sent the reply direction's bytes.
+    fn of_responder(local: LocalEnd<'a>, remote: IpAddr, delta: FlowDelta) -> Self {
+        Attribution {
+            local,
+            remote,
+            egress: delta.reply_bytes,
+            ingress: delta.original_bytes,
+            local_initiated: false,
+        }
+    }
 }
 
 /// Why bytes could not be attributed.
@@ -81,7 +122,7 @@ pub fn attribute<'t>(
 ) -> Option<Unattributed> {
     let initiator = record.original.src;
     let responder = record.reply.src;
-    if initiator.is_loopback() || responder.is_loopback() {
+    if initiator.is_loopback() || responder.is_loopback() || initiator == responder {
         return Some(Unattributed::Loopback);
     }
     let mut attributed = false;
@@ -91,31 +132,42 @@ pub fn attribute<'t>(
         if is_service_ip(topology, responder) {
             remote_is_service_ip = true;
         } else {
-            sink(Attribution {
-                local,
-                remote: responder,
-                egress: delta.original_bytes,
-                ingress: delta.reply_bytes,
-                local_initiated: true,
-            });
+            sink(Attribution::of_initiator(local, responder, delta));
             attributed = true;
         }
     }
     if let Some(local) = local_end(topology, local_node, responder) {
-        sink(Attribution {
-            local,
-            remote: initiator,
-            egress: delta.reply_bytes,
-            ingress: delta.original_bytes,
-            local_initiated: false,
-        });
+        sink(Attribution::of_responder(local, initiator, delta));
         attributed = true;
+    }
+    if !attributed && !remote_is_service_ip && translated_here(topology, local_node, record) {
+        // The leg between this node and the backend: this node opened it, sending what the
+        // client sent, and received what the backend answered.
+        sink(Attribution::of_initiator(LocalEnd::Node, responder, delta));
+        // The leg between the client and this node.
+        let local = match (topology.lookup(initiator), topology.lookup(responder)) {
+            (None, Some(Endpoint::Pod(backend))) => LocalEnd::ServedPod(backend),
+            _ => LocalEnd::Node,
+        };
+        sink(Attribution::of_responder(local, initiator, delta));
+        return None;
     }
     match (attributed, remote_is_service_ip) {
         (true, _) => None,
         (false, true) => Some(Unattributed::ServiceIpWithoutDnat),
         (false, false) => Some(Unattributed::Transit),
     }
+}
+
+/// True when this node translated the flow both ways: the reply goes back to one of this node's
+/// addresses (SNAT here) and comes from an end that is not the one the client addressed (DNAT).
+/// Called only for flows with no local end.
+fn translated_here(topology: &Topology, local_node: &str, record: &FlowRecord) -> bool {
+    let snat_to_this_node = matches!(
+        topology.lookup(record.reply.dst),
+        Some(Endpoint::Node(node)) if &*node.name == local_node
+    );
+    snat_to_this_node && record.reply.src != record.original.dst
 }
 
 fn local_end<'t>(topology: &'t Topology, local_node: &str, ip: IpAddr) -> Option<LocalEnd<'t>> {

@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::aggregate::{Aggregator, ExportedSeries, Owner, SeriesKey};
+use crate::aggregate::{Aggregator, ExportedSeries, Owner, PodLabels, SeriesKey};
 use crate::attribute::{Attribution, LocalEnd, Unattributed, attribute};
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointParts, Interim, read_checkpoint, write_checkpoint,
@@ -183,6 +183,9 @@ struct Batched {
     service: Option<Arc<str>>,
     remote_region: Option<Arc<str>>,
     bytes: u64,
+    /// The labels of a pod on another node whose traffic this node translated, for the
+    /// aggregator to keep its series (see [`crate::attribute::LocalEnd::ServedPod`]).
+    served: Option<PodLabels>,
 }
 
 /// A workload pair's bytes gathered during a read, keyed by identity like [`BatchKey`]: the
@@ -541,6 +544,9 @@ impl Pipeline {
     /// Hands the bytes gathered during a read to the aggregator.
     fn flush_batch(&mut self, now_ms: u64) {
         for (key, batched) in self.batch.drain() {
+            if let Some(labels) = batched.served {
+                self.aggregator.note_served_pod(labels, now_ms);
+            }
             self.aggregator.add(
                 SeriesKey {
                     owner: batched.owner,
@@ -770,12 +776,20 @@ impl Step<'_> {
         );
         let class = *class;
         let owner_id = match a.local {
-            LocalEnd::Pod(pod) => std::ptr::from_ref(pod) as usize,
+            LocalEnd::Pod(pod) | LocalEnd::ServedPod(pod) => std::ptr::from_ref(pod) as usize,
             LocalEnd::Node => 0,
         };
         let owner = || match a.local {
-            LocalEnd::Pod(pod) => Owner::Pod(pod.uid.clone()),
+            LocalEnd::Pod(pod) | LocalEnd::ServedPod(pod) => Owner::Pod(pod.uid.clone()),
             LocalEnd::Node => Owner::Node,
+        };
+        let served = || match a.local {
+            LocalEnd::ServedPod(pod) => Some(PodLabels {
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+            }),
+            LocalEnd::Pod(_) | LocalEnd::Node => None,
         };
         let service_id = service
             .as_ref()
@@ -807,6 +821,7 @@ impl Step<'_> {
                             service: service.clone(),
                             remote_region: remote_region.clone(),
                             bytes,
+                            served: served(),
                         },
                     );
                 }
@@ -831,6 +846,14 @@ impl Step<'_> {
                 None => {
                     let local = match a.local {
                         LocalEnd::Pod(pod) => self.peer_names.pod(pod, self.local.zone.as_ref()),
+                        LocalEnd::ServedPod(pod) => {
+                            let zone = pod
+                                .node_name
+                                .as_deref()
+                                .and_then(|n| self.topology.node(n))
+                                .and_then(|n| n.locality.zone.as_ref());
+                            self.peer_names.pod(pod, zone)
+                        }
                         LocalEnd::Node => self.peer_names.node(self.local.zone.as_ref()),
                     };
                     self.pair_batch.insert(

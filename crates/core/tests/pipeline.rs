@@ -89,6 +89,7 @@ fn ip(text: &str) -> IpAddr {
 
 /// A conntrack entry: `client:cport -> to:port`, answered by `reply_from` (differs after DNAT)
 /// towards `reply_to` (differs after SNAT).
+#[derive(Clone)]
 struct Entry {
     id: u32,
     client: &'static str,
@@ -757,4 +758,113 @@ fn an_interim_checkpoint_keeps_the_bytes_of_flows_that_ended_after_the_checkpoin
         ..interim
     };
     assert_eq!(restart(Some(stale)), (false, 5_000));
+}
+
+/// An internet client calls node-a's NodePort; node-a DNATs it to db-b on node-b and SNATs it
+/// to its own address, as kube-proxy does for `externalTrafficPolicy: Cluster`: 800 bytes up,
+/// 50,000 down.
+fn internet_through_a_nodeport_on_node_a_to_db_b() -> [Entry; 2] {
+    [
+        // node-a sees both translations.
+        Entry {
+            id: 1,
+            client: "198.51.100.7",
+            to: "192.168.0.1",
+            reply_from: "10.0.2.20",
+            reply_to: "192.168.0.1",
+            sent: 800,
+            received: 50_000,
+        },
+        // node-b sees node-a calling db-b.
+        flow(1, "192.168.0.1", "10.0.2.20", 800, 50_000),
+    ]
+}
+
+#[test]
+fn a_nodeport_with_snat_books_the_backends_internet_bytes_at_the_nat_node_once() {
+    let [at_a, at_b] = internet_through_a_nodeport_on_node_a_to_db_b();
+    let p = run("node-a", std::slice::from_ref(&at_a));
+    let on_a = run_settled("node-a", &[at_a]);
+    let on_b = run_settled("node-b", &[at_b]);
+    assert_eq!(p.unattributed_bytes(Unattributed::Transit), 0);
+    // The internet leg is db-b's, under its own name, booked by the NAT node's agent.
+    assert_eq!(pod_value(&on_a, "db-b", Egress, Internet), 50_000);
+    assert_eq!(pod_value(&on_a, "db-b", Ingress, Internet), 800);
+    // The hop between the nodes: node-a's side as node traffic, db-b's side at its own node.
+    assert_eq!(node_value(&on_a, Egress, CrossZone), 800);
+    assert_eq!(node_value(&on_a, Ingress, CrossZone), 50_000);
+    assert_eq!(pod_value(&on_b, "db-b", Egress, CrossZone), 50_000);
+    assert_eq!(pod_value(&on_b, "db-b", Ingress, CrossZone), 800);
+    // Over both agents: db-b's internet bytes once, nothing of them at node-b.
+    assert_eq!(pod_value(&on_b, "db-b", Egress, Internet), 0);
+    assert_eq!(node_value(&on_a, Egress, Internet), 0);
+    // The pairs: the internet leg both ways at node-a (the client has no agent); the hop, each
+    // node what its end sent.
+    assert_eq!(
+        pair_value(&on_a, "internet", "db-b", Internet),
+        Some(50_800)
+    );
+    assert_eq!(pair_value(&on_a, "node", "db-b", CrossZone), Some(800));
+    assert_eq!(pair_value(&on_b, "node", "db-b", CrossZone), Some(50_000));
+}
+
+#[test]
+fn a_nodeport_with_snat_from_a_pod_of_the_cluster_is_node_traffic_on_both_legs() {
+    // far-c (node-c, region-2) calls node-a's NodePort; node-a forwards to db-b with SNAT.
+    let p = run_settled(
+        "node-a",
+        &[Entry {
+            id: 1,
+            client: "10.0.3.30",
+            to: "192.168.0.1",
+            reply_from: "10.0.2.20",
+            reply_to: "192.168.0.1",
+            sent: 800,
+            received: 50_000,
+        }],
+    );
+    // far-c's agent books far-c's side; node-a books its own sides of both legs, no pod's.
+    assert_eq!(node_value(&p, Ingress, CrossRegion), 800);
+    assert_eq!(node_value(&p, Egress, CrossRegion), 50_000);
+    assert_eq!(node_value(&p, Egress, CrossZone), 800);
+    assert_eq!(node_value(&p, Ingress, CrossZone), 50_000);
+    assert_eq!(total_of_pod(&p, "db-b"), 0);
+    assert_eq!(total_of_pod(&p, "far-c"), 0);
+}
+
+#[test]
+fn a_pod_that_reaches_itself_through_its_service_is_loopback() {
+    // web-a calls a ClusterIP whose DNAT picks web-a itself, masqueraded to the node: hairpin.
+    let p = run(
+        "node-a",
+        &[Entry {
+            id: 1,
+            client: "10.0.1.10",
+            to: "10.96.0.10",
+            reply_from: "10.0.1.10",
+            reply_to: "192.168.0.1",
+            sent: 300,
+            received: 700,
+        }],
+    );
+    assert_eq!(p.unattributed_bytes(Unattributed::Loopback), 1_000);
+    assert_eq!(total_of_pod(&p.snapshot(), "web-a"), 0);
+}
+
+#[test]
+fn forwarding_without_translation_here_stays_transit() {
+    // SNAT to node-a without DNAT here: not a NodePort of node-a, nothing to book.
+    let p = run(
+        "node-a",
+        &[Entry {
+            id: 1,
+            client: "198.51.100.7",
+            to: "10.0.2.20",
+            reply_from: "10.0.2.20",
+            reply_to: "192.168.0.1",
+            sent: 800,
+            received: 50_000,
+        }],
+    );
+    assert_eq!(p.unattributed_bytes(Unattributed::Transit), 50_800);
 }

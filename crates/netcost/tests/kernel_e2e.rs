@@ -15,8 +15,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::cluster::{
-    AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, INTERNET_HOST, NODE_PORT,
-    node, pod, pod_addr,
+    AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, HAIRPIN_CLUSTER_IP,
+    INTERNET_HOST, NODE_PORT, NODE_PORT_TO_ANOTHER_NODE, NODE_PORT_TO_THIS_NODE, node, pod,
+    pod_addr,
 };
 use support::expect::{Bytes, Class, expect_counts, node_end, pair, pod_end};
 use support::netns::join;
@@ -30,6 +31,22 @@ fn cluster_with_agents(case: &str) -> Cluster {
     let mut cluster = Cluster::build(case);
     cluster.start_agents(NETCOST, AgentOptions::default());
     cluster
+}
+
+/// The internet host uploads 1 MiB to `connect` and downloads 3 MiB from `server`, whose
+/// listener on the backend port the node's NAT leads to.
+fn from_the_internet(cluster: &Cluster, server: &str, connect: SocketAddr) -> TcpReport {
+    TcpFlow {
+        client_ns: cluster.internet_ns(),
+        server_ns: cluster.pod_ns(server),
+        listen: pod_addr(server, false, BACKEND_PORT),
+        connect,
+        client_sends: MIB,
+        server_sends: 3 * MIB,
+        client_pace: None,
+        client_pause: None,
+    }
+    .run()
 }
 
 #[test]
@@ -264,17 +281,11 @@ fn internet_traffic_through_a_nodeport_is_internet_traffic_of_the_backend_pod() 
 
     // The internet host uploads 1 MiB to node-b1's NodePort and downloads 3 MiB; node-b1 DNATs
     // it to web-b.
-    let flow = TcpFlow {
-        client_ns: cluster.internet_ns(),
-        server_ns: cluster.pod_ns("web-b"),
-        listen: pod_addr("web-b", false, BACKEND_PORT),
-        connect: SocketAddr::from((node("node-b1").ipv4(), NODE_PORT)),
-        client_sends: MIB,
-        server_sends: 3 * MIB,
-        client_pace: None,
-        client_pause: None,
-    }
-    .run();
+    let flow = from_the_internet(
+        &cluster,
+        "web-b",
+        SocketAddr::from((node("node-b1").ipv4(), NODE_PORT)),
+    );
     let ended = Instant::now();
 
     expect_counts(
@@ -287,6 +298,122 @@ fn internet_traffic_through_a_nodeport_is_internet_traffic_of_the_backend_pod() 
             flow.server_to_client(),
             flow.client_to_server(),
         ),
+    );
+}
+
+#[test]
+fn internet_traffic_through_a_nodeport_with_snat_to_another_node_is_the_backends_once_and_a_hop() {
+    let cluster = cluster_with_agents("nodeport-snat");
+
+    // The internet host uploads 1 MiB to node-a1's NodePort and downloads 3 MiB; node-a1 DNATs
+    // it to web-b on node-b1 (zone-b) and SNATs it to its own address, as kube-proxy does for
+    // `externalTrafficPolicy: Cluster`.
+    let flow = from_the_internet(
+        &cluster,
+        "web-b",
+        SocketAddr::from((node("node-a1").ipv4(), NODE_PORT_TO_ANOTHER_NODE)),
+    );
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            // The internet leg is web-b's, booked by the agent of the node that translated it.
+            &pod_end("node-a1", "web-b", Class::Internet, down, up)[..],
+            // The hop: web-b's side at its node, node-a1's side as node-a1's own traffic.
+            &pod_end("node-b1", "web-b", Class::CrossZone, down, up)[..],
+            &node_end("node-a1", Class::CrossZone, up, down)[..],
+            &[
+                pair(
+                    "node-a1",
+                    "internet",
+                    "web-b",
+                    Class::Internet,
+                    up.plus(down),
+                ),
+                pair("node-a1", "node", "web-b", Class::CrossZone, up),
+                pair("node-b1", "node", "web-b", Class::CrossZone, down),
+            ][..],
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn internet_traffic_through_a_nodeport_with_snat_to_a_local_backend_is_internet_traffic_of_the_pod()
+{
+    let cluster = cluster_with_agents("nodeport-snat-local");
+
+    // node-a1's NodePort 30082 goes to its own web-a, still SNATed to node-a1 (the `Cluster`
+    // policy): no hop, and the client's address is in the entry.
+    let flow = from_the_internet(
+        &cluster,
+        "web-a",
+        SocketAddr::from((node("node-a1").ipv4(), NODE_PORT_TO_THIS_NODE)),
+    );
+    let ended = Instant::now();
+
+    let (up, down) = (flow.client_to_server(), flow.server_to_client());
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            &pod_end("node-a1", "web-a", Class::Internet, down, up)[..],
+            &node_end(
+                "node-a1",
+                Class::Internet,
+                Bytes::exactly(0),
+                Bytes::exactly(0),
+            )[..],
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn a_pod_reaching_itself_through_its_service_is_loopback_not_traffic() {
+    let cluster = cluster_with_agents("hairpin");
+
+    // web-a calls the ClusterIP that node-a1 DNATs back to web-a itself, masqueraded.
+    let flow = TcpFlow {
+        client_ns: cluster.pod_ns("web-a"),
+        server_ns: cluster.pod_ns("web-a"),
+        listen: pod_addr("web-a", false, BACKEND_PORT),
+        connect: SocketAddr::from((HAIRPIN_CLUSTER_IP, CLUSTER_IP_PORT)),
+        client_sends: MIB,
+        server_sends: 3 * MIB,
+        client_pace: None,
+        client_pause: None,
+    }
+    .run();
+    let ended = Instant::now();
+    let moved = flow.client.sent + flow.server.sent;
+
+    // Both directions never left node-a1: no class of web-a's holds them, and the agent counts
+    // them as loopback (with the test's own scrapes of the agent, which never leave the node
+    // either).
+    expect_counts(
+        &cluster,
+        ended,
+        &pod_end(
+            "node-a1",
+            "web-a",
+            Class::InZone,
+            Bytes::exactly(0),
+            Bytes::exactly(0),
+        ),
+    );
+    let loopback = cluster
+        .scrape("node-a1")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .metric("netcost_unattributed_bytes_total")
+        .label("reason", "loopback")
+        .value();
+    assert!(
+        loopback >= moved as f64,
+        "loopback {loopback} vs the flow's {moved} bytes of payload"
     );
 }
 

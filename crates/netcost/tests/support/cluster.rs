@@ -16,7 +16,10 @@
 //! pod traffic to anything outside the cluster. Pods sit behind routed veth pairs (no bridge on
 //! the node), so every pod packet crosses the node's forward hook and its conntrack table.
 //! node-c2 DNATs the Service ClusterIP 10.96.0.10:80 to web-a:8080, as kube-proxy does on the
-//! client's node; node-b1 DNATs its NodePort 30080 to web-b:8080.
+//! client's node; node-b1 DNATs its NodePort 30080 to web-b:8080 and keeps the client's address,
+//! as for `externalTrafficPolicy: Local`. node-a1 has the `Cluster` policy's shapes, which SNAT
+//! to the node: its NodePort 30081 to web-b on node-b1, its NodePort 30082 to its own web-a, and
+//! the ClusterIP 10.96.0.20:80 to web-a, which web-a reaches itself through (hairpin).
 //!
 //! Every namespace name starts with `nce2e-<pid>-<n>-`, so parallel tests and leftovers of killed
 //! runs never clash. [`Cluster`]'s `Drop` kills its agents and deletes its namespaces, also when a
@@ -46,6 +49,12 @@ pub const CLUSTER_IP_PORT: u16 = 80;
 pub const NODE_PORT: u16 = 30080;
 /// The port that the Service and the NodePort forward to.
 pub const BACKEND_PORT: u16 = 8080;
+/// The NodePort that node-a1 DNATs to web-b:8080 on node-b1 and SNATs to its own address.
+pub const NODE_PORT_TO_ANOTHER_NODE: u16 = 30081;
+/// The NodePort that node-a1 DNATs to its own web-a:8080 and SNATs to its own address.
+pub const NODE_PORT_TO_THIS_NODE: u16 = 30082;
+/// The ClusterIP that node-a1 DNATs to web-a:8080, masquerading, so web-a can reach itself.
+pub const HAIRPIN_CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
 
 /// A node of the test cluster.
 #[derive(Debug)]
@@ -789,6 +798,8 @@ fn sysctl(ns: &str, settings: &[(&str, &str)]) {
 fn node_ruleset(node: &Node) -> String {
     let web_a = pod("web-a");
     let web_b = pod("web-b");
+    // Like kube-proxy, mark what the `Cluster` policy masquerades in prerouting (0x4000) and
+    // masquerade it on the way out.
     let dnat = match node.name {
         "node-c2" => format!(
             "ip daddr {CLUSTER_IP} tcp dport {CLUSTER_IP_PORT} dnat ip to {}:{BACKEND_PORT}",
@@ -799,12 +810,21 @@ fn node_ruleset(node: &Node) -> String {
             node.ipv4(),
             web_b.ipv4()
         ),
+        "node-a1" => format!(
+            "ip daddr {me} tcp dport {NODE_PORT_TO_ANOTHER_NODE} meta mark set 0x4000 dnat ip to {b}:{BACKEND_PORT}\n\
+             ip daddr {me} tcp dport {NODE_PORT_TO_THIS_NODE} meta mark set 0x4000 dnat ip to {a}:{BACKEND_PORT}\n\
+             ip daddr {HAIRPIN_CLUSTER_IP} tcp dport {CLUSTER_IP_PORT} meta mark set 0x4000 dnat ip to {a}:{BACKEND_PORT}",
+            me = node.ipv4(),
+            a = web_a.ipv4(),
+            b = web_b.ipv4(),
+        ),
         _ => String::new(),
     };
     format!(
         "table inet nce2e {{\n\
          chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;\n{dnat}\n}}\n\
          chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+           meta mark 0x4000 masquerade\n\
            oifname \"eth0\" ip saddr {v4} ip daddr != {{ 10.0.0.0/8, 192.168.50.0/24 }} masquerade\n\
            oifname \"eth0\" ip6 saddr {v6} ip6 daddr != {{ fd00::/8 }} masquerade\n\
          }}\n\

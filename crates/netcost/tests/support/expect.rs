@@ -352,7 +352,9 @@ impl Check {
 }
 
 /// Waits until the agents have run at least two cycles after `traffic_ended`, then until every
-/// check holds and no agent but that of a checked pod's own node reports bytes for it; panics with what is wrong, the agents' logs and conntrack tables at the deadline.
+/// check holds and no agent reports bytes for a checked pod but that of its own node and those
+/// that a check names for it; panics with what is wrong, the agents' logs and conntrack tables
+/// at the deadline.
 pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]) {
     let interval = cluster.interval();
     let settled = traffic_ended + interval * 2 + Duration::from_millis(300);
@@ -380,10 +382,19 @@ pub fn expect_counts(cluster: &Cluster, traffic_ended: Instant, checks: &[Check]
                 Err(e) => Some(e.clone()),
             })
             .collect();
-        // Only the agent of a pod's own node may attribute bytes to it.
+        // Only the agent of a pod's own node may attribute bytes to it, unless a check says
+        // which other agent books which of its bytes (a node that translated its traffic).
         for (node, scrape) in &scrapes {
             let Ok(metrics) = scrape else { continue };
-            for name in pods.iter().filter(|p| pod(p).node != *node) {
+            let checked_here = |name: &str| {
+                checks
+                    .iter()
+                    .any(|c| c.node == *node && matches!(c.subject, Subject::Pod(p) if p == name))
+            };
+            for name in pods
+                .iter()
+                .filter(|p| pod(p).node != *node && !checked_here(p))
+            {
                 let bytes: f64 = [Direction::Egress, Direction::Ingress]
                     .iter()
                     .map(|d| {
