@@ -282,6 +282,10 @@ impl Collector for Exposition {
                     ("same_region", same_region),
                     ("service", series.service.as_deref().unwrap_or("")),
                     (
+                        "nat_gateway",
+                        if series.nat_gateway { "true" } else { "false" },
+                    ),
+                    (
                         "remote_region",
                         series.remote_region.as_deref().unwrap_or(""),
                     ),
@@ -315,6 +319,10 @@ impl Collector for Exposition {
                     ("same_zone", same_zone),
                     ("same_region", same_region),
                     ("service", series.service.as_deref().unwrap_or("")),
+                    (
+                        "nat_gateway",
+                        if series.nat_gateway { "true" } else { "false" },
+                    ),
                     (
                         "remote_region",
                         series.remote_region.as_deref().unwrap_or(""),
@@ -575,6 +583,7 @@ mod tests {
                     class: TrafficClass::CrossZone,
                     service: None,
                     remote_region: None,
+                    nat_gateway: false,
                     value: 1234,
                 },
                 ExportedSeries {
@@ -583,6 +592,7 @@ mod tests {
                     class: TrafficClass::CrossRegion,
                     service: None,
                     remote_region: Some("eu-west-1".into()),
+                    nat_gateway: true,
                     value: 4321,
                 },
                 ExportedSeries {
@@ -591,6 +601,7 @@ mod tests {
                     class: TrafficClass::Internet,
                     service: Some("aws-s3".into()),
                     remote_region: None,
+                    nat_gateway: false,
                     value: 18_446_744_073_709_551_000,
                 },
                 ExportedSeries {
@@ -599,6 +610,7 @@ mod tests {
                     class: TrafficClass::CrossRegion,
                     service: None,
                     remote_region: None,
+                    nat_gateway: false,
                     value: 5,
                 },
                 ExportedSeries {
@@ -607,6 +619,7 @@ mod tests {
                     class: TrafficClass::CrossRegion,
                     service: None,
                     remote_region: Some("us-east-2".into()),
+                    nat_gateway: false,
                     value: 6,
                 },
             ],
@@ -686,7 +699,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"true\",service=\"\"} 1234\n"
+            "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"true\",service=\"\",nat_gateway=\"false\"} 1234\n"
         ), "{text}");
         assert!(text.contains("# TYPE kubecost_network_costs_parsed_entries gauge\nkubecost_network_costs_parsed_entries 42\n"), "{text}");
         assert!(text.contains("# TYPE kubecost_network_costs_parse_time gauge\nkubecost_network_costs_parse_time 250.0\n"), "{text}");
@@ -696,7 +709,7 @@ mod tests {
     fn large_counters_are_rendered_exactly_not_as_floats() {
         let text = rendered();
         assert!(text.contains(
-            "kubecost_pod_network_ingress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"true\",same_zone=\"false\",same_region=\"false\",service=\"aws-s3\"} 18446744073709551000\n"
+            "kubecost_pod_network_ingress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"true\",same_zone=\"false\",same_region=\"false\",service=\"aws-s3\",nat_gateway=\"false\"} 18446744073709551000\n"
         ), "{text}");
     }
 
@@ -755,14 +768,14 @@ mod tests {
     fn node_traffic_and_unattributed_bytes_are_visible() {
         let text = rendered();
         assert!(text.contains(
-            "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\"} 5\n"
+            "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",nat_gateway=\"false\"} 5\n"
         ), "{text}");
         // The far region, only on the series that know it.
         assert!(text.contains(
-            "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",remote_region=\"us-east-2\"} 6\n"
+            "netcost_node_network_egress_bytes_total{node=\"node-a\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",nat_gateway=\"false\",remote_region=\"us-east-2\"} 6\n"
         ), "{text}");
         assert!(text.contains(
-            "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",remote_region=\"eu-west-1\"} 4321\n"
+            "kubecost_pod_network_egress_bytes_total{pod_name=\"web-1\",namespace=\"shop\",uid=\"u-1\",internet=\"false\",same_zone=\"false\",same_region=\"false\",service=\"\",nat_gateway=\"true\",remote_region=\"eu-west-1\"} 4321\n"
         ), "{text}");
         assert_eq!(text.matches("remote_region=").count(), 2, "{text}");
         assert!(

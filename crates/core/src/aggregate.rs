@@ -50,6 +50,8 @@ pub struct SeriesKey {
     /// The remote end's region, for cross-region bytes whose far region is known (see
     /// [`crate::classify::Classification::remote_region`]).
     pub remote_region: Option<Arc<str>>,
+    /// True when the bytes went through a NAT gateway (the config's `nat-gateway` block).
+    pub nat_gateway: bool,
 }
 
 /// The identifying labels of a pod, kept while its series exist.
@@ -162,6 +164,8 @@ pub struct ExportedSeries {
     pub service: Option<Arc<str>>,
     /// The `remote_region` label value: the far region of cross-region bytes, when known.
     pub remote_region: Option<Arc<str>>,
+    /// The `nat_gateway` label value.
+    pub nat_gateway: bool,
     /// Counter value in bytes.
     pub value: u64,
 }
@@ -415,6 +419,7 @@ impl Aggregator {
                     class: key.class,
                     service: key.service.clone(),
                     remote_region: key.remote_region.clone(),
+                    nat_gateway: key.nat_gateway,
                     value: value.exported,
                 })
             })
@@ -446,6 +451,7 @@ impl Aggregator {
                         class,
                         service: None,
                         remote_region: None,
+                        nat_gateway: false,
                     })
                     .or_insert(SeriesValue::born(self.generation));
             }

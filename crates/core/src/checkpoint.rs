@@ -9,7 +9,8 @@
 //! pods:      count u64, then per pod: namespace, name, uid (str each)
 //! series:    count u64, then per series: owner (u8 0 = node | 1 = pod + uid str),
 //!            direction u8, class u8, service (u8 0 = none | 1 + str),
-//!            remote region (u8 0 = none | 1 + str)   [from version 4], value u64, pending u64
+//!            remote region (u8 0 = none | 1 + str), nat gateway u8 (0 | 1)   [from version 4],
+//!            value u64, pending u64
 //! pairs:     count u64, then per pair: client peer, server peer, class u8, value u64,
 //!            pending u64; a peer is namespace, kind, name, zone (str each)   [from version 3]
 //! checksum u64: FNV-1a of everything before it
@@ -36,7 +37,8 @@ const VERSION: u32 = 4;
 struct Layout {
     /// The pairs section (checkpoint version 3 on, every interim version).
     pairs: bool,
-    /// A remote region on each series (checkpoint version 4, interim version 2).
+    /// A remote region and the NAT gateway flag on each series (checkpoint version 4, interim
+    /// version 2).
     remote_regions: bool,
 }
 
@@ -237,6 +239,7 @@ fn write_counters(
         put_optional_str(out, s.key.service.as_deref())?;
         if layout.remote_regions {
             put_optional_str(out, s.key.remote_region.as_deref())?;
+            out.write_all(&[u8::from(s.key.nat_gateway)])?;
         }
         out.write_all(&s.value.to_le_bytes())?;
         out.write_all(&s.pending.to_le_bytes())?;
@@ -354,10 +357,20 @@ fn read_counters<R: Read>(
         };
         let class = r.class("series.class")?;
         let service = r.optional_string("series.service")?;
-        let remote_region = if layout.remote_regions {
-            r.optional_string("series.remote_region")?
+        let (remote_region, nat_gateway) = if layout.remote_regions {
+            let region = r.optional_string("series.remote_region")?;
+            let nat = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => {
+                    return Err(CheckpointError::Invalid {
+                        field: "series.nat_gateway",
+                    });
+                }
+            };
+            (region, nat)
         } else {
-            None
+            (None, false)
         };
         series.push(SavedSeries {
             key: SeriesKey {
@@ -366,6 +379,7 @@ fn read_counters<R: Read>(
                 class,
                 service,
                 remote_region,
+                nat_gateway,
             },
             value: r.u64()?,
             pending: r.u64()?,
@@ -716,6 +730,7 @@ mod tests {
                         class: TrafficClass::CrossRegion,
                         service: Some("aws-s3".into()),
                         remote_region: Some("eu-west-1".into()),
+                        nat_gateway: true,
                     },
                     value: 12345,
                     pending: 7,
@@ -727,6 +742,7 @@ mod tests {
                         class: TrafficClass::Internet,
                         service: None,
                         remote_region: None,
+                        nat_gateway: false,
                     },
                     value: 1,
                     pending: 0,
@@ -753,11 +769,12 @@ mod tests {
         out
     }
 
-    /// `c` as a file of an earlier version holds it: without remote regions, and without
-    /// pairs when `pairs` is false.
+    /// `c` as a file of an earlier version holds it: without remote regions and NAT flags, and
+    /// without pairs when `pairs` is false.
     fn as_before_regions(mut c: Checkpoint, pairs: bool) -> Checkpoint {
         for s in &mut c.series {
             s.key.remote_region = None;
+            s.key.nat_gateway = false;
         }
         if !pairs {
             c.pairs.clear();
@@ -817,6 +834,7 @@ mod tests {
             decoded.series[0].key.remote_region.as_deref(),
             Some("eu-west-1")
         );
+        assert!(decoded.series[0].key.nat_gateway);
         assert_eq!(decoded, c);
         let mut bytes = Vec::new();
         write_interim(&mut bytes, "node-a", 7, (&c.pods, &c.series, &c.pairs))

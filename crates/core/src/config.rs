@@ -81,6 +81,23 @@ pub struct RawConfig {
     /// Which services to tag.
     #[serde(default, deserialize_with = "null_as_default")]
     pub services: RawServices,
+    /// Which nodes send their internet traffic through a NAT gateway. netcost's own block;
+    /// Kubecost's config has none, and reads none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub nat_gateway: RawNatGateway,
+}
+
+/// `nat-gateway`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawNatGateway {
+    /// The node subnets (or addresses) whose route to public addresses is a NAT gateway.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub node_subnets: Vec<String>,
+    /// Public destinations those nodes reach without it (gateway endpoints, peering, their
+    /// own public addresses).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub bypass: Vec<String>,
 }
 
 /// `destinations`.
@@ -183,6 +200,8 @@ pub struct ClassificationConfig {
     /// wins across the three lists.
     lists: JointPrefixMap<IpNet, TrafficClass>,
     services: JointPrefixMap<IpNet, Arc<str>>,
+    nat_node_subnets: JointPrefixMap<IpNet, ()>,
+    nat_bypass: JointPrefixMap<IpNet, ()>,
 }
 
 /// Kubecost's default `in-zone` list. Source: the Helm chart `kubecost/cost-analyzer-helm-chart`,
@@ -265,7 +284,25 @@ impl ClassificationConfig {
             internet: JointPrefixMap::new(),
             lists: JointPrefixMap::new(),
             services: JointPrefixMap::new(),
+            nat_node_subnets: JointPrefixMap::new(),
+            nat_bypass: JointPrefixMap::new(),
         }
+    }
+
+    /// Whether a node with address `ip` sends its internet traffic through a NAT gateway
+    /// (`nat-gateway.node-subnets`).
+    pub fn node_behind_nat(&self, ip: IpAddr) -> bool {
+        self.nat_node_subnets
+            .get_lpm(&IpNet::from(ip.to_canonical()))
+            .is_some()
+    }
+
+    /// Whether a connection that a node behind a NAT gateway opens to `remote` goes through the
+    /// gateway: `remote` is a public address (the gateway is the route to the public internet,
+    /// not to private or special-purpose ranges) and not on `nat-gateway.bypass`.
+    pub fn through_nat_gateway(&self, remote: IpAddr) -> bool {
+        let remote = remote.to_canonical();
+        is_public(remote) && self.nat_bypass.get_lpm(&IpNet::from(remote)).is_none()
     }
 
     /// The `direct-classification` target of `ip` (most specific prefix), if any.
@@ -461,5 +498,53 @@ fn validate(raw: RawConfig, file: &Path) -> Result<ClassificationConfig, ConfigE
             file,
         )?;
     }
+
+    let n = &raw.nat_gateway;
+    let mut owners = Vec::new();
+    insert_all(
+        &mut config.nat_node_subnets,
+        &mut owners,
+        &n.node_subnets,
+        "nat-gateway.node-subnets",
+        &(),
+        file,
+    )?;
+    let mut owners = Vec::new();
+    insert_all(
+        &mut config.nat_bypass,
+        &mut owners,
+        &n.bypass,
+        "nat-gateway.bypass",
+        &(),
+        file,
+    )?;
     Ok(config)
+}
+
+/// True for an address a NAT gateway would carry: not private, shared (CGNAT), loopback,
+/// link-local, unique-local, multicast or otherwise special-purpose and not forwardable (the
+/// IANA IPv4 and IPv6 Special-Purpose Address Registries). The documentation and benchmarking
+/// ranges count as public: tests and simulators stand them in for the internet.
+fn is_public(ip: IpAddr) -> bool {
+    const SPECIAL: [&str; 15] = [
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "224.0.0.0/3",
+        "::/127",
+        "::ffff:0:0/96",
+        "64:ff9b:1::/48",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    ];
+    !SPECIAL
+        .iter()
+        .filter_map(|text| text.parse::<IpNet>().ok())
+        .any(|net| net.contains(&ip))
 }

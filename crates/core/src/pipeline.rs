@@ -176,6 +176,7 @@ struct BatchKey {
     remote_region: usize,
     direction: Direction,
     class: TrafficClass,
+    nat_gateway: bool,
 }
 
 struct Batched {
@@ -217,6 +218,9 @@ struct RemotePeer {
 struct Remote {
     classification: Classification,
     peer: Arc<RemotePeer>,
+    /// A connection to it from a node behind a NAT gateway goes through the gateway: an end
+    /// outside the cluster at a public address, not on the config's bypass list.
+    through_nat: bool,
 }
 
 /// Slots of the classification cache: a power of two, direct-mapped, so its memory is fixed.
@@ -287,11 +291,13 @@ impl ClassCache {
                     })
                 })
                 .clone();
+            let through_nat = !has_agent && classifier.config().through_nat_gateway(remote);
             (
                 remote,
                 Remote {
                     classification,
                     peer,
+                    through_nat,
                 },
             )
         });
@@ -315,6 +321,9 @@ pub struct Pipeline {
     config: PipelineConfig,
     topology: Arc<Topology>,
     local: Locality,
+    /// Whether this node's internet traffic goes through a NAT gateway (the config's
+    /// `nat-gateway.node-subnets` hold one of its addresses).
+    local_behind_nat: bool,
     classifier: Classifier,
     tracker: DeltaTracker,
     aggregator: Aggregator,
@@ -333,6 +342,7 @@ impl Pipeline {
             .with_pair_limits(config.max_workload_pairs, config.workload_pair_idle_ms);
         let mut pipeline = Pipeline {
             local: Locality::default(),
+            local_behind_nat: false,
             config,
             topology: Arc::new(Topology::default()),
             classifier,
@@ -437,10 +447,14 @@ impl Pipeline {
     /// Replaces the topology (for example after a watch event) and syncs the local pods.
     pub fn set_topology(&mut self, topology: Arc<Topology>, now_ms: u64) {
         self.class_cache.clear();
-        self.local = topology
-            .node(&self.config.node_name)
-            .map(|n| n.locality.clone())
-            .unwrap_or_default();
+        let node = topology.node(&self.config.node_name);
+        self.local = node.map(|n| n.locality.clone()).unwrap_or_default();
+        let config = self.classifier.config();
+        self.local_behind_nat = node.is_some_and(|n| {
+            n.addresses
+                .iter()
+                .any(|address| config.node_behind_nat(*address))
+        });
         self.aggregator
             .sync_pods(topology.pods_on_node(&self.config.node_name), now_ms);
         self.topology = topology;
@@ -529,6 +543,7 @@ impl Pipeline {
             node_name: &self.config.node_name,
             topology: &self.topology,
             local: &self.local,
+            local_behind_nat: self.local_behind_nat,
             classifier: &self.classifier,
             tracker: &mut self.tracker,
             talkers: &mut self.talkers,
@@ -554,6 +569,7 @@ impl Pipeline {
                     class: key.class,
                     service: batched.service,
                     remote_region: batched.remote_region,
+                    nat_gateway: key.nat_gateway,
                 },
                 batched.bytes,
                 now_ms,
@@ -722,6 +738,7 @@ struct Step<'p> {
     node_name: &'p str,
     topology: &'p Topology,
     local: &'p Locality,
+    local_behind_nat: bool,
     classifier: &'p Classifier,
     tracker: &'p mut DeltaTracker,
     talkers: &'p mut Talkers,
@@ -767,6 +784,7 @@ impl Step<'_> {
                     remote_region,
                 },
             peer: remote_peer,
+            through_nat,
         } = self.class_cache.classify(
             self.classifier,
             self.topology,
@@ -775,6 +793,12 @@ impl Step<'_> {
             a.remote,
         );
         let class = *class;
+        // A NAT gateway carries only connections its side opened: from this node (or a pod on
+        // it) to a public address. Replies to connections from outside come in another way.
+        let nat_gateway = *through_nat
+            && self.local_behind_nat
+            && a.local_initiated
+            && !matches!(a.local, LocalEnd::ServedPod(_));
         let owner_id = match a.local {
             LocalEnd::Pod(pod) | LocalEnd::ServedPod(pod) => std::ptr::from_ref(pod) as usize,
             LocalEnd::Node => 0,
@@ -810,6 +834,7 @@ impl Step<'_> {
                 remote_region: remote_region_id,
                 direction,
                 class,
+                nat_gateway,
             };
             match self.batch.get_mut(&key) {
                 Some(batched) => batched.bytes = batched.bytes.saturating_add(bytes),

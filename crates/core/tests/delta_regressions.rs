@@ -106,6 +106,7 @@ fn key(service: &str) -> SeriesKey {
         class: TrafficClass::Internet,
         service: Some(service.into()),
         remote_region: None,
+        nat_gateway: false,
     }
 }
 

@@ -181,7 +181,12 @@ fn pipeline_on(node: &str, config: ClassificationConfig) -> Pipeline {
 /// Runs the priming dump (empty table), then one dump of `entries`, scraping in between so new
 /// series hand out their bytes at once.
 fn run(node: &str, entries: &[Entry]) -> Pipeline {
-    let mut p = pipeline_on(node, ClassificationConfig::kubecost_default());
+    run_with(node, ClassificationConfig::kubecost_default(), entries)
+}
+
+/// [`run`] with the classification config `config`.
+fn run_with(node: &str, config: ClassificationConfig, entries: &[Entry]) -> Pipeline {
+    let mut p = pipeline_on(node, config);
     let mut source = Script::default();
     source.dumps.push_back(vec![]);
     source
@@ -867,4 +872,71 @@ fn forwarding_without_translation_here_stays_transit() {
         }],
     );
     assert_eq!(p.unattributed_bytes(Unattributed::Transit), 50_800);
+}
+
+fn nat_value(s: &Snapshot, pod: &str, direction: Direction, class: TrafficClass) -> u64 {
+    s.series
+        .iter()
+        .filter(|x| x.pod.as_ref().is_some_and(|p| &*p.name == pod))
+        .filter(|x| x.direction == direction && x.class == class && x.nat_gateway)
+        .map(|x| x.value)
+        .sum()
+}
+
+#[test]
+fn only_connections_a_node_behind_a_nat_gateway_opens_to_public_addresses_go_through_it() {
+    let config = ClassificationConfig::from_yaml_str(
+        "nat-gateway:\n  node-subnets: [192.168.0.1/32]\n  bypass: [52.216.0.0/15]\n",
+        Path::new("config.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let entries = [
+        // web-a (node-a, behind the gateway) to an internet host, masqueraded by its node.
+        Entry {
+            id: 1,
+            client: "10.0.1.10",
+            to: "198.51.100.9",
+            reply_from: "198.51.100.9",
+            reply_to: "192.168.0.1",
+            sent: 1_000,
+            received: 9_000,
+        },
+        // ... to an S3 address on the bypass list (a gateway endpoint's route).
+        flow(2, "10.0.1.10", "52.216.1.1", 300, 700),
+        // ... to db-b, inside the VPC.
+        flow(3, "10.0.1.10", "10.0.2.20", 50, 60),
+        // An internet client calling web-a: inbound, not through the gateway.
+        flow(4, "198.51.100.7", "10.0.1.10", 20, 80),
+    ];
+    let s = {
+        let mut p = run_with("node-a", config.clone(), &entries);
+        let mut source = Script::default();
+        cycle(&mut p, &mut source, 3_000);
+        p.snapshot()
+    };
+    assert_eq!(nat_value(&s, "web-a", Egress, Internet), 1_000);
+    assert_eq!(nat_value(&s, "web-a", Ingress, Internet), 9_000);
+    // Everything else is counted, but not as through the gateway.
+    assert_eq!(pod_value(&s, "web-a", Egress, Internet), 1_000 + 300 + 80);
+    assert_eq!(
+        s.series
+            .iter()
+            .filter(|x| x.nat_gateway)
+            .map(|x| x.value)
+            .sum::<u64>(),
+        10_000
+    );
+    // node-b is not behind it: the same connection from db-b does not go through one.
+    let from_b = {
+        let mut p = run_with(
+            "node-b",
+            config,
+            &[flow(1, "10.0.2.20", "198.51.100.9", 1_000, 9_000)],
+        );
+        let mut source = Script::default();
+        cycle(&mut p, &mut source, 3_000);
+        p.snapshot()
+    };
+    assert_eq!(pod_value(&from_b, "db-b", Egress, Internet), 1_000);
+    assert!(from_b.series.iter().all(|x| !x.nat_gateway));
 }

@@ -59,6 +59,9 @@ pub struct Usage {
     /// cluster); false for an end outside the cluster, whose side is priced with the pod's
     /// (see [`remote_has_agent`]).
     pub remote_has_agent: bool,
+    /// True when the bytes went through a NAT gateway (the counters' `nat_gateway="true"`):
+    /// the gateway's processing price applies on top of the transfer.
+    pub nat_gateway: bool,
     /// Bytes.
     pub bytes: u64,
 }
@@ -203,8 +206,12 @@ pub struct Allocation {
     pub cross_zone: ClassCost,
     /// Cross-region traffic.
     pub cross_region: ClassCost,
-    /// Internet traffic (including a NAT gateway charge, if the sheet has one).
+    /// Internet traffic.
     pub internet: ClassCost,
+    /// The part of the traffic above that went through a NAT gateway, and the gateway's
+    /// processing charge on it. The charge is in the class costs (and the total) already; this
+    /// says how much of them it is, as OpenCost's `networkNatGateway{Egress,Ingress}Cost` do.
+    pub nat_gateway: ClassCost,
     /// Bytes and cost per cloud or user service.
     pub services: BTreeMap<String, ClassCost>,
     /// Total cost.
@@ -255,7 +262,8 @@ pub fn allocate(
     for segment in segments {
         let internet_cost_per_byte = internet_cost_per_byte(segment, sheet);
         for usage in &segment.usages {
-            let cost = usage_cost(usage, sheet, internet_cost_per_byte);
+            let nat_cost = nat_gateway_cost(usage, sheet);
+            let cost = usage_cost(usage, sheet, internet_cost_per_byte) + nat_cost;
             let class_cost = match usage.direction {
                 Direction::Egress => ClassCost {
                     egress_bytes: usage.bytes,
@@ -274,6 +282,12 @@ pub fn allocate(
                 ..Allocation::default()
             });
             row.class_mut(usage.class).add(&class_cost);
+            if usage.nat_gateway {
+                row.nat_gateway.add(&ClassCost {
+                    cost: nat_cost,
+                    ..class_cost
+                });
+            }
             if let Some(service) = &usage.service {
                 row.services
                     .entry(service.clone())
@@ -300,6 +314,7 @@ pub fn allocate(
         for (service, c) in &row.services {
             total.services.entry(service.clone()).or_default().add(c);
         }
+        total.nat_gateway.add(&row.nat_gateway);
         total.total_cost += row.total_cost;
     }
     let hours = (window_seconds as f64 / 3_600.0).max(f64::MIN_POSITIVE);
@@ -334,14 +349,20 @@ fn internet_cost_per_byte(segment: &SegmentUsage, sheet: &PriceSheet) -> f64 {
     per_unit / sheet.unit.bytes()
 }
 
+/// The NAT gateway's processing charge on `usage`: every byte through it, either way.
+fn nat_gateway_cost(usage: &Usage, sheet: &PriceSheet) -> f64 {
+    match sheet.nat_gateway {
+        Some(price) if usage.nat_gateway => sheet.unit.of_bytes(usage.bytes) * price,
+        _ => 0.0,
+    }
+}
+
+/// The transfer cost of `usage`, without a NAT gateway's processing.
 fn usage_cost(usage: &Usage, sheet: &PriceSheet, internet_cost_per_byte: f64) -> f64 {
     let units = sheet.unit.of_bytes(usage.bytes);
-    let nat = |units: f64| sheet.nat_gateway.map_or(0.0, |p| p * units);
     match (usage.class, usage.direction) {
-        (TrafficClass::Internet, Direction::Egress) => {
-            usage.bytes as f64 * internet_cost_per_byte + nat(units)
-        }
-        (TrafficClass::Internet, Direction::Ingress) => units * sheet.internet_ingress + nat(units),
+        (TrafficClass::Internet, Direction::Egress) => usage.bytes as f64 * internet_cost_per_byte,
+        (TrafficClass::Internet, Direction::Ingress) => units * sheet.internet_ingress,
         (class, direction) => {
             units
                 * sheet.unit_price(&Transfer {

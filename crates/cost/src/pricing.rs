@@ -166,8 +166,8 @@ pub struct PriceSheet {
     pub account_other_internet_per_month: f64,
     /// Internet ingress price per unit (free on every major cloud).
     pub internet_ingress: f64,
-    /// NAT gateway processing price per unit of internet traffic, both directions, if the
-    /// cluster's internet traffic goes through one.
+    /// NAT gateway processing price per unit, both directions, on the bytes marked as having
+    /// gone through one; `None` charges nothing for them.
     pub nat_gateway: Option<f64>,
     /// Services (netcost service names, such as `aws-sqs`) the provider does not bill for data
     /// transferred within a region: cross-zone traffic tagged with one is free, both ways.
@@ -305,7 +305,8 @@ impl PriceSheet {
     /// - within a region, free between EC2 and S3, Glacier, DynamoDB, SES, SQS, Kinesis, ECR, SNS
     ///   and SimpleDB ("Data Transfer within the same AWS Region"):
     ///   [`PriceSheet::AWS_FREE_IN_REGION`];
-    /// - NAT gateway data processing: $0.045/GB (off by default: not every cluster uses one).
+    /// - NAT gateway data processing: $0.045/GB, both directions, on the bytes the agents mark
+    ///   `nat_gateway="true"` (nodes the classification config's `nat-gateway` block names).
     pub fn aws() -> PriceSheet {
         PriceSheet {
             provider: "aws".into(),
@@ -336,7 +337,7 @@ impl PriceSheet {
             internet_published_up_to: Some(512_000.0),
             account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
-            nat_gateway: None,
+            nat_gateway: Some(PriceSheet::AWS_NAT_GATEWAY_PER_GB),
             free_in_region_services: PriceSheet::AWS_FREE_IN_REGION
                 .iter()
                 .map(|s| (*s).to_owned())
@@ -382,7 +383,9 @@ impl PriceSheet {
     /// - to the internet (Premium Tier, from North America): the first GiB of the month free
     ///   ("0 gibibyte to 1 gibibyte $0.00", and the Free Tier's "1 GB network egress from North
     ///   America", cloud.google.com/free/docs/free-cloud-features), then $0.12/GiB up to 1 TiB,
-    ///   $0.11/GiB up to 10 TiB, $0.08/GiB above; beyond 500 TiB Google prices by contract.
+    ///   $0.11/GiB up to 10 TiB, $0.08/GiB above; beyond 500 TiB Google prices by contract;
+    /// - Cloud NAT data processing: $0.045/GiB, "inbound and outbound data transfer"
+    ///   (cloud.google.com/nat/pricing).
     pub fn gcp() -> PriceSheet {
         PriceSheet {
             provider: "gcp".into(),
@@ -405,7 +408,7 @@ impl PriceSheet {
             internet_published_up_to: Some(512_000.0),
             account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
-            nat_gateway: None,
+            nat_gateway: Some(0.045),
             free_in_region_services: BTreeSet::new(),
             service_kinds: BTreeMap::new(),
             interface_endpoint_processing: 0.0,
@@ -425,7 +428,9 @@ impl PriceSheet {
     ///   51,295 and 153,695 GB for the Standard Data Transfer Out meter), which is what the
     ///   invoice meters, 5 GB below "100 GB + 10 TB" and so on;
     /// - above 500 TB a month the page says to contact Microsoft: the last band's price is
-    ///   used, and [`PriceSheet::internet_published_up_to`] marks where that starts.
+    ///   used, and [`PriceSheet::internet_published_up_to`] marks where that starts;
+    /// - NAT Gateway data processing: $0.045/GB (azure.microsoft.com/pricing/details/azure-nat-gateway,
+    ///   as quoted by third parties; not re-read here).
     pub fn azure() -> PriceSheet {
         PriceSheet {
             provider: "azure".into(),
@@ -450,7 +455,7 @@ impl PriceSheet {
             internet_published_up_to: Some(512_000.0),
             account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
-            nat_gateway: None,
+            nat_gateway: Some(0.045),
             free_in_region_services: BTreeSet::new(),
             service_kinds: BTreeMap::new(),
             interface_endpoint_processing: 0.0,
@@ -459,7 +464,9 @@ impl PriceSheet {
 
     /// OpenCost's defaults: $0.01/GiB across zones, $0.01/GiB across regions, $0.12/GiB to the
     /// internet, egress only, no tiers (OpenCost's default `network` pricing:
-    /// `zoneNetworkEgress`, `regionNetworkEgress`, `internetNetworkEgress`).
+    /// `zoneNetworkEgress`, `regionNetworkEgress`, `internetNetworkEgress`), and $0.045/GiB
+    /// each way through a NAT gateway (OpenCost's `DefaultNetworkNATGatewayEgressPricePerGiB`
+    /// and `…IngressPricePerGiB`).
     pub fn opencost() -> PriceSheet {
         PriceSheet {
             provider: "opencost".into(),
@@ -478,7 +485,7 @@ impl PriceSheet {
             internet_published_up_to: None,
             account_other_internet_per_month: 0.0,
             internet_ingress: 0.0,
-            nat_gateway: None,
+            nat_gateway: Some(0.045),
             free_in_region_services: BTreeSet::new(),
             service_kinds: BTreeMap::new(),
             interface_endpoint_processing: 0.0,

@@ -108,6 +108,7 @@ fn counter(
         service: remote.service.map(str::to_owned),
         remote_region: remote.service.is_none().then(|| remote.region.to_owned()),
         remote_has_agent: remote_has_agent(remote.service),
+        nat_gateway: false,
         bytes,
     }
 }

@@ -37,6 +37,7 @@ fn usage(pod: &PodIdentity, direction: Direction, class: TrafficClass, bytes: u6
         service: None,
         remote_region: None,
         remote_has_agent: true,
+        nat_gateway: false,
         bytes,
     }
 }
@@ -226,22 +227,49 @@ fn a_new_month_starts_the_tiers_again() {
 }
 
 #[test]
-fn the_nat_gateway_charge_applies_to_internet_bytes_both_ways() {
-    let sheet =
-        PriceSheet::from_yaml_str("provider: aws\nnat_gateway: 0.045\n", Path::new("p.yaml"))
-            .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(sheet.nat_gateway, Some(PriceSheet::AWS_NAT_GATEWAY_PER_GB));
+fn the_nat_gateway_charge_applies_to_the_bytes_marked_as_through_it_both_ways() {
+    let aws = PriceSheet::aws();
+    assert_eq!(aws.nat_gateway, Some(PriceSheet::AWS_NAT_GATEWAY_PER_GB));
     let a = pod("shop", "web-0", "us-east-1");
+    let natted = |direction, class, bytes| Usage {
+        nat_gateway: true,
+        ..usage(&a, direction, class, bytes)
+    };
     let segment = SegmentUsage {
         internet_egress_before: 1_000 * GB,
         usages: vec![
-            usage(&a, Direction::Egress, TrafficClass::Internet, 10 * GB),
-            usage(&a, Direction::Ingress, TrafficClass::Internet, 20 * GB),
+            // Through the gateway: 10 GB out, 20 GB in, and 5 GB to S3 in the region (free
+            // transfer, but the gateway still processes it).
+            natted(Direction::Egress, TrafficClass::Internet, 10 * GB),
+            natted(Direction::Ingress, TrafficClass::Internet, 20 * GB),
+            Usage {
+                service: Some("aws-s3".into()),
+                remote_has_agent: false,
+                ..natted(Direction::Ingress, TrafficClass::InZone, 5 * GB)
+            },
+            // Not through it: 7 GB out.
+            usage(&a, Direction::Egress, TrafficClass::Internet, 7 * GB),
         ],
         ..SegmentUsage::default()
     };
-    let (_, total) = allocate(&[segment], &sheet, &Aggregate::Pod, 3_600);
-    assert!(close(total.total_cost, 10.0 * 0.09 + 30.0 * 0.045));
+    let (_, total) = allocate(&[segment], &aws, &Aggregate::Pod, 3_600);
+    // Transfer: 17 GB out at $0.09; the gateway: 35 GB at $0.045.
+    assert!(close(total.total_cost, 17.0 * 0.09 + 35.0 * 0.045));
+    assert_eq!(total.nat_gateway.egress_bytes, 10 * GB);
+    assert_eq!(total.nat_gateway.ingress_bytes, 25 * GB);
+    assert!(close(total.nat_gateway.cost, 35.0 * 0.045));
+    // The classes hold their share of it: internet 30 GB, in-zone 5 GB.
+    assert!(close(total.in_zone.cost, 5.0 * 0.045));
+    // A sheet without a NAT price charges nothing for the same bytes.
+    let mut free = PriceSheet::aws();
+    free.nat_gateway = None;
+    let segment = SegmentUsage {
+        internet_egress_before: 1_000 * GB,
+        usages: vec![natted(Direction::Ingress, TrafficClass::Internet, 20 * GB)],
+        ..SegmentUsage::default()
+    };
+    let (_, total) = allocate(&[segment], &free, &Aggregate::Pod, 3_600);
+    assert!(close(total.total_cost, 0.0));
 }
 
 #[test]
@@ -879,6 +907,7 @@ fn an_interface_endpoint_bills_processing_on_in_zone_bytes_and_kinds_are_checked
     let tagged = |direction, bytes| Usage {
         service: Some("sqs-endpoint".into()),
         remote_has_agent: remote_has_agent(Some("sqs-endpoint")),
+        nat_gateway: false,
         ..usage(&a, direction, TrafficClass::InZone, bytes)
     };
     // 3 GB out and 2 GB in through the endpoint in the pod's own zone: 5 GB × $0.01.

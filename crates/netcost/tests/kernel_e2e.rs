@@ -273,6 +273,23 @@ fn masqueraded_pod_traffic_to_an_internet_host_is_internet_egress_and_ingress() 
         ]
         .concat(),
     );
+    // node-a1 is behind a NAT gateway (the test config's `nat-gateway` block): the connection
+    // cli-a opened to a public address went through it, every byte either way.
+    let metrics = cluster.scrape("node-a1").unwrap_or_else(|e| panic!("{e}"));
+    for (metric, bytes) in [
+        ("kubecost_pod_network_egress_bytes_total", up),
+        ("kubecost_pod_network_ingress_bytes_total", down),
+    ] {
+        let through = metrics
+            .metric(metric)
+            .label("pod_name", "cli-a")
+            .label("nat_gateway", "true")
+            .value();
+        assert!(
+            bytes.contains(through),
+            "{metric} through the gateway: {through} vs {bytes}"
+        );
+    }
 }
 
 #[test]
@@ -339,6 +356,19 @@ fn internet_traffic_through_a_nodeport_with_snat_to_another_node_is_the_backends
         ]
         .concat(),
     );
+    // node-a1 is behind a NAT gateway, but a connection from the internet to its NodePort
+    // comes in through the load balancer's path, not the gateway's.
+    let metrics = cluster.scrape("node-a1").unwrap_or_else(|e| panic!("{e}"));
+    let through: f64 = [
+        "kubecost_pod_network_egress_bytes_total",
+        "kubecost_pod_network_ingress_bytes_total",
+        "netcost_node_network_egress_bytes_total",
+        "netcost_node_network_ingress_bytes_total",
+    ]
+    .iter()
+    .map(|m| metrics.metric(m).label("nat_gateway", "true").value())
+    .sum();
+    assert_eq!(through, 0.0);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! - `sum by (namespace, pod_name, uid, internet, same_zone, same_region, service,
 //!   remote_region) (increase(kubecost_pod_network_{egress,ingress}_bytes_total[Ds]))` for pods
 //!   (`remote_region`, the far region of cross-region bytes, is netcost's: Kubecost's agent has
-//!   none, and its series then price at the local region's rate);
+//!   none, and its series then price at the local region's rate; `nat_gateway="true"` marks
+//!   bytes through a NAT gateway, as in Kubecost's agent and OpenCost's queries);
 //! - the same over `netcost_node_network_*` for node traffic;
 //! - `netcost_pod_info` for each pod's node, region and owning workload, where the agents
 //!   export it;
@@ -439,7 +440,8 @@ impl UsageBackend for PrometheusBackend {
                 let pods = self.query(
                     &format!(
                         "sum by (namespace, pod_name, uid, internet, same_zone, same_region, service, \
-                         remote_region) (increase(kubecost_pod_network_{name}_bytes_total[{range}ms]))"
+                         nat_gateway, remote_region) \
+                         (increase(kubecost_pod_network_{name}_bytes_total[{range}ms]))"
                     ),
                     end,
                 )?;
@@ -457,8 +459,8 @@ impl UsageBackend for PrometheusBackend {
                 }
                 let nodes = self.query(
                     &format!(
-                        "sum by (node, internet, same_zone, same_region, service, remote_region) \
-                         (increase(netcost_node_network_{name}_bytes_total[{range}ms]))"
+                        "sum by (node, internet, same_zone, same_region, service, nat_gateway, \
+                         remote_region) (increase(netcost_node_network_{name}_bytes_total[{range}ms]))"
                     ),
                     end,
                 )?;
@@ -517,6 +519,7 @@ fn push_usage(usages: &mut Vec<Usage>, s: &Sample, pod: PodIdentity, direction: 
             .filter(|v| !v.is_empty())
             .map(str::to_owned),
         remote_has_agent: remote_has_agent(service),
+        nat_gateway: s.label("nat_gateway") == "true",
         bytes,
     });
 }

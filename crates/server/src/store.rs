@@ -62,6 +62,9 @@ pub struct SeriesKey {
     /// existed read as empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub remote_region: String,
+    /// The bytes went through a NAT gateway. Logs written before it existed read as false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nat_gateway: bool,
 }
 
 impl SeriesKey {
@@ -99,6 +102,7 @@ impl SeriesKey {
                 .as_deref()
                 .unwrap_or_default()
                 .to_owned(),
+            nat_gateway: series.nat_gateway,
         }
     }
 
@@ -512,6 +516,7 @@ impl Store {
                 remote_has_agent: remote_has_agent(
                     Some(key.service.as_str()).filter(|s| !s.is_empty()),
                 ),
+                nat_gateway: key.nat_gateway,
                 bytes,
             })
         };
@@ -737,6 +742,7 @@ mod tests {
             class: class.into(),
             service: String::new(),
             remote_region: String::new(),
+            nat_gateway: false,
         }
     }
 
@@ -1016,6 +1022,7 @@ mod tests {
                 class: class.into(),
                 service: String::new(),
                 remote_region: String::new(),
+                nat_gateway: false,
             };
         let tagged = |direction: &str, service: &str| SeriesKey {
             service: service.into(),

@@ -47,6 +47,7 @@ impl UsageBackend for Fixed {
                 service: None,
                 remote_region: None,
                 remote_has_agent: true,
+                nat_gateway: false,
                 bytes: 2 << 30,
             }],
             ..SegmentUsage::default()

@@ -125,6 +125,7 @@ fn filled_store() -> (SharedStore, u64) {
                 class: f.class.into(),
                 service: String::new(),
                 remote_region: String::new(),
+                nat_gateway: false,
             };
             (key, f.per_minute * (i as u64 + 1))
         });

@@ -24,8 +24,9 @@ type Counters = Arc<Mutex<(u64, u64)>>;
 fn exposition(counters: &Counters) -> String {
     let (cross_zone, internet) = *counters.lock().unwrap_or_else(|e| e.into_inner());
     let labels = |internet: &str, zone: &str, region: &str| {
+        // The internet bytes went through a NAT gateway.
         format!(
-            "pod_name=\"web-0\",namespace=\"shop\",uid=\"u-web-0\",internet=\"{internet}\",same_zone=\"{zone}\",same_region=\"{region}\",service=\"\""
+            "pod_name=\"web-0\",namespace=\"shop\",uid=\"u-web-0\",internet=\"{internet}\",same_zone=\"{zone}\",same_region=\"{region}\",service=\"\",nat_gateway=\"{internet}\""
         )
     };
     format!(
@@ -131,8 +132,9 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     assert_eq!(row.cross_zone.egress_bytes, cross_zone);
     assert_eq!(row.internet.egress_bytes, internet);
     // GCP: $0.01/GiB across zones; internet free for the month's first GiB, then $0.12/GiB in
-    // the first TiB (the month had no internet egress before this window in this Prometheus).
-    let expected = cross_zone as f64 / GIB * 0.01 + 999.0 * 0.12;
+    // the first TiB (the month had no internet egress before this window in this Prometheus);
+    // Cloud NAT's $0.045/GiB processing on the 1,000 GiB through the gateway.
+    let expected = cross_zone as f64 / GIB * 0.01 + 999.0 * 0.12 + 1_000.0 * 0.045;
     assert!(
         (row.total_cost - expected).abs() < 1e-9,
         "{} vs {expected}",
@@ -171,7 +173,8 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(second.total.internet.egress_bytes, more);
-    let tiered = 24.0 * 0.12 + 76.0 * 0.11;
+    assert_eq!(second.total.nat_gateway.egress_bytes, more);
+    let tiered = 24.0 * 0.12 + 76.0 * 0.11 + 100.0 * 0.045;
     assert!(
         (second.total.total_cost - tiered).abs() < 1e-9,
         "{} vs {tiered}",

@@ -835,7 +835,8 @@ fn node_ruleset(node: &Node) -> String {
     )
 }
 
-/// Kubecost's network-costs config, with its default `in-zone` list that holds 10.0.0.0/8.
+/// Kubecost's network-costs config, with its default `in-zone` list that holds 10.0.0.0/8, and
+/// netcost's `nat-gateway` block for node-a1.
 const CLASSIFICATION_CONFIG: &str = "\
 destinations:
   in-zone:
@@ -852,6 +853,9 @@ services:
   amazon-web-services: false
   google-cloud-services: false
   azure-cloud-services: false
+# node-a1 sits in a private subnet whose route to public addresses is a NAT gateway.
+nat-gateway:
+  node-subnets: [\"192.168.50.1/32\"]
 ";
 
 /// The inventory of the whole test cluster, as `kubectl get nodes,pods,services -A -o yaml` would

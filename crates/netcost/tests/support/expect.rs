@@ -148,7 +148,8 @@ impl Bytes {
         }
     }
 
-    fn contains(self, n: f64) -> bool {
+    /// Whether `n` is in the range.
+    pub fn contains(self, n: f64) -> bool {
         self.lo as f64 <= n && n <= self.hi as f64
     }
 }
