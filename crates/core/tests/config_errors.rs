@@ -176,7 +176,7 @@ fn an_unknown_top_level_key_is_an_error() {
     let msg = error("destinatons: {}\n");
     assert_eq!(
         msg,
-        "config.yaml: destinatons: unknown field `destinatons`, expected `destinations` or `services`"
+        "config.yaml: destinatons: unknown field `destinatons`, expected one of `destinations`, `services`, `nat-gateway`"
     );
 }
 

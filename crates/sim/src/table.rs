@@ -421,6 +421,11 @@ fn watched(plan: &Plan, born: u32, primed_at: u32, at: u32) -> (u64, u64) {
 }
 
 fn add(truth: &mut Truth, cluster: &Cluster, local: u32, plan: &Plan, sent: u64, received: u64) {
+    // A pod that reaches itself (a Service whose backend it picked is itself) never leaves its
+    // node: no cloud bills it, and nobody counts it.
+    if plan.client_party == plan.server_party {
+        return;
+    }
     for (me, other, egress, ingress) in [
         (plan.client_party, plan.server_party, sent, received),
         (plan.server_party, plan.client_party, received, sent),
