@@ -12,6 +12,7 @@
 //! - [`aggregate`]: counters per pod × direction × class × service, ready to export;
 //! - [`pairs`]: who talks to whom, per client and server workload and class;
 //! - [`pipeline`]: one `tick` that runs all of the above over a source;
+//! - [`socket_owner`]: the hook that books a node end to the hostNetwork pod whose socket it is;
 //! - [`checkpoint`]: the restart state, as bytes.
 //!
 //! What it does not do: read the kernel (see `netcost-conntrack`), talk to Kubernetes, serve HTTP
@@ -33,4 +34,5 @@ pub mod inventory;
 pub mod located;
 pub mod pairs;
 pub mod pipeline;
+pub mod socket_owner;
 pub mod topology;

@@ -25,7 +25,8 @@ use crate::classify::{Classification, Classifier};
 use crate::delta::{DeltaTracker, FlowDelta};
 use crate::flow::{FlowOrigin, FlowRecord, FlowSource, ReadStats};
 use crate::pairs::{ExportedPair, PairKey, Peer, PeerNames};
-use crate::topology::{Endpoint, Locality, Topology};
+use crate::socket_owner::{NodeSide, SocketOwners};
+use crate::topology::{Endpoint, Locality, PodInfo, Topology};
 
 /// Settings of a pipeline.
 #[derive(Debug, Clone)]
@@ -88,6 +89,9 @@ pub struct PipelineStats {
     pub workload_pairs: u64,
     /// Times a new workload pair found the cap reached and went to `__other__`.
     pub workload_pairs_over_limit: u64,
+    /// Bytes at a node address that the socket owners booked to a hostNetwork pod (each end
+    /// counted once); included in `attributed_bytes`.
+    pub host_network_pod_bytes: u64,
 }
 
 /// What one source of traffic talked to, for the traffic log.
@@ -333,6 +337,20 @@ pub struct Pipeline {
     pair_batch: FastMap<PairBatchKey, PairBatched>,
     class_cache: ClassCache,
     peer_names: PeerNames,
+    owners: Option<Box<dyn SocketOwners>>,
+}
+
+/// The pods an agent on `node` books bytes to: those with a network namespace of their own and,
+/// when socket owners tell them apart, the hostNetwork ones.
+fn local_pods<'a>(
+    topology: &'a Topology,
+    node: &'a str,
+    host_network: bool,
+) -> impl Iterator<Item = &'a PodInfo> + 'a {
+    let host = host_network.then(|| topology.host_network_pods_on_node(node));
+    topology
+        .pods_on_node(node)
+        .chain(host.into_iter().flatten())
 }
 
 impl Pipeline {
@@ -354,6 +372,7 @@ impl Pipeline {
             pair_batch: FastMap::default(),
             class_cache: ClassCache::new(),
             peer_names: PeerNames::default(),
+            owners: None,
         };
         pipeline.set_topology(topology, 0);
         pipeline
@@ -455,9 +474,22 @@ impl Pipeline {
                 .iter()
                 .any(|address| config.node_behind_nat(*address))
         });
-        self.aggregator
-            .sync_pods(topology.pods_on_node(&self.config.node_name), now_ms);
+        if let Some(owners) = self.owners.as_deref_mut() {
+            owners.set_node_addresses(node.map_or(&[], |n| &n.addresses[..]));
+        }
+        self.aggregator.sync_pods(
+            local_pods(&topology, &self.config.node_name, self.owners.is_some()),
+            now_ms,
+        );
         self.topology = topology;
+    }
+
+    /// Books the node ends of flows to the hostNetwork pods whose sockets they are, as `owners`
+    /// finds them; those pods get their series from now on. Without it (the default) every
+    /// byte at a node address is the node's.
+    pub fn set_socket_owners(&mut self, owners: Box<dyn SocketOwners>, now_ms: u64) {
+        self.owners = Some(owners);
+        self.set_topology(self.topology.clone(), now_ms);
     }
 
     /// Runs one cycle: drain events, dump (with the events that arrive meanwhile), drain events,
@@ -475,6 +507,9 @@ impl Pipeline {
         now_ms: u64,
     ) -> Result<ReadStats, S::Error> {
         let mut total = self.drain_events_inner(source, now_ms)?;
+        if let Some(owners) = self.owners.as_deref_mut() {
+            owners.begin_cycle();
+        }
         self.tracker.begin_dump();
         let read = {
             let mut step = self.step();
@@ -495,9 +530,18 @@ impl Pipeline {
         self.stats.vanished += self.tracker.end_dump().vanished;
         self.stats.tracked_entries = self.tracker.len() as u64;
         self.stats.cycles += 1;
+        if let Some(owners) = self.owners.as_deref_mut() {
+            owners.end_cycle();
+        }
         // Pods may have come and gone without a topology change (grace periods run on time).
-        self.aggregator
-            .sync_pods(self.topology.pods_on_node(&self.config.node_name), now_ms);
+        self.aggregator.sync_pods(
+            local_pods(
+                &self.topology,
+                &self.config.node_name,
+                self.owners.is_some(),
+            ),
+            now_ms,
+        );
         self.aggregator.advance(now_ms);
         total.add(events?);
         Ok(total)
@@ -553,6 +597,7 @@ impl Pipeline {
             pair_batch: &mut self.pair_batch,
             class_cache: &mut self.class_cache,
             peer_names: &self.peer_names,
+            owners: self.owners.as_deref_mut(),
         }
     }
 
@@ -748,9 +793,10 @@ struct Step<'p> {
     pair_batch: &'p mut FastMap<PairBatchKey, PairBatched>,
     class_cache: &'p mut ClassCache,
     peer_names: &'p PeerNames,
+    owners: Option<&'p mut (dyn SocketOwners + 'static)>,
 }
 
-impl Step<'_> {
+impl<'p> Step<'p> {
     fn account(&mut self, record: &FlowRecord, origin: FlowOrigin) {
         let delta: FlowDelta = match origin {
             FlowOrigin::Dump => self.tracker.observe_live(record),
@@ -771,11 +817,46 @@ impl Step<'_> {
             *total = total.saturating_add(bytes);
         }
         for a in attributions.into_iter().flatten() {
+            let a = self.socket_owner(record, origin, a);
             self.record(a);
         }
     }
 
-    fn record(&mut self, a: Attribution<'_>) {
+    /// A node end booked to the hostNetwork pod of this node whose socket it is, if the socket
+    /// owners find one; any other attribution as it is.
+    fn socket_owner(
+        &mut self,
+        record: &FlowRecord,
+        origin: FlowOrigin,
+        a: Attribution<'p>,
+    ) -> Attribution<'p> {
+        let (LocalEnd::Node, Some(owners)) = (a.local, self.owners.as_deref_mut()) else {
+            return a;
+        };
+        let side = if a.local_initiated {
+            NodeSide::Initiator
+        } else {
+            NodeSide::Responder
+        };
+        let Some(uid) = owners.owner(record, side, origin) else {
+            return a;
+        };
+        let topology: &'p Topology = self.topology;
+        match topology.pod_by_uid(&uid) {
+            Some(pod) if pod.host_network && pod.node_name.as_deref() == Some(self.node_name) => {
+                let bytes = a.egress.saturating_add(a.ingress);
+                self.stats.host_network_pod_bytes =
+                    self.stats.host_network_pod_bytes.saturating_add(bytes);
+                Attribution {
+                    local: LocalEnd::Pod(pod),
+                    ..a
+                }
+            }
+            _ => a,
+        }
+    }
+
+    fn record(&mut self, a: Attribution<'p>) {
         let Remote {
             classification:
                 Classification {

@@ -671,6 +671,22 @@ impl Topology {
             .map(|entry| &entry.info)
     }
 
+    /// The hostNetwork pods scheduled on `node`, leaving out finished pods: the pods whose
+    /// bytes an agent on `node` can tell from the node's by their sockets.
+    pub fn host_network_pods_on_node<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> impl Iterator<Item = &'a PodInfo> + 'a {
+        self.pods
+            .iter()
+            .filter(move |entry| {
+                entry.live
+                    && entry.info.host_network
+                    && entry.info.node_name.as_deref() == Some(node)
+            })
+            .map(|entry| &entry.info)
+    }
+
     /// The pod with `metadata.uid == uid`, finished or not.
     pub fn pod_by_uid(&self, uid: &str) -> Option<&PodInfo> {
         self.pod_by_uid.get(uid).map(|entry| &entry.0.info)
@@ -1078,6 +1094,12 @@ mod tests {
             topo.pod_by_uid("u1")
                 .is_some_and(|p| p.host_network && p.ips.is_empty())
         );
+        let host: Vec<&str> = topo
+            .host_network_pods_on_node("node-a")
+            .map(|p| &*p.uid)
+            .collect();
+        assert_eq!(host, ["u1"]);
+        assert_eq!(topo.host_network_pods_on_node("node-b").count(), 0);
     }
 
     #[test]

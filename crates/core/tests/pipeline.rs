@@ -940,3 +940,98 @@ fn only_connections_a_node_behind_a_nat_gateway_opens_to_public_addresses_go_thr
     assert_eq!(pod_value(&from_b, "db-b", Egress, Internet), 1_000);
     assert!(from_b.series.iter().all(|x| !x.nat_gateway));
 }
+
+/// Socket owners from a script: the uid of each (flow id, node side), and every question asked.
+struct ScriptedOwners {
+    owners: Vec<(u32, netcost_core::socket_owner::NodeSide, &'static str)>,
+    asked: Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+impl netcost_core::socket_owner::SocketOwners for ScriptedOwners {
+    fn owner(
+        &mut self,
+        record: &FlowRecord,
+        side: netcost_core::socket_owner::NodeSide,
+        _origin: netcost_core::flow::FlowOrigin,
+    ) -> Option<Arc<str>> {
+        self.asked.lock().expect("lock").push(record.id);
+        self.owners
+            .iter()
+            .find(|(id, s, _)| *id == record.id && *s == side)
+            .map(|(_, _, uid)| Arc::from(*uid))
+    }
+}
+
+#[test]
+fn socket_owners_book_node_ends_to_this_nodes_host_network_pods_and_nothing_else() {
+    use netcost_core::socket_owner::NodeSide::{Initiator, Responder};
+    let mut p = pipeline_on("node-a", ClassificationConfig::kubecost_default());
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    p.set_socket_owners(
+        Box::new(ScriptedOwners {
+            owners: vec![
+                // agent-a's socket: its bytes are its own.
+                (1, Initiator, "uid-agent-a"),
+                // A uid of a pod with its own network namespace, or of no pod: the node's.
+                (2, Initiator, "uid-web-a"),
+                (3, Initiator, "uid-nobody"),
+                // An inbound flow answered by agent-a.
+                (5, Responder, "uid-agent-a"),
+            ],
+            asked: asked.clone(),
+        }),
+        0,
+    );
+    // Its series exist at zero before any traffic.
+    let s = p.snapshot();
+    assert!(
+        s.series
+            .iter()
+            .any(|x| x.pod.as_ref().is_some_and(|p| &*p.name == "agent-a"))
+    );
+    let mut source = Script::default();
+    source.dumps.push_back(vec![]);
+    source.dumps.push_back(
+        [
+            flow(1, "192.168.0.1", "10.0.3.30", 2_000, 100),
+            flow(2, "192.168.0.1", "10.0.3.30", 300, 30),
+            flow(3, "192.168.0.1", "10.0.3.30", 40, 4),
+            // No owner: the node's own process.
+            flow(4, "192.168.0.1", "10.0.3.30", 5, 1),
+            flow(5, "10.0.3.30", "192.168.0.1", 600, 6_000),
+            // A pod's flow is never asked about.
+            flow(6, "10.0.1.10", "10.0.3.30", 7, 7),
+        ]
+        .iter()
+        .map(Entry::record)
+        .collect(),
+    );
+    cycle(&mut p, &mut source, 1_000);
+    cycle(&mut p, &mut source, 2_000);
+    // Series born with bytes hand them out once a scrape has seen them at zero.
+    cycle(&mut p, &mut source, 3_000);
+    let s = p.snapshot();
+    assert_eq!(pod_value(&s, "agent-a", Egress, CrossRegion), 2_000 + 6_000);
+    assert_eq!(pod_value(&s, "agent-a", Ingress, CrossRegion), 100 + 600);
+    assert_eq!(node_value(&s, Egress, CrossRegion), 300 + 40 + 5);
+    assert_eq!(node_value(&s, Ingress, CrossRegion), 30 + 4 + 1);
+    assert_eq!(s.stats.host_network_pod_bytes, 2_100 + 6_600);
+    let mut asked = asked.lock().expect("lock").clone();
+    asked.sort_unstable();
+    assert_eq!(asked, [1, 2, 3, 4, 5]);
+    // The pair is agent-a's, as client of far-c and as server of far-c.
+    let pairs: Vec<(String, String)> = s
+        .pairs
+        .iter()
+        .filter(|x| x.value > 0)
+        .map(|x| (x.key.client.name.to_string(), x.key.server.name.to_string()))
+        .collect();
+    assert!(
+        pairs.contains(&("agent-a".into(), "far-c".into())),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&("far-c".into(), "agent-a".into())),
+        "{pairs:?}"
+    );
+}
