@@ -38,6 +38,8 @@ pub(crate) const NFGENMSG_LEN: usize = 4;
 pub(crate) const NFNETLINK_V0: u8 = 0;
 /// `NFNL_SUBSYS_CTNETLINK`: the subsystem id in the high byte of `nlmsg_type`.
 pub(crate) const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+/// `NFNLGRP_CONNTRACK_NEW` (enum nfnetlink_groups).
+pub(crate) const NFNLGRP_CONNTRACK_NEW: u32 = 1;
 /// `NFNLGRP_CONNTRACK_DESTROY` (enum nfnetlink_groups).
 pub(crate) const NFNLGRP_CONNTRACK_DESTROY: u32 = 3;
 

@@ -579,7 +579,7 @@ fn read_loop(
 }
 
 /// Sets `SO_RCVTIMEO`, so a blocking `recv` returns `EAGAIN` after `timeout`.
-fn socket_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
+pub(crate) fn socket_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),

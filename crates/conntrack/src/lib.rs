@@ -18,9 +18,15 @@
 //! [`ensure_accounting`] turns on `net.netfilter.nf_conntrack_acct`, without which the kernel
 //! keeps no byte counters.
 //!
+//! For hostNetwork pods, which share the node's addresses, [`sock_owner`] finds the socket that
+//! owns a flow's node end ([`sock_diag`]: inet_diag with the socket's cgroup v2 id) and the pod
+//! whose cgroup that is ([`cgroup`]: kubelet's cgroup names), for the pipeline's
+//! [`SocketOwners`](netcost_core::socket_owner::SocketOwners) hook.
+//!
 //! This crate does not attribute, classify or aggregate flows, keep per-flow state or compute
-//! deltas: the pipeline in `netcost-core` does that, and drives the sources. The one thread it
-//! starts is the event reader, which only parses and queues.
+//! deltas: the pipeline in `netcost-core` does that, and drives the sources. The threads it
+//! starts are the event reader, which only parses and queues, and (with [`sock_owner`]) the
+//! reader of NEW events, which looks up the sockets of new flows at a node address.
 //!
 //! # Example
 //!
@@ -78,12 +84,15 @@
 
 mod accounting;
 mod build;
+pub mod cgroup;
 mod consts;
 mod error;
 mod events;
 mod netlink;
 mod parse;
 mod proc;
+pub mod sock_diag;
+pub mod sock_owner;
 
 pub use accounting::{ACCOUNTING_SYSCTL_PATH, Accounting, ensure_accounting};
 pub use build::{Envelope, encode_done, encode_error, encode_flow};

@@ -267,7 +267,7 @@ fn received(buf: &[u8], n: usize) -> &[u8] {
 
 /// Asks for a receive buffer of `bytes` with `SO_RCVBUFFORCE` (which ignores `net.core.rmem_max`
 /// but needs NET_ADMIN), falling back to `SO_RCVBUF`. Returns the size the kernel granted.
-fn set_receive_buffer(socket: &Socket, bytes: usize) -> Result<usize, Error> {
+pub(crate) fn set_receive_buffer(socket: &Socket, bytes: usize) -> Result<usize, Error> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     if let Err(force) = set_int_option(socket, libc::SO_RCVBUFFORCE, value) {
         tracing::debug!(error = %force, "SO_RCVBUFFORCE refused; falling back to SO_RCVBUF");

@@ -53,25 +53,19 @@ pub fn parse_netlink(buf: &[u8], sink: &mut dyn FnMut(&FlowRecord)) -> Result<Ba
         };
         let payload = &rest[NLMSG_HDRLEN..header.len];
         rest = rest.get(align4(header.len)..).unwrap_or(&[]);
-        match header.kind {
-            NLMSG_NOOP | NLMSG_OVERRUN => {}
-            NLMSG_DONE => {
-                // The payload is the dump's final status (netlink_dump_done()): 0, or -errno when
-                // the dump failed part way. Very old kernels send no payload.
-                if let Some(code) = read_array::<4>(payload).map(i32::from_ne_bytes) {
-                    kernel_status(code)?;
-                }
+        match control(header.kind, payload)? {
+            Control::Done => {
                 batch.done = true;
                 break;
             }
-            NLMSG_ERROR => {
-                // struct nlmsgerr { int error; struct nlmsghdr msg; }: error is -errno, 0 is an ack.
-                let Some(code) = read_array::<4>(payload).map(i32::from_ne_bytes) else {
-                    batch.stats.malformed += 1;
-                    continue;
-                };
-                kernel_status(code)?;
+            Control::Malformed => {
+                batch.stats.malformed += 1;
+                continue;
             }
+            Control::Ignore | Control::Ack => continue,
+            Control::Other => {}
+        }
+        match header.kind {
             kind if is_conntrack_entry(kind) => match parse_entry(payload) {
                 Ok(record) => {
                     batch.stats.entries += 1;
@@ -86,6 +80,46 @@ pub fn parse_netlink(buf: &[u8], sink: &mut dyn FnMut(&FlowRecord)) -> Result<Ba
     Ok(batch)
 }
 
+/// What a netlink control message tells the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// `NLMSG_NOOP`, `NLMSG_OVERRUN`: nothing to do.
+    Ignore,
+    /// `NLMSG_DONE` with status 0 (or none, from very old kernels): the dump is complete.
+    Done,
+    /// `NLMSG_ERROR` with errno 0: an acknowledgement.
+    Ack,
+    /// `NLMSG_ERROR` too short to hold its errno.
+    Malformed,
+    /// Not a control message: a payload message for the caller.
+    Other,
+}
+
+/// Reads a control message. `NLMSG_DONE`'s payload is the dump's final status
+/// (`netlink_dump_done()`): 0, or -errno when the dump failed part way. `NLMSG_ERROR`'s is
+/// `struct nlmsgerr { int error; struct nlmsghdr msg; }`, whose error is -errno, 0 for an ack.
+///
+/// # Errors
+///
+/// [`KernelError`] for a non-zero errno in either.
+pub(crate) fn control(kind: u16, payload: &[u8]) -> Result<Control, KernelError> {
+    let code = read_array::<4>(payload).map(i32::from_ne_bytes);
+    match kind {
+        NLMSG_NOOP | NLMSG_OVERRUN => Ok(Control::Ignore),
+        NLMSG_DONE => {
+            if let Some(code) = code {
+                kernel_status(code)?;
+            }
+            Ok(Control::Done)
+        }
+        NLMSG_ERROR => match code {
+            None => Ok(Control::Malformed),
+            Some(code) => kernel_status(code).map(|()| Control::Ack),
+        },
+        _ => Ok(Control::Other),
+    }
+}
+
 /// Turns a kernel status word (0 or -errno) into a result.
 fn kernel_status(code: i32) -> Result<(), KernelError> {
     match code {
@@ -97,15 +131,15 @@ fn kernel_status(code: i32) -> Result<(), KernelError> {
 }
 
 /// `struct nlmsghdr`, checked against the buffer it sits in.
-struct MessageHeader {
+pub(crate) struct MessageHeader {
     /// `nlmsg_len`, at least the header and at most the buffer.
-    len: usize,
+    pub(crate) len: usize,
     /// `nlmsg_type`.
-    kind: u16,
+    pub(crate) kind: u16,
 }
 
 impl MessageHeader {
-    fn read(buf: &[u8]) -> Option<Self> {
+    pub(crate) fn read(buf: &[u8]) -> Option<Self> {
         // nlmsg_len (u32), nlmsg_type (u16), nlmsg_flags (u16), nlmsg_seq (u32), nlmsg_pid (u32),
         // all in host byte order.
         let len = usize::try_from(u32::from_ne_bytes(read_array::<4>(buf)?)).ok()?;
@@ -123,7 +157,7 @@ fn is_conntrack_entry(kind: u16) -> bool {
 
 /// Why an entry was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Skip {
+pub(crate) enum Skip {
     Malformed,
     Unsupported,
 }
@@ -232,7 +266,7 @@ fn parse_counters(nested: &[u8]) -> Result<Counters, Skip> {
 /// Iterates over a run of netlink attributes, yielding `(type without flag bits, value)`.
 ///
 /// A truncated attribute or a length that runs past the buffer yields one `Err` and ends the run.
-struct Attrs<'a>(&'a [u8]);
+pub(crate) struct Attrs<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Iterator for Attrs<'a> {
     type Item = Result<(u16, &'a [u8]), Skip>;
@@ -259,7 +293,7 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
-fn read_array<const N: usize>(buf: &[u8]) -> Option<[u8; N]> {
+pub(crate) fn read_array<const N: usize>(buf: &[u8]) -> Option<[u8; N]> {
     buf.get(..N)?.try_into().ok()
 }
 

@@ -477,3 +477,79 @@ fn without_the_valve_a_stopped_reader_holds_every_destroyed_entry() {
         assert_eq!(trips, 0);
     });
 }
+
+/// The cgroup v2 directory of this process, from `/proc/self/cgroup` (`0::/path`) under the
+/// cgroup2 mount.
+fn own_cgroup_id() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mount = netcost_conntrack::cgroup::find_cgroup2("/sys/fs/cgroup".as_ref())
+        .expect("a cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified");
+    let text = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line");
+    std::fs::metadata(mount.join(path.trim_start_matches('/')))
+        .expect("stat the cgroup")
+        .ino()
+}
+
+#[test]
+fn sock_diag_finds_connected_and_listening_sockets_with_their_cgroup_id() {
+    use netcost_conntrack::sock_diag::{SockDiag, TCP_LISTEN, Transport};
+    use std::net::{TcpListener, TcpStream};
+    let netns = Netns::new();
+    let cgroup = own_cgroup_id();
+    netns.inside(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let server = listener.local_addr().expect("address");
+        let client = TcpStream::connect(server).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let client_addr = client.local_addr().expect("address");
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let udp_addr = udp.local_addr().expect("address");
+
+        let mut diag = SockDiag::open().expect("open sock_diag");
+        let mut seen = Vec::new();
+        let stats = diag.dump_all(&mut |e| seen.push(*e)).expect("dump");
+        assert_eq!(stats.malformed, 0);
+        // Exactly our four sockets: the namespace is new.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.iter().all(|e| e.cgroup_id == Some(cgroup)), "{seen:?}");
+        assert!(
+            seen.iter()
+                .any(|e| e.local == server && e.state == TCP_LISTEN)
+        );
+        assert!(
+            seen.iter()
+                .any(|e| e.local == client_addr && e.remote == server)
+        );
+        assert!(
+            seen.iter()
+                .any(|e| e.local == udp_addr && e.transport == Transport::Udp)
+        );
+
+        let (found, _) = diag
+            .find(Transport::Tcp, client_addr, server)
+            .expect("query");
+        let found = found.expect("the client's socket");
+        assert_eq!((found.local, found.remote), (client_addr, server));
+        assert_eq!(found.cgroup_id, Some(cgroup));
+        // The accepted end; and, once it is gone, the listener still answers for its port.
+        let (found, _) = diag
+            .find(Transport::Tcp, server, client_addr)
+            .expect("query");
+        assert_eq!(found.map(|f| f.state), Some(1));
+        drop(accepted);
+        drop(client);
+        let nobody: SocketAddr = "127.0.0.1:9".parse().expect("address");
+        let (found, _) = diag.find(Transport::Tcp, server, nobody).expect("query");
+        assert_eq!(found.map(|f| f.state), Some(TCP_LISTEN));
+        // No socket at all.
+        let (found, _) = diag.find(Transport::Tcp, nobody, server).expect("query");
+        assert_eq!(found, None);
+        // A UDP flow to the bound socket, from anywhere.
+        let (found, _) = diag.find(Transport::Udp, udp_addr, nobody).expect("query");
+        assert_eq!(found.map(|f| f.local), Some(udp_addr));
+    });
+}
