@@ -12,6 +12,7 @@ use netcost_core::aggregate::ExportedSeries;
 use netcost_core::attribute::Unattributed;
 
 use crate::cloud::CloudStatus;
+use netcost_conntrack::sock_owner::SocketOwnerStatus;
 use netcost_conntrack::{EventStatus, ReliableEvents};
 use netcost_core::class::Direction;
 use netcost_core::pipeline::Snapshot;
@@ -51,6 +52,190 @@ pub struct Exposition {
     pub pods: Arc<Vec<PodMeta>>,
     /// The DESTROY event reader's live figures (netlink source only).
     pub events: Option<Arc<EventStatus>>,
+    /// Whether hostNetwork pods' bytes are told from the node's by socket, and how it goes.
+    pub host_network: HostNetworkStatus,
+}
+
+/// Whether hostNetwork pods' bytes are looked up by socket.
+#[derive(Debug, Clone)]
+pub enum HostNetworkStatus {
+    /// On, with the resolver's live figures.
+    On(Arc<SocketOwnerStatus>),
+    /// Off, and why: a short fixed label (`off`, `cgroup_v1`, `cgroup_unreadable`,
+    /// `sock_diag_unavailable`).
+    Off(&'static str),
+}
+
+impl Default for HostNetworkStatus {
+    fn default() -> Self {
+        HostNetworkStatus::Off("off")
+    }
+}
+
+/// Every reason [`HostNetworkStatus::Off`] may give, for series created at zero.
+pub const HOST_NETWORK_OFF_REASONS: [&str; 4] = [
+    "off",
+    "cgroup_v1",
+    "cgroup_unreadable",
+    "sock_diag_unavailable",
+];
+
+/// `netcost_host_network_*`: whether hostNetwork pods' bytes are told apart by socket, why not,
+/// and what the lookups cost and found.
+fn encode_host_network(
+    encoder: &mut DescriptorEncoder,
+    status: &HostNetworkStatus,
+    pod_bytes: u64,
+) -> Result<(), fmt::Error> {
+    let (on, reason) = match status {
+        HostNetworkStatus::On(_) => (true, None),
+        HostNetworkStatus::Off(reason) => (false, Some(*reason)),
+    };
+    gauge(
+        encoder,
+        "netcost_host_network_sockets_enabled",
+        "1 when hostNetwork pods' bytes are told from the node's by the socket that owns them (--host-network-sockets); 0 books them all to the node.",
+        i64::from(on),
+    )?;
+    {
+        let mut metric = encoder.encode_descriptor(
+            "netcost_host_network_sockets_off",
+            "1 for the reason socket lookups are off: off (the flag), cgroup_v1 (no cgroup2 mount: sockets carry no pod's cgroup id), cgroup_unreadable, sock_diag_unavailable.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for label in HOST_NETWORK_OFF_REASONS {
+            ConstGauge::new(i64::from(reason == Some(label)))
+                .encode(metric.encode_family(&[("reason", label)])?)?;
+        }
+    }
+    counter(
+        encoder,
+        "netcost_host_network_pod_bytes",
+        "Bytes at a node address booked to a hostNetwork pod by its socket (each end once); also in kubecost_pod_network_* of that pod.",
+        pod_bytes,
+    )?;
+    let HostNetworkStatus::On(st) = status else {
+        return Ok(());
+    };
+    {
+        let mut metric = encoder.encode_descriptor(
+            "netcost_host_network_socket_lookups",
+            "Node ends of flows looked up, by result: pod (a pod cgroup's socket), node (a socket of no pod), no_socket (none found: closed, forwarded), kept (an answer kept from the flow's start).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, value) in st.lookups() {
+            ConstCounter::new(value).encode(metric.encode_family(&[("result", result)])?)?;
+        }
+    }
+    let (new_lookups, new_matches) = st.new_events();
+    counter(
+        encoder,
+        "netcost_host_network_new_flow_lookups",
+        "Node ends of new flows looked up on their conntrack NEW event.",
+        new_lookups,
+    )?;
+    counter(
+        encoder,
+        "netcost_host_network_new_flow_matches",
+        "Node ends of new flows whose socket, looked up on the NEW event, is a pod's.",
+        new_matches,
+    )?;
+    counter(
+        encoder,
+        "netcost_host_network_new_events_lost",
+        "Times the kernel dropped conntrack NEW events (ENOBUFS); those flows are looked up at the next dump instead.",
+        st.new_events_lost(),
+    )?;
+    let (dumps, dump_sockets, dump_seconds) = st.dumps();
+    counter(
+        encoder,
+        "netcost_host_network_socket_dumps",
+        "inet_diag dumps of the node's sockets (at most one per cycle, batch mode).",
+        dumps,
+    )?;
+    {
+        let metric = encoder.encode_descriptor(
+            "netcost_host_network_socket_dump_seconds",
+            "Time spent in socket dumps, joining included.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(dump_seconds).encode(metric)?;
+    }
+    gauge(
+        encoder,
+        "netcost_host_network_socket_dump_sockets",
+        "Sockets in the last dump.",
+        dump_sockets as i64,
+    )?;
+    let (queries, query_seconds) = st.queries();
+    counter(
+        encoder,
+        "netcost_host_network_socket_queries",
+        "Single-socket inet_diag queries (NEW events, and per-flow mode).",
+        queries,
+    )?;
+    {
+        let metric = encoder.encode_descriptor(
+            "netcost_host_network_socket_query_seconds",
+            "Time spent in single-socket queries.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(query_seconds).encode(metric)?;
+    }
+    let (garbage, errors) = st.garbage_and_errors();
+    counter(
+        encoder,
+        "netcost_host_network_kernel_garbage",
+        "inet_diag or NEW event messages skipped as malformed.",
+        garbage,
+    )?;
+    counter(
+        encoder,
+        "netcost_host_network_lookup_errors",
+        "Socket dumps and queries that failed; their bytes stay with the node.",
+        errors,
+    )?;
+    let (kept, kept_full, table_full) = st.memory();
+    gauge(
+        encoder,
+        "netcost_host_network_kept_answers",
+        "Flows whose socket's pod is kept with them.",
+        kept as i64,
+    )?;
+    {
+        let mut metric = encoder.encode_descriptor(
+            "netcost_host_network_caps_reached",
+            "Answers not kept (kept_answers: the cap of kept answers) and sockets left out of a dump's join table (join_table), because a bound was reached.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (what, value) in [("kept_answers", kept_full), ("join_table", table_full)] {
+            ConstCounter::new(value).encode(metric.encode_family(&[("cap", what)])?)?;
+        }
+    }
+    let (walks, pod_cgroups, incomplete) = st.cgroups();
+    counter(
+        encoder,
+        "netcost_host_network_cgroup_walks",
+        "Walks of the cgroup2 hierarchy (at start, and on an unknown cgroup id at most once a second).",
+        walks,
+    )?;
+    counter(
+        encoder,
+        "netcost_host_network_cgroup_walks_incomplete",
+        "Walks cut short by their bounds or an unreadable directory.",
+        incomplete,
+    )?;
+    gauge(
+        encoder,
+        "netcost_host_network_pod_cgroups",
+        "Pod and container cgroups found by the last walk.",
+        pod_cgroups as i64,
+    )
 }
 
 /// What `netcost_pod_info` says about a local pod: where it runs and which workload owns it, so
@@ -484,6 +669,7 @@ impl Collector for Exposition {
         if let Some(events) = &self.events {
             encode_event_status(&mut encoder, events)?;
         }
+        encode_host_network(&mut encoder, &self.host_network, st.host_network_pod_bytes)?;
         counter(
             &mut encoder,
             "netcost_flows_vanished",
@@ -675,6 +861,7 @@ mod tests {
                 owner_name: "web".into(),
             }]),
             events: None,
+            host_network: HostNetworkStatus::default(),
         })
         .unwrap_or_else(|e| panic!("render: {e}"))
     }
@@ -732,6 +919,7 @@ mod tests {
                 timing: CycleTiming::default(),
                 pods: Arc::default(),
                 events: None,
+                host_network: HostNetworkStatus::default(),
             },
             Arc::new(cloud),
         )
@@ -795,6 +983,7 @@ mod tests {
             timing: CycleTiming::default(),
             pods: Arc::default(),
             events: Some(Arc::new(EventStatus::new(ReliableEvents::On))),
+            host_network: HostNetworkStatus::default(),
         })
         .unwrap_or_else(|e| panic!("render: {e}"));
         for line in [

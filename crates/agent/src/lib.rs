@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use netcost_conntrack::sock_owner::{LookupMode, SocketOwnerResolver, SocketOwnerSettings};
 use netcost_conntrack::{EventStatus, NetlinkConfig, ReliableEvents};
 use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
@@ -37,7 +38,7 @@ use netcost_core::flow::FlowSource;
 use netcost_core::pipeline::{Pipeline, PipelineConfig};
 use netcost_core::topology::Topology;
 
-pub use exposition::{CycleTiming, Exposition};
+pub use exposition::{CycleTiming, Exposition, HostNetworkStatus};
 pub use run_loop::{AgentLoop, Checkpointer, CycleObserver, PublishedCycle, StateFileCheckpointer};
 
 /// Where conntrack entries are read from.
@@ -79,6 +80,20 @@ pub struct AgentSettings {
     pub max_workload_pairs: usize,
     /// Reliable delivery of DESTROY events (netlink source only).
     pub reliable_events: ReliableEvents,
+    /// Telling hostNetwork pods' bytes from the node's by socket; `None` books them to the node.
+    pub host_network_sockets: Option<HostNetworkSockets>,
+}
+
+/// How hostNetwork pods' bytes are told from the node's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostNetworkSockets {
+    /// Where the host's cgroup hierarchy is mounted: a cgroup2 mount, or a directory whose
+    /// `unified/` is one.
+    pub cgroup_root: PathBuf,
+    /// How node ends without an answer from their NEW event are looked up.
+    pub mode: LookupMode,
+    /// Look sockets up on conntrack NEW events (the only way to catch short flows).
+    pub new_events: bool,
 }
 
 /// What the binary plugs into the agent: observers of every published cycle (the single-host
@@ -253,6 +268,17 @@ where
     S: FlowSource + Send + 'static,
 {
     let (mut pipeline, restored_checkpoint) = build_pipeline(&settings)?;
+    let host_network = match &settings.host_network_sockets {
+        None => HostNetworkStatus::Off("off"),
+        Some(wanted) => match socket_owners(wanted) {
+            Ok(resolver) => {
+                let status = resolver.status();
+                pipeline.set_socket_owners(Box::new(resolver), now_ms());
+                HostNetworkStatus::On(status)
+            }
+            Err(reason) => HostNetworkStatus::Off(reason),
+        },
+    };
     let cloud_tables = cloud::CloudTables::load(&settings.cloud, &settings.config);
     if let Some(ranges) = cloud_tables.ranges() {
         pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
@@ -267,6 +293,7 @@ where
                 &settings.node_name,
             )),
             events: events.clone(),
+            host_network: host_network.clone(),
         },
         stale_after.as_millis() as u64,
     ));
@@ -310,7 +337,8 @@ where
         settings.topology_updates.clone(),
         (Instant::now(), now_ms()),
     )
-    .with_event_status(events);
+    .with_event_status(events)
+    .with_host_network(host_network);
     for observer in observers {
         agent.observe(observer);
     }
@@ -377,6 +405,22 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// The socket owner resolver, or why there is none (a label for the metric). Either way the
+/// agent runs: without it, hostNetwork pods' bytes stay the node's, as the log line says.
+fn socket_owners(wanted: &HostNetworkSockets) -> Result<SocketOwnerResolver, &'static str> {
+    let mount = netcost_conntrack::cgroup::find_cgroup2(&wanted.cgroup_root).map_err(|e| {
+        tracing::warn!(error = %e, "hostNetwork pods' bytes stay with the node: no cgroup v2 hierarchy to tell their sockets apart");
+        e.metric_label()
+    })?;
+    let mut settings = SocketOwnerSettings::new(mount);
+    settings.mode = wanted.mode;
+    settings.new_events = wanted.new_events;
+    SocketOwnerResolver::open(settings).map_err(|e| {
+        tracing::warn!(error = %e, "hostNetwork pods' bytes stay with the node: the kernel's socket table cannot be read (inet_diag)");
+        "sock_diag_unavailable"
+    })
 }
 
 /// The pipeline to start with, and the checksum of the checkpoint it continues, if any.

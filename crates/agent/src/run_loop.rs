@@ -129,6 +129,7 @@ pub struct AgentLoop<S, C> {
     observers: Vec<Box<dyn CycleObserver>>,
     shared: Arc<Shared>,
     events: Option<Arc<EventStatus>>,
+    host_network: exposition::HostNetworkStatus,
     topology: Arc<Topology>,
     topology_updates: Option<tokio::sync::watch::Receiver<Arc<Topology>>>,
     pods: Arc<Vec<PodMeta>>,
@@ -169,6 +170,7 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
             observers: Vec::new(),
             shared,
             events: None,
+            host_network: exposition::HostNetworkStatus::default(),
             topology,
             topology_updates,
             pods,
@@ -178,6 +180,13 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
             next_drain: now,
             interim_events: 0,
         }
+    }
+
+    /// Exports whether hostNetwork pods' bytes are looked up by socket, and how it goes, with
+    /// every cycle.
+    pub fn with_host_network(mut self, status: exposition::HostNetworkStatus) -> Self {
+        self.host_network = status;
+        self
     }
 
     /// Exports the event reader's figures (reliable delivery, the valve) with every cycle.
@@ -322,6 +331,7 @@ impl<S: FlowSource, C: Checkpointer> AgentLoop<S, C> {
                     timing: self.timing,
                     pods: self.pods.clone(),
                     events: self.events.clone(),
+                    host_network: self.host_network.clone(),
                 });
                 if cycle_ok {
                     self.shared.ready.store(true, Ordering::Relaxed);
@@ -473,6 +483,7 @@ mod tests {
                 timing: CycleTiming::default(),
                 pods: Arc::default(),
                 events: None,
+                host_network: Default::default(),
             },
             30_000,
         ));

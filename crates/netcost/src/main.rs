@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Per-node collector: reads conntrack and serves Kubecost-compatible /metrics.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Network simulator: a seeded cluster and conntrack table, alone or with the agent on it.
     Simulate(SimulateArgs),
     /// Cost API: allocation by namespace, workload, pod, node or label, as JSON or CSV.
@@ -119,6 +119,28 @@ struct AgentArgs {
         value_name = "N"
     )]
     max_workload_pairs: usize,
+    /// Tell hostNetwork pods' bytes from the node's by the socket that owns each flow (its
+    /// cgroup names the pod). Needs a cgroup v2 hierarchy at --cgroup-root; off, or without one,
+    /// every byte at a node address is the node's.
+    #[arg(long, env = "HOST_NETWORK_SOCKETS", default_value = "true", action = clap::ArgAction::Set)]
+    host_network_sockets: bool,
+    /// Where the host's cgroup hierarchy is mounted (read-only is enough): a cgroup2 mount, or a
+    /// directory whose unified/ is one.
+    #[arg(
+        long,
+        env = "CGROUP_ROOT",
+        default_value = "/sys/fs/cgroup",
+        value_name = "PATH"
+    )]
+    cgroup_root: PathBuf,
+    /// How node ends of flows without an answer from their NEW event are looked up: "batch" (one
+    /// socket dump per cycle, joined by tuple) or "per-flow" (one query per flow).
+    #[arg(long, env = "HOST_NETWORK_LOOKUP", default_value = "batch", value_name = "MODE", value_parser = ["batch", "per-flow"])]
+    host_network_lookup: String,
+    /// Look sockets up on conntrack NEW events too (off: only at dumps, which short flows miss;
+    /// for measuring what the NEW events add).
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set, hide = true)]
+    host_network_new_events: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,7 +222,7 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Agent(args) => agent(args),
+        Command::Agent(args) => agent(*args),
         Command::Simulate(args) => simulate(args),
         Command::Serve(args) => cost::serve(args),
         Command::Report(args) => cost::report(args),
@@ -273,6 +295,17 @@ fn agent(args: AgentArgs) -> Result<()> {
         .reliable_events
         .parse::<netcost_conntrack::ReliableEvents>()
         .map_err(|e| anyhow::anyhow!("--reliable-events: {e}"))?;
+    let host_network_sockets = match args.host_network_sockets {
+        false => None,
+        true => Some(netcost_agent::HostNetworkSockets {
+            cgroup_root: args.cgroup_root,
+            mode: args
+                .host_network_lookup
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--host-network-lookup: {e}"))?,
+            new_events: args.host_network_new_events,
+        }),
+    };
     let (topology, topology_updates) = match inventory {
         Some(topology) => (Arc::new(topology), None),
         None => {
@@ -310,6 +343,7 @@ fn agent(args: AgentArgs) -> Result<()> {
         },
         max_workload_pairs: args.max_workload_pairs,
         reliable_events,
+        host_network_sockets,
     };
     netcost_agent::run(settings, hooks).context("agent stopped")
 }
@@ -383,6 +417,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         cloud: CloudSettings::default(),
         max_workload_pairs: netcost_core::aggregate::DEFAULT_PAIR_LIMIT,
         reliable_events: netcost_conntrack::ReliableEvents::default(),
+        host_network_sockets: None,
     };
     let source = netcost_sim::Clocked {
         sim,

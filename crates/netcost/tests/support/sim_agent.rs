@@ -94,6 +94,7 @@ impl SimAgent {
             cloud: CloudSettings::default(),
             reliable_events: netcost_conntrack::ReliableEvents::default(),
             max_workload_pairs: netcost_core::aggregate::DEFAULT_PAIR_LIMIT,
+            host_network_sockets: None,
         };
         let source = TestClock {
             sim: sim.clone(),
