@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use support::cluster::{
     AgentOptions, BACKEND_PORT, CLUSTER_IP, CLUSTER_IP_PORT, Cluster, HAIRPIN_CLUSTER_IP,
-    INTERNET_HOST, NODE_PORT, NODE_PORT_TO_ANOTHER_NODE, NODE_PORT_TO_THIS_NODE, node, pod,
-    pod_addr,
+    HOST_NETWORK_POD, INTERNET_HOST, NODE_PORT, NODE_PORT_TO_ANOTHER_NODE, NODE_PORT_TO_THIS_NODE,
+    node, pod, pod_addr,
 };
 use support::expect::{Bytes, Class, expect_counts, node_end, pair, pod_end};
 use support::netns::join;
@@ -801,4 +801,311 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// What the hostNetwork pod's helper process runs: `flows` TCP flows one after the other, from
+/// `client_ns` to `addr` in `server_ns`, `up` bytes up and `down` bytes down each.
+struct HostNetworkJob<'a> {
+    cgroup: &'a std::path::Path,
+    client_ns: String,
+    server_ns: String,
+    addr: SocketAddr,
+    flows: u32,
+    up: u64,
+    down: u64,
+}
+
+/// Environment variable that hands a job to [`host_network_pod_helper`].
+const HOSTNET_JOB: &str = "NCE2E_HOSTNET_JOB";
+
+/// Runs `job` in a process of its own, this test binary again running only
+/// [`host_network_pod_helper`], which moves itself into the pod's cgroup before it opens a
+/// socket: a socket belongs to the cgroup of the process that created it, and cgroup v2 moves
+/// whole processes. Returns what each flow did, from the helper's own counts.
+fn run_as_host_network_pod(job: &HostNetworkJob<'_>) -> Vec<TcpReport> {
+    let spec = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        job.cgroup.display(),
+        job.client_ns,
+        job.server_ns,
+        job.addr,
+        job.flows,
+        job.up,
+        job.down
+    );
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "host_network_pod_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOSTNET_JOB, spec)
+        .output()
+        .expect("run the helper");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the helper failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<TcpReport> = stdout
+        .lines()
+        // libtest may have written the test's name on the same line.
+        .filter_map(|line| line.split_once("HOSTNET-FLOW ").map(|(_, rest)| rest))
+        .map(|line| {
+            let n: Vec<u64> = line
+                .split(' ')
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            TcpReport {
+                client: Side {
+                    sent: n[0],
+                    writes: n[1],
+                },
+                server: Side {
+                    sent: n[2],
+                    writes: n[3],
+                },
+                v6: job.addr.is_ipv6(),
+            }
+        })
+        .collect();
+    assert_eq!(reports.len(), job.flows as usize, "{stdout}");
+    reports
+}
+
+/// Not a test: the body of [`run_as_host_network_pod`]'s helper process. Ignored, so it runs only
+/// when asked by name with `--ignored`, and then only with a job.
+#[test]
+#[ignore = "the helper process of the hostNetwork pod tests"]
+fn host_network_pod_helper() {
+    let spec = std::env::var(HOSTNET_JOB).expect("run by run_as_host_network_pod with a job");
+    let f: Vec<&str> = spec.lines().collect();
+    std::fs::write(
+        std::path::Path::new(f[0]).join("cgroup.procs"),
+        std::process::id().to_string(),
+    )
+    .expect("move into the pod's cgroup");
+    let addr: SocketAddr = f[3].parse().expect("address");
+    for _ in 0..f[4].parse::<u32>().expect("flows") {
+        let report = TcpFlow {
+            client_ns: f[1].to_owned(),
+            server_ns: f[2].to_owned(),
+            listen: addr,
+            connect: addr,
+            client_sends: f[5].parse().expect("up"),
+            server_sends: f[6].parse().expect("down"),
+            client_pace: None,
+            client_pause: None,
+        }
+        .run();
+        println!(
+            "HOSTNET-FLOW {} {} {} {}",
+            report.client.sent, report.client.writes, report.server.sent, report.server.writes
+        );
+    }
+}
+
+/// The sum of the counter ranges of many flows, one direction.
+fn sum_of(reports: &[TcpReport], direction: fn(&TcpReport) -> Bytes) -> Bytes {
+    reports
+        .iter()
+        .map(direction)
+        .fold(Bytes::exactly(0), Bytes::plus)
+}
+
+#[test]
+fn a_host_network_pods_long_flows_are_its_own_and_the_node_keeps_its_own() {
+    let mut cluster = Cluster::build("hostnet-long");
+    let cgroup = cluster.host_network_cgroup();
+    cluster.start_agents(NETCOST, AgentOptions::default());
+
+    // Meanwhile node-a1's own processes (this test, in no pod's cgroup) talk to web-b too.
+    let node_flow = TcpFlow {
+        client_ns: cluster.node_ns("node-a1"),
+        client_sends: 2 * MIB,
+        server_sends: MIB / 2,
+        ..cluster.pod_to_pod("cli-b", "web-b", false)
+    }
+    .spawn();
+    // ingress-a calls web-b (3 MiB up, 1 MiB down)...
+    let outbound = run_as_host_network_pod(&HostNetworkJob {
+        cgroup: &cgroup,
+        client_ns: cluster.node_ns("node-a1"),
+        server_ns: cluster.pod_ns("web-b"),
+        addr: pod_addr("web-b", false, BACKEND_PORT),
+        flows: 1,
+        up: 3 * MIB,
+        down: MIB,
+    });
+    // ...and cli-b calls ingress-a on the node's address (1 MiB up, 2 MiB down).
+    let inbound = run_as_host_network_pod(&HostNetworkJob {
+        cgroup: &cgroup,
+        client_ns: cluster.pod_ns("cli-b"),
+        server_ns: cluster.node_ns("node-a1"),
+        addr: SocketAddr::from((node("node-a1").ipv4(), 9443)),
+        flows: 1,
+        up: MIB,
+        down: 2 * MIB,
+    });
+    let node_flow = join(node_flow);
+    let ended = Instant::now();
+
+    let (out, inb) = (&outbound[0], &inbound[0]);
+    expect_counts(
+        &cluster,
+        ended,
+        &[
+            pod_end(
+                "node-a1",
+                HOST_NETWORK_POD.name,
+                Class::CrossZone,
+                out.client_to_server().plus(inb.server_to_client()),
+                out.server_to_client().plus(inb.client_to_server()),
+            ),
+            node_end(
+                "node-a1",
+                Class::CrossZone,
+                node_flow.client_to_server(),
+                node_flow.server_to_client(),
+            ),
+            // Its workload pairs: client of web-b, server of cli-b (what node-a1's end sent).
+            [
+                pair(
+                    "node-a1",
+                    HOST_NETWORK_POD.name,
+                    "web-b",
+                    Class::CrossZone,
+                    out.client_to_server(),
+                ),
+                pair(
+                    "node-a1",
+                    "cli-b",
+                    HOST_NETWORK_POD.name,
+                    Class::CrossZone,
+                    inb.server_to_client(),
+                ),
+            ],
+            // The far ends see node-a1's address, as before.
+            pod_end(
+                "node-b1",
+                "web-b",
+                Class::CrossZone,
+                out.server_to_client().plus(node_flow.server_to_client()),
+                out.client_to_server().plus(node_flow.client_to_server()),
+            ),
+            pod_end(
+                "node-b1",
+                "cli-b",
+                Class::CrossZone,
+                inb.client_to_server(),
+                inb.server_to_client(),
+            ),
+        ]
+        .concat(),
+    );
+    let metrics = cluster.scrape("node-a1").expect("scrape node-a1");
+    assert_eq!(
+        metrics
+            .metric("netcost_host_network_sockets_enabled")
+            .value(),
+        1.0
+    );
+}
+
+/// Bytes of the hostNetwork pod and of the node in one class and direction, on node-a1.
+fn host_and_node(cluster: &Cluster, direction: &str) -> (f64, f64) {
+    let metrics = cluster.scrape("node-a1").expect("scrape node-a1");
+    let pod_metric = format!("kubecost_pod_network_{direction}_bytes_total");
+    let node_metric = format!("netcost_node_network_{direction}_bytes_total");
+    let pod = metrics
+        .metric(&pod_metric)
+        .label("pod_name", HOST_NETWORK_POD.name)
+        .label("internet", "false")
+        .label("same_zone", "false")
+        .label("same_region", "true")
+        .value();
+    let node = metrics
+        .metric(&node_metric)
+        .label("node", "node-a1")
+        .label("internet", "false")
+        .label("same_zone", "false")
+        .label("same_region", "true")
+        .value();
+    (pod, node)
+}
+
+#[test]
+fn a_host_network_pods_short_flows_are_its_own_from_their_new_events() {
+    // Each flow opens, moves 20 KiB up and 4 KiB down, and closes within a millisecond or so,
+    // long before a dump (every 5 s) can see its socket: only the lookup on its NEW event can
+    // find it. Outbound flows need that lookup; inbound ones can also be found by their
+    // listener, as long as it is open.
+    const FLOWS: u32 = 300;
+    let mut cluster = Cluster::build("hostnet-short");
+    let cgroup = cluster.host_network_cgroup();
+    cluster.start_agents(
+        NETCOST,
+        AgentOptions {
+            interval: Duration::from_secs(5),
+            ..AgentOptions::default()
+        },
+    );
+    // A scrape sees the series at zero, so that their first bytes are handed out at once.
+    host_and_node(&cluster, "egress");
+    let outbound = run_as_host_network_pod(&HostNetworkJob {
+        cgroup: &cgroup,
+        client_ns: cluster.node_ns("node-a1"),
+        server_ns: cluster.pod_ns("web-b"),
+        addr: pod_addr("web-b", false, BACKEND_PORT),
+        flows: FLOWS,
+        up: 20 << 10,
+        down: 4 << 10,
+    });
+    let up = sum_of(&outbound, TcpReport::client_to_server);
+    let down = sum_of(&outbound, TcpReport::server_to_client);
+    // Two cycles after the traffic every flow has been dumped (conntrack keeps closed TCP flows
+    // for two minutes), so every byte is counted, to the pod or to the node; a few more scrapes
+    // let series that waited for a scrape's zero hand out their bytes.
+    std::thread::sleep(cluster.interval() * 2 + Duration::from_millis(500));
+    let deadline = Instant::now() + cluster.interval() * 3;
+    let ((pod_up, node_up), (pod_down, node_down)) = loop {
+        let up_now = host_and_node(&cluster, "egress");
+        let down_now = host_and_node(&cluster, "ingress");
+        let counted = up.contains(up_now.0 + up_now.1) && down.contains(down_now.0 + down_now.1);
+        if counted || Instant::now() > deadline {
+            break (up_now, down_now);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let share = pod_up / (pod_up + node_up).max(1.0);
+    let metrics = cluster.scrape("node-a1").expect("scrape node-a1");
+    eprintln!(
+        "short outbound flows: {FLOWS} flows; of the {} bytes up conntrack counted ({up} for \
+         the payload sent), {pod_up} were booked to the pod ({:.1}%) and {node_up} left with \
+         the node; down {pod_down} / {node_down}; NEW-event lookups {}, matched {}",
+        pod_up + node_up,
+        share * 100.0,
+        metrics
+            .metric("netcost_host_network_new_flow_lookups_total")
+            .value(),
+        metrics
+            .metric("netcost_host_network_new_flow_matches_total")
+            .value(),
+    );
+    assert!(
+        up.contains(pod_up + node_up) && down.contains(pod_down + node_down),
+        "every byte is counted once, to the pod or the node: up {pod_up} + {node_up} in {up}, \
+         down {pod_down} + {node_down} in {down}\n{}",
+        cluster.diagnostics("node-a1")
+    );
+    assert!(
+        share >= 0.9,
+        "the NEW event lookups found {:.1}% of the short flows' bytes, expected at least 90%\n{}",
+        share * 100.0,
+        cluster.diagnostics("node-a1")
+    );
 }

@@ -191,6 +191,16 @@ pub const PODS: [Pod; 5] = [
     },
 ];
 
+/// The one hostNetwork pod: it runs on node-a1 and shares its addresses. Its processes are put in
+/// a cgroup named as kubelet names one ([`Cluster::host_network_cgroup`]), so that the agent
+/// can tell its sockets from the node's.
+pub const HOST_NETWORK_POD: Pod = Pod {
+    name: "ingress-a",
+    namespace: "edge",
+    node: "node-a1",
+    host: 0xfe,
+};
+
 /// Looks a node up by name.
 pub fn node(name: &str) -> &'static Node {
     NODES
@@ -199,9 +209,10 @@ pub fn node(name: &str) -> &'static Node {
         .unwrap_or_else(|| panic!("no node {name}"))
 }
 
-/// Looks a pod up by name.
+/// Looks a pod up by name, the hostNetwork pod too.
 pub fn pod(name: &str) -> &'static Pod {
     PODS.iter()
+        .chain([&HOST_NETWORK_POD])
         .find(|p| p.name == name)
         .unwrap_or_else(|| panic!("no pod {name}"))
 }
@@ -243,6 +254,10 @@ pub struct Cluster {
     namespaces: Vec<String>,
     agents: Vec<Agent>,
     options: AgentOptions,
+    /// Cgroups this cluster made, deepest last.
+    cgroups: Vec<PathBuf>,
+    /// Where this cluster mounted the cgroup2 hierarchy for its agents, if it did.
+    cgroup_mount: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -264,6 +279,8 @@ impl Cluster {
             namespaces: Vec::new(),
             agents: Vec::new(),
             options: AgentOptions::default(),
+            cgroups: Vec::new(),
+            cgroup_mount: None,
         };
         cluster.build_namespaces();
         cluster.build_fabric();
@@ -286,6 +303,52 @@ impl Cluster {
         fs::write(cluster.dir.join("inventory.yaml"), inventory()).expect("write inventory");
         fs::write(cluster.dir.join("config.yaml"), CLASSIFICATION_CONFIG).expect("write config");
         cluster
+    }
+
+    /// Makes the cgroup of [`HOST_NETWORK_POD`]'s container as kubelet's systemd driver names
+    /// it, under this run's own directory of the cgroup2 hierarchy at `/sys/fs/cgroup/unified`
+    /// (or `/sys/fs/cgroup` on a cgroup2-only host): `<run>/kubepods.slice/
+    /// kubepods-besteffort.slice/kubepods-besteffort-pod<uid with underscores>.slice/
+    /// cri-containerd-<id>.scope`. Returns the container's directory; `Drop` removes them all.
+    ///
+    /// The agents get the hierarchy mounted again in the test's directory (`--cgroup-root`), as
+    /// the DaemonSet mounts the host's: `ip netns exec` gives them a /sys of their own, without
+    /// the host's cgroup mounts. Call it before [`Cluster::start_agents`].
+    pub fn host_network_cgroup(&mut self) -> PathBuf {
+        assert!(
+            self.agents.is_empty(),
+            "make the cgroup before the agents start"
+        );
+        let mount_point = self.dir.join("cgroup2");
+        fs::create_dir_all(&mount_point).expect("create the cgroup2 mount point");
+        run(
+            "mount",
+            &["-t", "cgroup2", "none", &mount_point.to_string_lossy()],
+        );
+        self.cgroup_mount = Some(mount_point);
+        let unified = PathBuf::from("/sys/fs/cgroup/unified");
+        let mount = if unified.join("cgroup.procs").exists() {
+            unified
+        } else {
+            PathBuf::from("/sys/fs/cgroup")
+        };
+        let uid = HOST_NETWORK_POD.uid().replace('-', "_");
+        let mut dir = mount.join(&self.prefix);
+        for level in [
+            "kubepods.slice".to_owned(),
+            "kubepods-besteffort.slice".to_owned(),
+            format!("kubepods-besteffort-pod{uid}.slice"),
+            format!("cri-containerd-{:x}.scope", std::process::id()),
+        ] {
+            if self.cgroups.is_empty() {
+                let _ = fs::create_dir(&dir);
+                self.cgroups.push(dir.clone());
+            }
+            dir = dir.join(level);
+            fs::create_dir(&dir).unwrap_or_else(|e| panic!("create cgroup {}: {e}", dir.display()));
+            self.cgroups.push(dir.clone());
+        }
+        dir
     }
 
     /// The namespace of a node.
@@ -583,6 +646,11 @@ impl Cluster {
                     .iter()
                     .map(|a| a.replace("{node}", node.name)),
             )
+            .chain(
+                self.cgroup_mount
+                    .iter()
+                    .flat_map(|m| ["--cgroup-root".to_owned(), m.to_string_lossy().into_owned()]),
+            )
             .collect();
             let log = self.dir.join(format!("{}.log", node.name));
             self.agents.push(Agent {
@@ -728,6 +796,13 @@ impl Drop for Cluster {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        // The helpers that lived in them have exited (their tests waited for them).
+        for cgroup in self.cgroups.iter().rev() {
+            let _ = fs::remove_dir(cgroup);
+        }
+        if let Some(mount) = &self.cgroup_mount {
+            let _ = Command::new("umount").arg(mount).status();
         }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip")
@@ -891,7 +966,14 @@ fn inventory() -> String {
             ip6 = node.ipv6(),
         );
     }
-    for pod in &PODS {
+    // The hostNetwork pod's addresses are its node's.
+    let pods = PODS.iter().map(|p| (p, false, p.ipv4(), p.ipv6())).chain([(
+        &HOST_NETWORK_POD,
+        true,
+        { node(HOST_NETWORK_POD.node).ipv4() },
+        node(HOST_NETWORK_POD.node).ipv6(),
+    )]);
+    for (pod, host_network, ip4, ip6) in pods {
         let _ = write!(
             out,
             "- apiVersion: v1
@@ -903,6 +985,7 @@ fn inventory() -> String {
     labels: {{app: {name}}}
   spec:
     nodeName: {node}
+    hostNetwork: {host_network}
     containers: [{{name: main, image: \"example.invalid/{name}:1\"}}]
   status:
     phase: Running
@@ -914,8 +997,6 @@ fn inventory() -> String {
             namespace = pod.namespace,
             uid = pod.uid(),
             node = pod.node,
-            ip4 = pod.ipv4(),
-            ip6 = pod.ipv6(),
             host = node(pod.node).ipv4(),
         );
     }
