@@ -219,6 +219,53 @@ fn the_default_chart_renders_a_least_privilege_host_network_daemon_set() {
         "the pods carry app=<release>-network-costs, as Kubecost's chart labels them"
     );
     assert!(o.monitors.is_empty());
+
+    // hostNetwork pods' sockets: on, with the host's cgroups read-only and nothing else (no
+    // hostPID, no capability beyond NET_ADMIN, checked above).
+    assert_eq!(env(c, "HOST_NETWORK_SOCKETS").as_deref(), Some("true"));
+    assert_eq!(env(c, "HOST_NETWORK_LOOKUP").as_deref(), Some("batch"));
+    assert_eq!(
+        env(c, "CGROUP_ROOT").as_deref(),
+        Some("/host/sys/fs/cgroup")
+    );
+    assert_eq!(host_cgroup(&ds).as_deref(), Some("/sys/fs/cgroup"));
+    assert_eq!(pod.host_pid, None);
+}
+
+/// The host path of the read-only cgroup mount at `/host/sys/fs/cgroup`, if the agent has one;
+/// panics if it is writable or not a directory volume.
+fn host_cgroup(ds: &DaemonSet) -> Option<String> {
+    let c = container(ds);
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/host/sys/fs/cgroup")?;
+    assert_eq!(
+        mount.read_only,
+        Some(true),
+        "the cgroup mount must be read-only"
+    );
+    let pod = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref())?;
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)?;
+    let host_path = volume.host_path.as_ref()?;
+    assert_eq!(host_path.type_.as_deref(), Some("Directory"));
+    Some(host_path.path.clone())
+}
+
+#[test]
+fn host_network_sockets_off_mounts_no_cgroup_and_says_so_to_the_agent() {
+    let values = json!({"hostNetworkSockets": {"enabled": false}});
+    let o = objects(&render_with(&[values], "netcost", "netcost"));
+    let ds = o.daemon_set.unwrap_or_else(|| panic!("no DaemonSet"));
+    let c = container(&ds);
+    assert_eq!(env(c, "HOST_NETWORK_SOCKETS").as_deref(), Some("false"));
+    assert_eq!(env(c, "CGROUP_ROOT"), None);
+    assert_eq!(host_cgroup(&ds), None);
 }
 
 #[test]
@@ -378,6 +425,8 @@ fn every_value_of_the_full_values_file_reaches_the_objects() {
     assert_eq!(env(c, "TRAFFIC_LOGGING_ENABLED").as_deref(), Some("false"));
     assert_eq!(env(c, "MAX_WORKLOAD_PAIRS").as_deref(), Some("500"));
     assert_eq!(env(c, "RELIABLE_EVENTS").as_deref(), Some("on"));
+    assert_eq!(env(c, "HOST_NETWORK_LOOKUP").as_deref(), Some("per-flow"));
+    assert_eq!(host_cgroup(&ds).as_deref(), Some("/run/host-cgroup2"));
     assert_eq!(env(c, "LOG_LEVEL").as_deref(), Some("debug"));
     assert_eq!(env(c, "ZONE_FROM_CLOUD_METADATA").as_deref(), Some("true"));
     assert!(
