@@ -21,6 +21,11 @@
 #                                  CHURN_KILL_AT (15) s into the run and restarted CHURN_DOWN_SECONDS
 #                                  (5) later on its state file: the bytes lost vs the flows that began
 #                                  and ended while no agent could see them
+#   bench/run.sh sockets [N ...]  real kernel (root): N loopback TCP connections (default 1000 9000)
+#                                  in a scratch namespace, made from a cgroup named like a pod's;
+#                                  one cycle of socket lookups of their node ends, batch (one dump
+#                                  joined by tuple) vs per-flow (one inet_diag query each), and the
+#                                  next cycle from the kept answers (examples/sock_lookup_cost.rs)
 #   (churn: CHURN_AGENT_ARGS adds agent flags; CHURN_INTERVAL (10s) the agent's --interval;
 #   CHURN_REPEAT (1) runs per point;
 #   CHURN_KEEP_TMP=1 keeps the last run's scrapes and logs; agents' output in
@@ -665,8 +670,40 @@ churn_kill() {
         "vanished_after_restart=$(msum "$run/after.prom" netcost_flows_vanished_total)"
 }
 
+sockets() {
+    local sizes=("$@")
+    ((${#sizes[@]})) || sizes=(1000 9000)
+    cargo build --release -q -p netcost-conntrack --example sock_lookup_cost
+    # `ip netns exec` gives the example a /sys of its own, without the host's cgroup mounts:
+    # mount the cgroup2 hierarchy again where it can see it.
+    local mount="/tmp/netcost-bench-cgroup2-$$"
+    mkdir -p "$mount"
+    mount -t cgroup2 none "$mount"
+    local uid=00000000_0000_4000_8000_0000000000be
+    local top="$mount/netcost-bench-$$" pod
+    pod="$top/kubepods.slice/kubepods-pod$uid.slice"
+    mkdir -p "$pod"
+    for n in "${sizes[@]}"; do
+        local ns="netcost-bench-sockets-$$"
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        echo "== $n connections"
+        # Two sockets per connection, plus the listeners; at most the hard limit (raising it needs
+        # CAP_SYS_RESOURCE).
+        local want=$(( 2 * n + 1024 )) hard
+        hard=$(ulimit -Hn)
+        [[ $hard != unlimited ]] && ((want > hard)) && want=$hard
+        (ulimit -n "$want"; ip netns exec "$ns" "${CARGO_TARGET_DIR:-target}/release/examples/sock_lookup_cost" "$n" "$mount" "$pod")
+        ip netns del "$ns"
+    done
+    rmdir "$pod" "$top/kubepods.slice" "$top"
+    umount "$mount"
+    rmdir "$mount"
+}
+
 case "${1:-}" in
     sim) shift; sim "$@" ;;
+    sockets) shift; sockets "$@" ;;
     agent-sim) shift; agent_sim "$@" ;;
     soak) shift; soak "$@" ;;
     kernel) shift; kernel "$@" ;;
