@@ -683,6 +683,8 @@ sockets() {
     local top="$mount/netcost-bench-$$" pod
     pod="$top/kubepods.slice/kubepods-pod$uid.slice"
     mkdir -p "$pod"
+    # Leave no cgroup, mount or namespace behind, also when a run fails.
+    trap 'ip netns del "netcost-bench-sockets-$$" 2>/dev/null; rmdir "$pod" "$top/kubepods.slice" "$top" 2>/dev/null; umount "$mount" 2>/dev/null; rmdir "$mount" 2>/dev/null' EXIT
     for n in "${sizes[@]}"; do
         local ns="netcost-bench-sockets-$$"
         ip netns add "$ns"

@@ -118,8 +118,9 @@ fn is_kubepods(component: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CgroupUnavailable {
-    /// Only cgroup v1 hierarchies are mounted there: sockets carry no id that names a pod.
-    #[error("{} holds cgroup v1 hierarchies only (no cgroup2 mount at it or at its unified/)", root.display())]
+    /// No cgroup2 mount there, nor at its `unified/`: a cgroup v1 host (or nothing mounted).
+    /// Sockets then carry the id of the v2 root only, which names no pod.
+    #[error("no cgroup2 mount at {} or at its unified/ (a cgroup v1 host, or the host's cgroups are not mounted there)", root.display())]
     V1Only {
         /// The directory looked at.
         root: PathBuf,
