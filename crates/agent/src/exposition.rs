@@ -368,12 +368,34 @@ pub fn render_with_cloud(
     exposition: Exposition,
     cloud: Arc<CloudStatus>,
 ) -> Result<String, fmt::Error> {
+    render_all(exposition, cloud, &[])
+}
+
+/// [`render_with_cloud`] followed by `more` (the hooks' collectors).
+pub fn render_all(
+    exposition: Exposition,
+    cloud: Arc<CloudStatus>,
+    more: &[Arc<dyn Collector>],
+) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(exposition));
     registry.register_collector(Box::new(CloudMetrics(cloud)));
+    for collector in more {
+        registry.register_collector(Box::new(Hooked(collector.clone())));
+    }
     let mut out = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
     Ok(out)
+}
+
+/// A hook's collector, shared with its owner, which keeps updating it.
+#[derive(Debug)]
+struct Hooked(Arc<dyn Collector>);
+
+impl Collector for Hooked {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        self.0.encode(encoder)
+    }
 }
 
 /// `netcost_cloud_ranges_*`: which table is in use per provider, how old it is, and failed

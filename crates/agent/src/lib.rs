@@ -104,6 +104,8 @@ pub struct Hooks {
     pub observers: Vec<Box<dyn CycleObserver>>,
     /// Merged into the agent's router.
     pub routes: Option<axum::Router>,
+    /// More metrics on `/metrics`, read at every scrape (the Kubernetes watchers' health).
+    pub collectors: Vec<Arc<dyn prometheus_client::collector::Collector>>,
 }
 
 /// Why the agent stopped.
@@ -147,6 +149,8 @@ pub struct Shared {
     pub cloud: cloud::CloudShared,
     /// A heartbeat older than this makes `/healthz` fail.
     pub stale_after_ms: u64,
+    /// The hooks' metrics, encoded after the agent's own at every scrape.
+    pub collectors: Vec<Arc<dyn prometheus_client::collector::Collector>>,
 }
 
 impl Shared {
@@ -159,6 +163,7 @@ impl Shared {
             heartbeat_ms: AtomicU64::new(now_ms()),
             cloud: cloud::CloudShared::default(),
             stale_after_ms,
+            collectors: Vec::new(),
         }
     }
 
@@ -284,7 +289,12 @@ where
         pipeline.set_classifier(pipeline.classifier().clone().with_provider_ranges(ranges));
     }
     let stale_after = (settings.interval * 3).max(Duration::from_secs(30));
-    let shared = Arc::new(Shared::new(
+    let Hooks {
+        observers,
+        routes,
+        collectors,
+    } = hooks;
+    let mut shared = Shared::new(
         Exposition {
             snapshot: Arc::new(pipeline.snapshot()),
             timing: CycleTiming::default(),
@@ -296,7 +306,9 @@ where
             host_network: host_network.clone(),
         },
         stale_after.as_millis() as u64,
-    ));
+    );
+    shared.collectors = collectors;
+    let shared = Arc::new(shared);
     shared.cloud.set_status(cloud_tables.status());
     cloud::spawn_refresher(
         cloud_tables,
@@ -318,7 +330,6 @@ where
         })?;
     tracing::info!(listen = %settings.listen, node = %settings.node_name, "serving /metrics, /healthz, /readyz");
 
-    let Hooks { observers, routes } = hooks;
     let mut agent = AgentLoop::new(
         run_loop::LoopSettings {
             node_name: settings.node_name.clone(),

@@ -45,6 +45,19 @@ pub enum Update {
     Job(Event<PartialObjectMeta<Job>>),
 }
 
+impl Update {
+    /// The API name of the event's resource.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Update::Node(_) => "nodes",
+            Update::Pod(_) => "pods",
+            Update::Service(_) => "services",
+            Update::ReplicaSet(_) => "replicasets",
+            Update::Job(_) => "jobs",
+        }
+    }
+}
+
 /// Zone and region to give the local node when its labels have none (from the cloud metadata
 /// endpoint, see [`crate::cloud_zone`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

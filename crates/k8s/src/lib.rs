@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use cache::{ClusterCache, Update, ZoneFallback};
 use netcost_core::topology::Topology;
-pub use watch::WatchOptions;
+pub use watch::{ResourceHealth, WatchHealth, WatchOptions};
 
 /// What [`start`] needs.
 #[derive(Debug, Clone)]
@@ -90,6 +90,8 @@ pub struct TopologyFeed {
     pub initial: Arc<Topology>,
     /// Every later topology; only the newest is kept, so a slow reader skips stale ones.
     pub updates: tokio::sync::watch::Receiver<Arc<Topology>>,
+    /// The watchers' failures, by resource and reason.
+    pub health: Arc<WatchHealth>,
 }
 
 /// Connects to the API server, starts the watchers on their own thread and waits for the first
@@ -133,9 +135,11 @@ pub fn start_with_client(
     let cache = ClusterCache::new(settings.node_name).with_zone_fallback(fallback);
     let (publish, mut updates) = tokio::sync::watch::channel(Arc::new(Topology::default()));
     let options = settings.options;
+    let health = Arc::new(WatchHealth::default());
+    let watch_health = health.clone();
     std::thread::Builder::new()
         .name("netcost-k8s".into())
-        .spawn(move || runtime.block_on(watch::run(client, cache, options, publish)))
+        .spawn(move || runtime.block_on(watch::run(client, cache, options, publish, watch_health)))
         .map_err(K8sError::Runtime)?;
     // The receiver is driven from this (synchronous) thread with a throwaway runtime: the
     // watchers' own runtime lives on their thread.
@@ -146,5 +150,9 @@ pub fn start_with_client(
         .block_on(updates.changed())
         .map_err(|_| K8sError::Stopped)?;
     let initial = updates.borrow_and_update().clone();
-    Ok(TopologyFeed { initial, updates })
+    Ok(TopologyFeed {
+        initial,
+        updates,
+        health,
+    })
 }

@@ -11,7 +11,8 @@
 //! that restarts, errors or cannot be reached is retried forever; a `410 Gone` makes the watcher
 //! re-list. Meanwhile the last topology stays published and the agent keeps counting with it.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
@@ -23,12 +24,18 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use netcost_core::topology::Topology;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cache::{ClusterCache, Update};
 
-type Updates = BoxStream<'static, Result<Update, watcher::Error>>;
+/// Each stream's errors carry the resource they are about.
+type Updates = BoxStream<'static, Result<Update, (&'static str, watcher::Error)>>;
 
 /// How the watch loop behaves.
 #[derive(Debug, Clone)]
@@ -38,6 +45,9 @@ pub struct WatchOptions {
     pub debounce: Duration,
     /// How often a missing first sync is logged.
     pub waiting_log_period: Duration,
+    /// How long one watch request lasts before the server ends it and the watcher resumes from
+    /// its last resourceVersion. A permission revoked meanwhile shows at the next one.
+    pub watch_timeout: Duration,
 }
 
 impl Default for WatchOptions {
@@ -45,6 +55,8 @@ impl Default for WatchOptions {
         WatchOptions {
             debounce: Duration::from_secs(1),
             waiting_log_period: Duration::from_secs(15),
+            // kube's default; left to itself the API server picks 30 to 60 minutes.
+            watch_timeout: Duration::from_secs(290),
         }
     }
 }
@@ -58,10 +70,12 @@ pub async fn run(
     mut cache: ClusterCache,
     options: WatchOptions,
     publish: watch::Sender<Arc<Topology>>,
+    health: Arc<WatchHealth>,
 ) {
     // Listing from the API server's watch cache in pages of 500 keeps both the server's and this
     // agent's memory flat; 5,000 agents re-listing 150,000 pods is the load to design for.
-    let config = watcher::Config::default().page_size(500);
+    let timeout = u32::try_from(options.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+    let config = watcher::Config::default().page_size(500).timeout(timeout);
     let mut streams: SelectAll<Updates> = SelectAll::new();
     streams.push(
         watcher(
@@ -70,6 +84,7 @@ pub async fn run(
         )
         .default_backoff()
         .map_ok(Update::ReplicaSet)
+        .map_err(|e| ("replicasets", e))
         .boxed(),
     );
     streams.push(
@@ -79,6 +94,7 @@ pub async fn run(
         )
         .default_backoff()
         .map_ok(Update::Job)
+        .map_err(|e| ("jobs", e))
         .boxed(),
     );
     let mut objects_started = false;
@@ -92,20 +108,25 @@ pub async fn run(
     );
     loop {
         if !objects_started && cache.owners_synced() {
-            streams.push(objects::<Node>(&client, &config, Update::Node));
-            streams.push(objects::<Pod>(&client, &config, Update::Pod));
-            streams.push(objects::<Service>(&client, &config, Update::Service));
+            streams.push(objects::<Node>(&client, &config, "nodes", Update::Node));
+            streams.push(objects::<Pod>(&client, &config, "pods", Update::Pod));
+            streams.push(objects::<Service>(
+                &client,
+                &config,
+                "services",
+                Update::Service,
+            ));
             objects_started = true;
         }
         let build_at = last_build.map_or(started, |at| at + options.debounce);
         let can_build = dirty && cache.synced();
         tokio::select! {
             next = streams.next() => match next {
-                Some(Ok(update)) => dirty |= cache.apply(update),
-                Some(Err(error)) => tracing::warn!(
-                    %error,
-                    "Kubernetes watch failed; counting goes on with the last topology, retrying"
-                ),
+                Some(Ok(update)) => {
+                    health.succeeded(update.resource());
+                    dirty |= cache.apply(update);
+                }
+                Some(Err((resource, error))) => health.failed(resource, &error),
                 // The watch streams never end on their own.
                 None => return,
             },
@@ -144,6 +165,7 @@ pub async fn run(
 fn objects<K>(
     client: &Client,
     config: &watcher::Config,
+    resource: &'static str,
     wrap: fn(watcher::Event<K>) -> Update,
 ) -> Updates
 where
@@ -157,6 +179,7 @@ where
     watcher(Api::<K>::all(client.clone()), config.clone())
         .default_backoff()
         .map_ok(wrap)
+        .map_err(move |e| (resource, e))
         .boxed()
 }
 
@@ -182,4 +205,137 @@ fn report_missing_zones(topology: &Topology, last: &mut Option<usize>) {
         "nodes without a topology.kubernetes.io/zone label: traffic with them still counts, but is \
          classified by the config's address lists instead of by zone (netcost_nodes_without_zone)"
     );
+}
+
+/// What went wrong with each watched resource: counts of failures by reason and whether its
+/// stream is failing now (its last answer was an error). Read by the agent's `/metrics`.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    resources: Mutex<BTreeMap<&'static str, ResourceHealth>>,
+}
+
+/// One resource's watch health; see [`WatchHealth`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceHealth {
+    /// Failed list or watch requests, by reason ([`failure_reason`]).
+    pub failures: BTreeMap<&'static str, u64>,
+    /// True from a failure until the stream delivers again.
+    pub failing: bool,
+}
+
+/// The five watched resources, by their API names.
+pub const RESOURCES: [&str; 5] = ["nodes", "pods", "services", "replicasets", "jobs"];
+
+impl WatchHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, ResourceHealth>> {
+        self.resources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every watched resource's health, the ones that never failed included.
+    pub fn snapshot(&self) -> Vec<(&'static str, ResourceHealth)> {
+        let resources = self.lock();
+        RESOURCES
+            .iter()
+            .map(|r| (*r, resources.get(r).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    fn succeeded(&self, resource: &'static str) {
+        let mut resources = self.lock();
+        let Some(health) = resources.get_mut(resource) else {
+            return;
+        };
+        if health.failing {
+            health.failing = false;
+            tracing::info!(resource, "the Kubernetes watch of {resource} works again");
+        }
+    }
+
+    fn failed(&self, resource: &'static str, error: &watcher::Error) {
+        let reason = failure_reason(error);
+        {
+            let mut resources = self.lock();
+            let health = resources.entry(resource).or_default();
+            *health.failures.entry(reason).or_default() += 1;
+            health.failing = true;
+        }
+        if reason == "forbidden" {
+            // RBAC: retrying cannot help until someone fixes the ClusterRole, and the topology
+            // silently ages meanwhile, so this is an error, not a warning.
+            tracing::error!(
+                resource,
+                %error,
+                "the Kubernetes API forbids this agent's ServiceAccount to list or watch \
+                 {resource}: its ClusterRole must grant get, list and watch on it (the chart's \
+                 clusterrole.yaml does); until then {resource} keep their last known state \
+                 (netcost_kubernetes_watch_failing)"
+            );
+        } else {
+            tracing::warn!(
+                resource,
+                reason,
+                %error,
+                "Kubernetes watch failed; counting goes on with the last topology, retrying"
+            );
+        }
+    }
+}
+
+/// A bounded label for a failed list or watch: `forbidden` and `unauthorized` (RBAC and
+/// credentials), `gone` (a `410`, answered by a re-list), `api_error` (any other status from the
+/// server), `unreachable` (no answer: connection refused, TLS, timeouts) or `other`.
+pub fn failure_reason(error: &watcher::Error) -> &'static str {
+    let status = match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => match e {
+            kube::Error::Api(status) => Some(status.code),
+            kube::Error::HyperError(_) | kube::Error::Service(_) => return "unreachable",
+            _ => return "other",
+        },
+        watcher::Error::WatchError(status) => Some(status.code),
+        _ => None,
+    };
+    match status {
+        Some(403) => "forbidden",
+        Some(401) => "unauthorized",
+        Some(410) => "gone",
+        Some(_) => "api_error",
+        None => "other",
+    }
+}
+
+/// `netcost_kubernetes_watch_failing` and `netcost_kubernetes_watch_failures_total`, for the
+/// agent's `/metrics`. Labels are bounded: five resources, six reasons.
+impl Collector for WatchHealth {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.snapshot();
+        {
+            let mut metric = encoder.encode_descriptor(
+                "netcost_kubernetes_watch_failing",
+                "1 while the list or watch of a resource fails (RBAC, credentials, an unreachable API server): its objects keep their last known state meanwhile.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (resource, health) in &snapshot {
+                ConstGauge::new(i64::from(health.failing))
+                    .encode(metric.encode_family(&[("resource", *resource)])?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "netcost_kubernetes_watch_failures",
+            "Failed list or watch requests to the Kubernetes API, by resource and reason (forbidden, unauthorized, gone, api_error, unreachable, other).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (resource, health) in &snapshot {
+            for (reason, count) in &health.failures {
+                let labels = [("resource", *resource), ("reason", *reason)];
+                ConstCounter::new(*count).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }

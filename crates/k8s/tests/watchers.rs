@@ -137,6 +137,7 @@ impl Agent {
         settings.options = WatchOptions {
             debounce: Duration::from_millis(50),
             waiting_log_period: Duration::from_secs(5),
+            ..WatchOptions::default()
         };
         let feed = netcost_k8s::start_with_client(runtime, client, settings)
             .unwrap_or_else(|e| panic!("{e}"));

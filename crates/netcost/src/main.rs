@@ -314,6 +314,7 @@ fn agent(args: AgentArgs) -> Result<()> {
                 k8s.cloud_metadata = Some(netcost_k8s::cloud_zone::METADATA_ADDR);
             }
             let feed = netcost_k8s::start(k8s).context("topology from the Kubernetes API")?;
+            hooks.collectors.push(feed.health);
             (feed.initial, Some(feed.updates))
         }
     };
