@@ -150,25 +150,8 @@ impl Agent {
 
     /// Waits (up to 10 s) for a published topology that satisfies `ok`.
     fn wait_for(&mut self, what: &str, ok: impl Fn(&Topology) -> bool) -> Arc<Topology> {
-        let updates = &mut self.feed.updates;
-        let found = self.waiter.block_on(async {
-            tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    let current = updates.borrow_and_update().clone();
-                    if ok(&current) {
-                        return Some(current);
-                    }
-                    if updates.changed().await.is_err() {
-                        return None;
-                    }
-                }
-            })
-            .await
-        });
-        match found {
-            Ok(Some(topology)) => topology,
-            _ => panic!("no topology where {what} within 10 s"),
-        }
+        support::feed::wait_for(&mut self.feed, &self.waiter, Duration::from_secs(10), ok)
+            .unwrap_or_else(|| panic!("no topology where {what} within 10 s"))
     }
 }
 

@@ -3,3 +3,6 @@
 
 pub mod api_server;
 pub mod chart;
+pub mod feed;
+pub mod real_cluster;
+pub mod scenario;
