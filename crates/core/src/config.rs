@@ -526,25 +526,27 @@ fn validate(raw: RawConfig, file: &Path) -> Result<ClassificationConfig, ConfigE
 /// IANA IPv4 and IPv6 Special-Purpose Address Registries). The documentation and benchmarking
 /// ranges count as public: tests and simulators stand them in for the internet.
 fn is_public(ip: IpAddr) -> bool {
-    const SPECIAL: [&str; 15] = [
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "224.0.0.0/3",
-        "::/127",
-        "::ffff:0:0/96",
-        "64:ff9b:1::/48",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    ];
-    !SPECIAL
+    static SPECIAL: std::sync::LazyLock<Vec<IpNet>> = std::sync::LazyLock::new(|| {
+        [
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.0.0.0/24",
+            "192.168.0.0/16",
+            "224.0.0.0/3",
+            "::/127",
+            "::ffff:0:0/96",
+            "64:ff9b:1::/48",
+            "fc00::/7",
+            "fe80::/10",
+            "ff00::/8",
+        ]
         .iter()
-        .filter_map(|text| text.parse::<IpNet>().ok())
-        .any(|net| net.contains(&ip))
+        .filter_map(|text| text.parse().ok())
+        .collect()
+    });
+    !SPECIAL.iter().any(|net| net.contains(&ip))
 }

@@ -222,8 +222,8 @@ struct RemotePeer {
 struct Remote {
     classification: Classification,
     peer: Arc<RemotePeer>,
-    /// A connection to it from a node behind a NAT gateway goes through the gateway: an end
-    /// outside the cluster at a public address, not on the config's bypass list.
+    /// A connection to it from this node goes through a NAT gateway: the node is behind one, and
+    /// this is an end outside the cluster at a public address, not on the config's bypass list.
     through_nat: bool,
 }
 
@@ -256,11 +256,13 @@ impl ClassCache {
         self.peers.clear();
     }
 
+    /// `local_behind_nat`: whether the local node sends through a NAT gateway; only then is a
+    /// remote end's path through one worth working out.
     fn classify(
         &mut self,
         classifier: &Classifier,
         topology: &Topology,
-        local: &Locality,
+        (local, local_behind_nat): (&Locality, bool),
         names: &PeerNames,
         remote: IpAddr,
     ) -> &Remote {
@@ -295,7 +297,8 @@ impl ClassCache {
                     })
                 })
                 .clone();
-            let through_nat = !has_agent && classifier.config().through_nat_gateway(remote);
+            let through_nat =
+                local_behind_nat && !has_agent && classifier.config().through_nat_gateway(remote);
             (
                 remote,
                 Remote {
@@ -869,17 +872,15 @@ impl<'p> Step<'p> {
         } = self.class_cache.classify(
             self.classifier,
             self.topology,
-            self.local,
+            (self.local, self.local_behind_nat),
             self.peer_names,
             a.remote,
         );
         let class = *class;
         // A NAT gateway carries only connections its side opened: from this node (or a pod on
         // it) to a public address. Replies to connections from outside come in another way.
-        let nat_gateway = *through_nat
-            && self.local_behind_nat
-            && a.local_initiated
-            && !matches!(a.local, LocalEnd::ServedPod(_));
+        let nat_gateway =
+            *through_nat && a.local_initiated && !matches!(a.local, LocalEnd::ServedPod(_));
         let owner_id = match a.local {
             LocalEnd::Pod(pod) | LocalEnd::ServedPod(pod) => std::ptr::from_ref(pod) as usize,
             LocalEnd::Node => 0,

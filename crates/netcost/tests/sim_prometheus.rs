@@ -15,8 +15,11 @@ use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::pricing::PriceSheet;
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
-use netcost_server::testing::{Prometheus, free_port, wait_until};
-use sim_agent::{SimAgent, aws_cost, aws_cost_across_regions_at, pair_truth, window_ending};
+use netcost_server::testing::{Prometheus, wait_until};
+use sim_agent::{
+    SimAgent, aws_cost, aws_cost_across_regions_at, pair_truth, report_and_serve_match_the_truth,
+    window_ending,
+};
 
 #[test]
 fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet() {
@@ -196,76 +199,7 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
 
     // `netcost report` and `netcost serve` give the same figures through the command line and
     // HTTP.
-    let report = std::process::Command::new(env!("CARGO_BIN_EXE_netcost"))
-        .args([
-            "report",
-            "--prometheus",
-            &prometheus.url,
-            "--window",
-            &window,
-        ])
-        .args([
-            "--aggregate",
-            "namespace",
-            "--output",
-            "json",
-            "--provider",
-            "aws",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
-    let served_port = free_port();
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_netcost"))
-        .args([
-            "serve",
-            "--prometheus",
-            &prometheus.url,
-            "--provider",
-            "aws",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{served_port}")])
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let api = format!("http://127.0.0.1:{served_port}/api/v1/allocation");
-    wait_until("netcost serve", || {
-        ureq::get(&api).query("window", "1h").call().is_ok()
-    });
-    let served = ureq::get(&api)
-        .query("window", &window)
-        .query("aggregate", "namespace")
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
-    let _ = serve.kill();
-    let _ = serve.wait();
-    let printed = String::from_utf8_lossy(&report.stdout).into_owned();
-    for (how, text) in [("report", printed), ("serve", served)] {
-        let json: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{how}: {e}: {text}"));
-        let total = &json["total"];
-        let cost = total["total_cost"].as_f64().unwrap_or(-1.0);
-        assert!(
-            (cost - expected).abs() < 1e-9,
-            "{how}: cost {cost} vs {expected}"
-        );
-        for (class, key) in [
-            (TrafficClass::CrossZone, "cross_zone"),
-            (TrafficClass::CrossRegion, "cross_region"),
-            (TrafficClass::Internet, "internet"),
-        ] {
-            assert_eq!(
-                total[key]["egress_bytes"].as_u64(),
-                Some(bytes(Direction::Egress, class)),
-                "{how}: {key}"
-            );
-        }
-    }
+    report_and_serve_match_the_truth(&prometheus.url, &window, &truth, expected);
     assert!(
         t.cross_zone.cost > 0.0 && t.cross_region.cost > 0.0,
         "classes exercised: {t:?}"

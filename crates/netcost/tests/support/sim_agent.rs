@@ -207,3 +207,74 @@ pub fn window_ending(end: Timestamp, minutes: i64) -> String {
         .unwrap_or_else(|e| panic!("{e}"));
     format!("{start},{end}")
 }
+
+/// `netcost report` and `netcost serve`, run as a user would against the store at `url`, print
+/// the same allocation over `window`: a total cost of `expected` and, per class and direction,
+/// the simulator's truth.
+pub fn report_and_serve_match_the_truth(url: &str, window: &str, truth: &Truth, expected: f64) {
+    let netcost = env!("CARGO_BIN_EXE_netcost");
+    let report = std::process::Command::new(netcost)
+        .args(["report", "--prometheus", url, "--window", window])
+        .args([
+            "--aggregate",
+            "namespace",
+            "--output",
+            "json",
+            "--provider",
+            "aws",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let served_port = free_port();
+    let mut serve = std::process::Command::new(netcost)
+        .args(["serve", "--prometheus", url, "--provider", "aws"])
+        .args(["--listen", &format!("127.0.0.1:{served_port}")])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let api = format!("http://127.0.0.1:{served_port}/api/v1/allocation");
+    wait_until("netcost serve", || {
+        ureq::get(&api).query("window", "1h").call().is_ok()
+    });
+    let served = ureq::get(&api)
+        .query("window", window)
+        .query("aggregate", "namespace")
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let printed = String::from_utf8_lossy(&report.stdout).into_owned();
+    for (how, text) in [("report", printed), ("serve", served)] {
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{how}: {e}: {text}"));
+        let total = &json["total"];
+        let cost = total["total_cost"].as_f64().unwrap_or(-1.0);
+        assert!(
+            (cost - expected).abs() < 1e-9,
+            "{how}: cost {cost} vs {expected}"
+        );
+        for (class, key) in [
+            (TrafficClass::InZone, "in_zone"),
+            (TrafficClass::CrossZone, "cross_zone"),
+            (TrafficClass::CrossRegion, "cross_region"),
+            (TrafficClass::Internet, "internet"),
+        ] {
+            for (direction, field) in [
+                (Direction::Egress, "egress_bytes"),
+                (Direction::Ingress, "ingress_bytes"),
+            ] {
+                assert_eq!(
+                    total[key][field].as_u64(),
+                    Some(bytes(truth, direction, class)),
+                    "{how}: {key} {field}"
+                );
+            }
+        }
+    }
+}
