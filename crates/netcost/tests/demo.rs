@@ -19,7 +19,7 @@ const MINUTES: u64 = 60;
 
 /// Bytes of the whole cluster by (direction, class, whether the remote end is tagged as a
 /// service), from the simulators' truth.
-fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool), u64> {
+fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool, bool), u64> {
     let cluster = Cluster::generate(&ClusterSpec {
         seed: SEED,
         ..ClusterSpec::default()
@@ -51,9 +51,9 @@ fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool), u64> {
                 .dump_cycle(&mut sim, minute * 60_000)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        for ((_, direction, class, service), bytes) in sim.truth() {
+        for ((_, direction, class, service, nat), bytes) in sim.truth() {
             *sums
-                .entry((direction, class, service.is_some()))
+                .entry((direction, class, service.is_some(), nat))
                 .or_insert(0) += bytes;
         }
     }
@@ -94,10 +94,17 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
         .filter_map(|cell| cell.trim_end_matches('%').parse().ok())
         .collect();
     // Columns: in-zone GiB, x-zone GiB, x-zone $, x-region GiB, x-region $, internet GiB,
-    // internet $, total $, share, $/month.
+    // internet $, NAT $, total $, share, $/month.
     let t = truth();
-    let tagged = |d, c| *t.get(&(d, c, true)).unwrap_or(&0) as f64;
-    let bytes = |d, c| *t.get(&(d, c, false)).unwrap_or(&0) as f64 + tagged(d, c);
+    let sum = |keep: &dyn Fn(&(Direction, TrafficClass, bool, bool)) -> bool| {
+        t.iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(_, b)| *b as f64)
+            .sum::<f64>()
+    };
+    let tagged = |d, c| sum(&|k| (k.0, k.1, k.2) == (d, c, true));
+    let bytes = |d, c| sum(&|k| (k.0, k.1) == (d, c));
+    let through_nat = sum(&|k| k.3);
     let (egress, ingress) = (Direction::Egress, Direction::Ingress);
     let gib = |b: f64| b / 1_073_741_824.0;
     // AWS's GB is 2^30 bytes, like GCP's GiB (docs/pricing.md, "GB or GiB").
@@ -120,6 +127,9 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
         "the test assumes the first paid tier"
     );
     let internet = (internet_gb - 100.0).max(0.0) * 0.09;
+    // NAT gateway data processing: $0.045/GB, both directions (every simulated node is behind
+    // one; the managed database is on its bypass list).
+    let nat = gb(through_nat) * 0.045;
     let expected = [
         (
             0,
@@ -139,7 +149,8 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
             0.0006,
         ),
         (6, internet, 0.006),
-        (7, cross_zone + cross_region + internet, 0.006),
+        (7, nat, 0.006),
+        (8, cross_zone + cross_region + internet + nat, 0.006),
     ];
     for (column, want, tolerance) in expected {
         assert!(
@@ -149,7 +160,7 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
         );
     }
     assert!(
-        cross_zone > 0.0 && cross_region > 0.0 && internet > 0.0,
+        cross_zone > 0.0 && cross_region > 0.0 && internet_gb > 0.0 && nat > 0.0,
         "every class is exercised"
     );
 }

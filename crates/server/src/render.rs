@@ -21,11 +21,14 @@ pub fn json(result: &AllocationResult) -> String {
     serde_json::to_string_pretty(result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// The CSV header; bytes are exact integers, costs in USD.
+/// The CSV header; bytes are exact integers, costs in USD. The NAT gateway columns come last,
+/// so that readers of the older columns by position still read them; their bytes are also in
+/// their classes' columns (the gateway's processing charge is on top of the transfer).
 pub const CSV_HEADER: &str = "name,in_zone_egress_bytes,in_zone_ingress_bytes,\
 cross_zone_egress_bytes,cross_zone_ingress_bytes,cross_zone_cost,\
 cross_region_egress_bytes,cross_region_ingress_bytes,cross_region_cost,\
-internet_egress_bytes,internet_ingress_bytes,internet_cost,total_cost,share,monthly_rate";
+internet_egress_bytes,internet_ingress_bytes,internet_cost,total_cost,share,monthly_rate,\
+nat_gateway_egress_bytes,nat_gateway_ingress_bytes,nat_gateway_cost";
 
 /// The rows (and the total, last) as CSV.
 pub fn csv(result: &AllocationResult) -> String {
@@ -38,7 +41,7 @@ pub fn csv(result: &AllocationResult) -> String {
     {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.6},{},{},{:.6},{},{},{:.6},{:.6},{:.6},{:.6}",
+            "{},{},{},{},{},{:.6},{},{},{:.6},{},{},{:.6},{:.6},{:.6},{:.6},{},{},{:.6}",
             csv_field(&row.name),
             row.in_zone.egress_bytes,
             row.in_zone.ingress_bytes,
@@ -54,6 +57,9 @@ pub fn csv(result: &AllocationResult) -> String {
             row.total_cost,
             row.share,
             row.monthly_rate,
+            row.nat_gateway.egress_bytes,
+            row.nat_gateway.ingress_bytes,
+            row.nat_gateway.cost,
         );
     }
     out
@@ -67,7 +73,8 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// A table for the terminal: GiB and cost per class, total, share and monthly rate.
+/// A table for the terminal: GiB and cost per class, the NAT gateway's processing cost, total,
+/// share and monthly rate.
 pub fn table(result: &AllocationResult) -> String {
     let headers = [
         result.aggregate.to_uppercase(),
@@ -78,6 +85,7 @@ pub fn table(result: &AllocationResult) -> String {
         "X-REGION $".into(),
         "INTERNET GiB".into(),
         "INTERNET $".into(),
+        "NAT $".into(),
         "TOTAL $".into(),
         "SHARE".into(),
         "$/MONTH".into(),
@@ -92,6 +100,7 @@ pub fn table(result: &AllocationResult) -> String {
             format!("{:.2}", row.cross_region.cost),
             format!("{:.3}", gib(both(&row.internet))),
             format!("{:.2}", row.internet.cost),
+            format!("{:.2}", row.nat_gateway.cost),
             format!("{:.2}", row.total_cost),
             format!("{:.1}%", row.share * 100.0),
             format!("{:.2}", row.monthly_rate),

@@ -8,6 +8,8 @@ use std::net::Ipv4Addr;
 
 use netcost_core::class::TrafficClass;
 
+use crate::behaviour::{NO_WORKLOAD, Workload, Workloads};
+use crate::catalog::{LOG_SHIPPER, Placement, WORKLOADS, WorkloadSpec};
 use crate::rng::{Rng, mix};
 
 /// Region names, in the order regions are created.
@@ -19,16 +21,21 @@ const ZONE_LETTERS: [char; 6] = ['a', 'b', 'c', 'd', 'e', 'f'];
 /// default lists nor in any cloud provider's published ranges, so it is internet whatever config
 /// or provider ranges the agent has.
 pub const INTERNET_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(198, 18, 0, 0), 1 << 17);
-/// The simulated object store (a cloud service reached over the internet), tagged by the
-/// `services` list of the config the simulator writes.
+/// The simulated object store: S3, one bucket range per region (the first region's in the lower
+/// half, every other region's in the upper half). Its addresses are public, so a node behind
+/// the NAT gateway reaches it through the gateway; the config the simulator writes tags it
+/// `aws-s3` and lists it in-zone, the class netcost gives S3 in the node's own region.
 pub const OBJECT_STORE_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(203, 0, 113, 0), 256);
-/// The `service` label value of the object store.
-pub const OBJECT_STORE_SERVICE: &str = "sim-object-store";
+/// The `service` label value of the object store: the tag AWS's published S3 ranges get.
+pub const OBJECT_STORE_SERVICE: &str = "aws-s3";
 /// The simulated managed database: in-VPC, placed by `direct-classification` in the first
 /// region's second zone, and tagged as a service.
 pub const MANAGED_DB_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(192, 0, 2, 0), 256);
 /// The `service` label value of the managed database.
 pub const MANAGED_DB_SERVICE: &str = "sim-managed-db";
+
+/// Node addresses: 172.16.0.0/12, apart from pods (10.64.0.0/10) and Services (10.96.0.0/12).
+const NODE_NET: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 0);
 
 /// The shape of the cluster to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +54,14 @@ pub struct ClusterSpec {
 }
 
 impl Default for ClusterSpec {
-    /// Two regions, three zones each, two nodes per zone, 30 workload pods per node.
+    /// Two regions, three zones each, two nodes per zone, 12 workload pods per node: the demo's
+    /// 12-node cluster.
     fn default() -> Self {
         ClusterSpec {
             regions: 2,
             zones_per_region: 3,
             nodes_per_zone: 2,
-            pods_per_node: 30,
+            pods_per_node: 12,
             seed: 42,
         }
     }
@@ -148,6 +156,10 @@ pub struct Cluster {
     pod_network_pods: Vec<u32>,
     /// Pods with their own network namespace on each node.
     pods_by_node: Vec<Vec<u32>>,
+    /// Index into `workloads` of each pod ([`NO_WORKLOAD`] for hostNetwork pods).
+    pod_workload: Vec<u32>,
+    /// The workloads, with where their pods are and what they do.
+    workloads: Workloads,
 }
 
 impl Cluster {
@@ -189,8 +201,7 @@ impl Cluster {
                         name: format!("sim-node-{i}"),
                         region,
                         zone,
-                        // 172.16.0.0/12: node addresses, apart from pods and Services.
-                        ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 10)) + i),
+                        ip: Ipv4Addr::from(u32::from(NODE_NET) + 10 + i),
                     });
                 }
             }
@@ -201,19 +212,23 @@ impl Cluster {
             services: Vec::new(),
             pod_network_pods: Vec::new(),
             pods_by_node: vec![Vec::new(); nodes.len()],
+            pod_workload: Vec::new(),
+            workloads: Workloads::default(),
             nodes,
         };
         let mut next_on_node = vec![0u32; cluster.nodes.len()];
 
         // DaemonSets: a hostNetwork node exporter (its traffic is the node's) and a log shipper
         // with its own network namespace, on every node.
+        let mut specs: Vec<WorkloadSpec> = vec![LOG_SHIPPER];
+        specs.extend_from_slice(WORKLOADS);
         for (daemon, namespace, host_network) in [
             ("node-exporter", "monitoring", true),
-            ("log-shipper", "logging", false),
+            (LOG_SHIPPER.name, LOG_SHIPPER.namespace, false),
         ] {
             for node in 0..cluster.nodes.len() as u32 {
                 let suffix = short_suffix(&mut rng);
-                cluster.add_pod(
+                let pod = cluster.add_pod(
                     &mut rng,
                     &mut next_on_node,
                     namespace,
@@ -222,69 +237,141 @@ impl Cluster {
                     node,
                     host_network,
                 );
+                if !host_network {
+                    cluster.pod_workload[pod as usize] = 0;
+                }
             }
         }
 
-        // Deployments and StatefulSets fill each node up to pods_per_node. A workload's replicas
-        // spread over random nodes, so its Service has backends in several zones.
-        let capacity = u64::from(spec.pods_per_node) * cluster.nodes.len() as u64;
-        let namespaces = ["shop", "payments", "search", "analytics", "platform"];
-        let mut placed = 0u64;
-        let mut workload = 0usize;
-        let mut node_cursor = rng.below(cluster.nodes.len() as u64) as u32;
-        while placed < capacity {
-            let namespace = namespaces[workload % namespaces.len()];
-            let stateful = workload % 4 == 3;
-            let name = format!("app-{workload}");
-            let replicas = (2 + rng.below(5)).min(capacity - placed) as u32;
-            let template = short_suffix(&mut rng);
-            let mut members = Vec::new();
-            for r in 0..replicas {
-                // Round-robin with a random stride: spread, yet every node gets its share.
-                node_cursor = (node_cursor + 1 + rng.below(3) as u32) % cluster.nodes.len() as u32;
-                while next_on_node[node_cursor as usize] >= 2 + u32::from(spec.pods_per_node) {
-                    node_cursor = (node_cursor + 1) % cluster.nodes.len() as u32;
+        // The catalog's workloads share the first region's capacity by their `share`, at
+        // least one pod each: most of them run only there, and the workloads that run
+        // everywhere put as many pods in every other region (which is left part empty, as a
+        // smaller regional stack would be).
+        let regions = u64::from(spec.regions);
+        let first_region_capacity = u64::from(spec.pods_per_node)
+            * u64::from(spec.zones_per_region)
+            * u64::from(spec.nodes_per_zone);
+        let demand: u64 = WORKLOADS
+            .iter()
+            .map(|w| match w.placement {
+                Placement::Everywhere | Placement::ZoneOfEveryRegion(_) => {
+                    u64::from(w.share) * 1_000 / regions
                 }
-                let (kind, pod_name) = if stateful {
-                    (WorkloadKind::StatefulSet, format!("{name}-{r}"))
-                } else {
-                    let suffix = short_suffix(&mut rng);
-                    (
-                        WorkloadKind::Deployment,
-                        format!("{name}-{template}-{suffix}"),
-                    )
+                Placement::Zone {
+                    last_region: true, ..
+                } if regions > 1 => 0,
+                _ => u64::from(w.share) * 1_000,
+            })
+            .sum();
+        let replicas: Vec<u64> = WORKLOADS
+            .iter()
+            .map(|w| (u64::from(w.share) * 1_000 * first_region_capacity / demand.max(1)).max(1))
+            .collect();
+        // The most constrained first, so that each finds room where it must run.
+        let mut order: Vec<usize> = (0..WORKLOADS.len()).collect();
+        order.sort_by_key(|i| match WORKLOADS[*i].placement {
+            Placement::Zone { .. } | Placement::ZoneOfEveryRegion(_) => 0,
+            Placement::Everywhere => 1,
+            Placement::FirstRegion => 2,
+        });
+        let mut node_cursor = rng.below(cluster.nodes.len() as u64) as u32;
+        for index in order {
+            let (workload, count) = (&WORKLOADS[index], replicas[index]);
+            let allowed: Vec<u32> = (0..cluster.nodes.len() as u32)
+                .filter(|n| cluster.placement_allows(workload.placement, *n))
+                .collect();
+            let template = short_suffix(&mut rng);
+            for r in 0..count {
+                let node = cluster.place(
+                    &mut rng,
+                    &mut node_cursor,
+                    &allowed,
+                    &next_on_node,
+                    2 + u32::from(spec.pods_per_node),
+                );
+                let pod_name = match workload.kind {
+                    WorkloadKind::StatefulSet => format!("{}-{r}", workload.name),
+                    _ => format!("{}-{template}-{}", workload.name, short_suffix(&mut rng)),
                 };
-                members.push(cluster.add_pod(
+                let pod = cluster.add_pod(
                     &mut rng,
                     &mut next_on_node,
-                    namespace,
+                    workload.namespace,
                     pod_name,
-                    (kind, name.clone()),
-                    node_cursor,
+                    (workload.kind, workload.name.to_string()),
+                    node,
                     false,
-                ));
+                );
+                cluster.pod_workload[pod as usize] = index as u32 + 1;
             }
-            placed += u64::from(replicas);
-            let index = cluster.services.len() as u32;
-            // A DNS-like UDP Service now and then, TCP otherwise.
-            let (port, target_port, protocol) = if workload.is_multiple_of(5) {
-                (53, 5353, 17)
-            } else {
-                (80, 8080, 6)
+        }
+        cluster.workloads = Workloads::resolve(&cluster, &specs);
+        for (index, workload) in specs.iter().enumerate() {
+            let Some((port, target_port, protocol, _)) = workload.service else {
+                continue;
             };
+            let service_index = cluster.services.len() as u32;
+            cluster.workloads.all[index].service = Some(service_index);
             cluster.services.push(SimService {
-                namespace: namespace.to_string(),
-                name,
+                namespace: workload.namespace.to_string(),
+                name: workload.name.to_string(),
                 // 10.96.0.0/12: the usual Service CIDR.
-                cluster_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + index),
+                cluster_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + service_index),
                 port,
                 target_port,
                 protocol,
-                backends: members,
+                backends: cluster.workloads.all[index].pods.clone(),
             });
-            workload += 1;
         }
         Ok(cluster)
+    }
+
+    fn placement_allows(&self, placement: Placement, node: u32) -> bool {
+        let n = &self.nodes[node as usize];
+        match placement {
+            Placement::Everywhere => true,
+            Placement::FirstRegion => n.region == 0,
+            Placement::Zone { last_region, zone } => {
+                let region = if last_region {
+                    self.spec.regions - 1
+                } else {
+                    0
+                };
+                n.region == region && n.zone == zone.min(self.spec.zones_per_region - 1)
+            }
+            Placement::ZoneOfEveryRegion(zone) => {
+                n.zone == zone.min(self.spec.zones_per_region - 1)
+            }
+        }
+    }
+
+    /// The next node of `allowed` with room, round-robin with a random stride (spread, yet every
+    /// node gets its share); any node with room when those are full; the least loaded one when
+    /// all are.
+    fn place(
+        &self,
+        rng: &mut Rng,
+        cursor: &mut u32,
+        allowed: &[u32],
+        next_on_node: &[u32],
+        room: u32,
+    ) -> u32 {
+        let has_room = |n: u32| next_on_node[n as usize] < room;
+        if !allowed.is_empty() {
+            for _ in 0..allowed.len() {
+                *cursor = (*cursor + 1 + rng.below(3) as u32) % allowed.len() as u32;
+                let node = allowed[*cursor as usize];
+                if has_room(node) {
+                    return node;
+                }
+            }
+            if let Some(node) = allowed.iter().copied().find(|n| has_room(*n)) {
+                return node;
+            }
+        }
+        (0..self.nodes.len() as u32)
+            .min_by_key(|n| next_on_node[*n as usize])
+            .unwrap_or(0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -307,6 +394,7 @@ impl Cluster {
             pod_ip(node, slot)
         };
         let uid = uuid(rng.next_u64(), rng.next_u64());
+        self.pod_workload.push(NO_WORKLOAD);
         self.pods.push(SimPod {
             namespace: namespace.to_string(),
             name,
@@ -354,6 +442,45 @@ impl Cluster {
     /// Pods with their own network namespace, on every node.
     pub fn pod_network_pods(&self) -> &[u32] {
         &self.pod_network_pods
+    }
+
+    /// Index into [`Cluster::pods`]-order workloads of each pod.
+    pub(crate) fn pod_workloads(&self) -> &[u32] {
+        &self.pod_workload
+    }
+
+    /// The workload of pod `pod`, if it has one of the catalog's.
+    pub(crate) fn workload_of(&self, pod: u32) -> Option<&Workload> {
+        self.pod_workload
+            .get(pod as usize)
+            .and_then(|w| self.workloads.all.get(*w as usize))
+    }
+
+    /// Workload number `index`.
+    pub(crate) fn workload(&self, index: u32) -> Option<&Workload> {
+        self.workloads.all.get(index as usize)
+    }
+
+    /// Zones in the cluster, over all regions.
+    pub(crate) fn zone_count(&self) -> usize {
+        usize::from(self.spec.regions) * usize::from(self.spec.zones_per_region)
+    }
+
+    /// The zone index (`region * zones_per_region + zone`) of `node`.
+    pub(crate) fn zone_index(&self, node: u32) -> usize {
+        let n = &self.nodes[node as usize];
+        usize::from(n.region) * usize::from(self.spec.zones_per_region) + usize::from(n.zone)
+    }
+
+    /// The region of zone index `zone`.
+    pub(crate) fn region_of_zone(&self, zone: usize) -> usize {
+        zone / usize::from(self.spec.zones_per_region)
+    }
+
+    /// The zone indexes of region `region`.
+    pub(crate) fn zones_of_region(&self, region: usize) -> std::ops::Range<usize> {
+        let per = usize::from(self.spec.zones_per_region);
+        region * per..(region + 1) * per
     }
 
     /// Region name of `node`.
@@ -466,18 +593,20 @@ impl Cluster {
         y
     }
 
-    /// The classification config: Kubecost's default lists, the managed database placed by
-    /// `direct-classification`, and both cloud services tagged by the `services` list.
+    /// The classification config: Kubecost's default lists, the object store in-zone, the
+    /// managed database placed by `direct-classification`, both tagged by the `services` list,
+    /// and every node behind a NAT gateway that the in-VPC database bypasses.
     pub fn config_yaml(&self) -> String {
         let (region, zone) = managed_db_place(&self.spec);
         format!(
             "# Generated by `netcost simulate`, seed {seed}.\n\
              destinations:\n  in-zone: [\"127.0.0.0/8\", \"169.254.0.0/16\", \"10.0.0.0/8\", \
-             \"172.16.0.0/12\", \"192.168.0.0/16\"]\n  in-region: []\n  cross-region: []\n  \
-             internet: []\n  direct-classification:\n  - region: \"{region}\"\n    zone: \"{zone}\"\n    \
-             ips: [\"{db}/24\"]\nservices:\n  amazon-web-services: false\n  google-cloud-services: false\n  \
-             azure-cloud-services: false\n  services:\n  - service: \"{store_name}\"\n    ips: [\"{store}/24\"]\n  \
-             - service: \"{db_name}\"\n    ips: [\"{db}/24\"]\n",
+             \"172.16.0.0/12\", \"192.168.0.0/16\", \"{store}/24\"]\n  in-region: []\n  \
+             cross-region: []\n  internet: []\n  direct-classification:\n  - region: \"{region}\"\n    \
+             zone: \"{zone}\"\n    ips: [\"{db}/24\"]\nservices:\n  amazon-web-services: false\n  \
+             google-cloud-services: false\n  azure-cloud-services: false\n  services:\n  \
+             - service: \"{store_name}\"\n    ips: [\"{store}/24\"]\n  - service: \"{db_name}\"\n    \
+             ips: [\"{db}/24\"]\nnat-gateway:\n  node-subnets: [\"{nodes}/12\"]\n  bypass: [\"{db}/24\"]\n",
             seed = self.spec.seed,
             region = REGIONS[usize::from(region) % REGIONS.len()],
             zone = zone_name(region, zone),
@@ -485,6 +614,7 @@ impl Cluster {
             store = OBJECT_STORE_NET.0,
             store_name = OBJECT_STORE_SERVICE,
             db_name = MANAGED_DB_SERVICE,
+            nodes = NODE_NET,
         )
     }
 }

@@ -1,14 +1,18 @@
 //! The network simulator: a seeded synthetic cluster and the live conntrack table of one of its
 //! nodes, served as a [`FlowSource`] that speaks the kernel's ctnetlink bytes.
 //!
-//! - [`Cluster`] (from a [`ClusterSpec`]): nodes across zones and regions, pods owned by
-//!   Deployments, StatefulSets and DaemonSets (one of them hostNetwork), Services, an internet
-//!   range, an object store and a managed database. It writes the inventory file
+//! - [`Cluster`] (from a [`ClusterSpec`]): nodes across zones and regions running a web shop's
+//!   workloads (a front end, an API, a cart, a catalog, checkout, a cache, a database and its
+//!   replica, OpenSearch, Kafka, a report worker, Prometheus, Loki and two DaemonSets, one of
+//!   them hostNetwork), their Services, an internet range, an object store (S3) and a managed
+//!   database, every node behind a NAT gateway. What each workload does on the network, and
+//!   why, is the catalog (`catalog.rs`, and `docs/demo.md`). It writes the inventory file
 //!   ([`Cluster::inventory_yaml`]) and classification config ([`Cluster::config_yaml`]) the agent
 //!   loads, so the agent learns the cluster the way it does in production.
 //! - [`Table`] (from a [`TableSpec`]): N live entries with churn. Counters grow, flows end with
-//!   DESTROY events and are replaced, Service flows are DNAT'ed to a backend, internet flows are
-//!   SNAT'ed to the node. A flow costs 8 bytes of state; the rest is recomputed from the seed.
+//!   DESTROY events and are replaced, Service flows are DNAT'ed to a backend (by the Service's
+//!   topology-aware or default routing), flows a pod opens to the internet or the object store
+//!   are SNAT'ed to the node. A flow costs 8 bytes of state; the rest is recomputed from the seed.
 //! - [`Simulator`]: both, as a [`FlowSource`]. Every entry is encoded with netcost-conntrack's
 //!   [`encode_flow`] into one reused buffer, batch by batch as the kernel sends them, and handed
 //!   to the real [`parse_netlink`]: the agent's parser runs on every byte.
@@ -41,6 +45,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod behaviour;
+mod catalog;
 mod cluster;
 mod rng;
 mod table;

@@ -11,6 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::flow::{Counters, FlowRecord, FlowTuple, IPS_DST_NAT, IPS_SRC_NAT};
 
+use crate::behaviour::Behaviour;
+use crate::catalog::{NODE_FLOWS_PERMILLE, NODE_RATE};
 use crate::cluster::{
     Cluster, INTERNET_NET, MANAGED_DB_NET, MANAGED_DB_SERVICE, OBJECT_STORE_NET,
     OBJECT_STORE_SERVICE,
@@ -52,15 +54,19 @@ pub enum TruthOwner {
     Node,
 }
 
-/// One counter of the truth: who, which way, to what class, tagged with which service.
-pub type TruthKey = (TruthOwner, Direction, TrafficClass, Option<&'static str>);
+/// One counter of the truth: who, which way, to what class, tagged with which service, and
+/// whether through the NAT gateway (the counters' `nat_gateway` label).
+pub type TruthKey = (
+    TruthOwner,
+    Direction,
+    TrafficClass,
+    Option<&'static str>,
+    bool,
+);
 
 /// Bytes each local pod (and the node) sent and received per class and service since the
 /// agent's priming dump: what its exported counters must equal.
 pub type Truth = BTreeMap<TruthKey, u64>;
-
-/// Peers (and Services) each local pod ever talks to; see `Table::plan`.
-const NEIGHBOURS: usize = 4;
 
 /// Simulated time before the clock's zero: the initial flows were born in this hour, so they
 /// carry different counters when the agent first dumps them.
@@ -77,7 +83,13 @@ const DST_NAT_DONE: u32 = 1 << 8;
 enum Party {
     Pod(u32),
     Node(u32),
-    Outside(TrafficClass, Option<&'static str>),
+    /// An end outside the cluster: its class, service tag, and whether the flow goes
+    /// through the NAT gateway.
+    Outside {
+        class: TrafficClass,
+        service: Option<&'static str>,
+        nat: bool,
+    },
 }
 
 /// Everything about a flow except its counters.
@@ -293,84 +305,15 @@ impl Table {
             status: ESTABLISHED,
             client_party: Party::Pod(local_pod),
             server_party: Party::Pod(local_pod),
-            rate: rates(h3),
+            rate: (0, 0),
             base: (60 + (h3 >> 40) % 1_400, 60 + (h3 >> 52) % 1_400),
         };
-        let all_pods = cluster.pod_network_pods();
-        // Real services talk to a few others, not to everyone: each local pod has
-        // NEIGHBOURS peers and NEIGHBOURS Services it ever dials or is dialled by, fixed by the
-        // seed, so the workload graph is sparse the way `netcost_workload_traffic_bytes_total`
-        // sees a real cluster.
-        let neighbour = |salt: u64, n: usize| {
-            let slot = pick(h2.rotate_left(23), NEIGHBOURS) as u64;
-            pick(
-                mix(self.spec.seed ^ (u64::from(local_pod) << 20) ^ (slot << 8) ^ salt),
-                n,
-            )
-        };
-        match h0 % 100 {
-            // A local pod calls another pod directly (anywhere, this node included).
-            0..25 => {
-                let peer = all_pods[neighbour(1, all_pods.len())];
-                let ip = cluster.pods()[peer as usize].ip;
-                plan.dialled = (ip, 8080);
-                plan.server = (ip, 8080);
-                plan.server_party = Party::Pod(peer);
-            }
-            // Another pod calls a local pod.
-            25..40 => {
-                let peer = all_pods[neighbour(2, all_pods.len())];
-                let ip = cluster.pods()[peer as usize].ip;
-                plan.client = (ip, client_port);
-                plan.reply_to = (ip, client_port);
-                plan.client_party = Party::Pod(peer);
-                plan.dialled = (local_ip, 8080);
-                plan.server = (local_ip, 8080);
-                plan.server_party = Party::Pod(local_pod);
-            }
-            // A local pod calls a Service: DNAT to one of its backends.
-            40..60 => {
-                let services = cluster.services();
-                let svc = &services[neighbour(3, services.len())];
-                let backend = svc.backends[pick(h2.rotate_left(41), svc.backends.len())];
-                plan.protocol = svc.protocol;
-                plan.dialled = (svc.cluster_ip, svc.port);
-                plan.server = (cluster.pods()[backend as usize].ip, svc.target_port);
-                plan.server_party = Party::Pod(backend);
-                plan.status |= IPS_DST_NAT | DST_NAT_DONE;
-            }
-            // A local pod talks to the internet (or the object store) through SNAT to the node.
-            60..85 => {
-                let (net, service) = if h0 % 100 < 75 {
-                    (INTERNET_NET, None)
-                } else {
-                    (OBJECT_STORE_NET, Some(OBJECT_STORE_SERVICE))
-                };
-                let ip = Ipv4Addr::from(
-                    u32::from(net.0) + pick(h2.rotate_left(31), net.1 as usize) as u32,
-                );
-                plan.dialled = (ip, 443);
-                plan.server = (ip, 443);
-                // Masquerade keeps the port unless it is taken; vary it now and then.
-                let masq_port = if h3 & 7 == 0 {
-                    1_024 + (h3 >> 8) as u16 % 60_000
-                } else {
-                    client_port
-                };
-                plan.reply_to = (self.local_node_ip, masq_port);
-                plan.server_party = Party::Outside(TrafficClass::Internet, service);
-                plan.status |= IPS_SRC_NAT | SRC_NAT_DONE;
-            }
-            // A local pod queries the managed database, in-VPC (no NAT).
-            85..90 => {
-                let ip = Ipv4Addr::from(u32::from(MANAGED_DB_NET.0) + 10 + (h2 % 4) as u32);
-                plan.dialled = (ip, 5432);
-                plan.server = (ip, 5432);
-                plan.server_party = Party::Outside(
-                    cluster.managed_db_class(self.local_node),
-                    Some(MANAGED_DB_SERVICE),
-                );
-            }
+        let node_flow = h0 % 1_000 < NODE_FLOWS_PERMILLE;
+        let act = cluster
+            .workload_of(local_pod)
+            .and_then(|w| w.pick_act(h0.rotate_left(29)));
+        let (behaviour, rate) = match act {
+            Some(act) if !node_flow => act,
             // The node itself (kubelet, a hostNetwork DaemonSet) talks to another node.
             _ => {
                 let nodes = cluster.nodes();
@@ -381,6 +324,139 @@ impl Table {
                 plan.dialled = (nodes[peer as usize].ip, 10_250);
                 plan.server = plan.dialled;
                 plan.server_party = Party::Node(peer);
+                plan.rate = rates(NODE_RATE, h3);
+                return plan;
+            }
+        };
+        plan.rate = rates(rate, h3);
+        let pick_h = h2.rotate_left(41);
+        let pod_ip = |p: u32| cluster.pods()[p as usize].ip;
+        // A pod on another node (or this one) calls the local pod: the DNAT to it, if any,
+        // happened on the caller's node, so this node sees the pod's own address.
+        let called_by = |plan: &mut Plan, caller: Option<u32>, port: u16| {
+            let Some(caller) = caller else { return };
+            plan.client = (pod_ip(caller), client_port);
+            plan.reply_to = plan.client;
+            plan.client_party = Party::Pod(caller);
+            plan.dialled = (local_ip, port);
+            plan.server = plan.dialled;
+        };
+        let workload = |i: u32| cluster.workload(i);
+        let target_port = |w: Option<&crate::behaviour::Workload>| {
+            w.and_then(|w| w.spec.service).map_or(8080, |s| s.1)
+        };
+        match behaviour {
+            Behaviour::Call { callee } => {
+                let callee = workload(callee);
+                let service = callee
+                    .and_then(|w| w.service)
+                    .and_then(|s| cluster.services().get(s as usize));
+                let backend = callee.and_then(|w| w.route(cluster, self.local_node, pick_h));
+                if let (Some(svc), Some(backend)) = (service, backend) {
+                    plan.protocol = svc.protocol;
+                    plan.dialled = (svc.cluster_ip, svc.port);
+                    plan.server = (pod_ip(backend), svc.target_port);
+                    plan.server_party = Party::Pod(backend);
+                    plan.status |= IPS_DST_NAT | DST_NAT_DONE;
+                }
+            }
+            Behaviour::CalledBy { caller } => {
+                let me = cluster.workload_of(local_pod);
+                let caller = match (me, workload(caller)) {
+                    (Some(me), Some(c)) => me.caller_routed_to(cluster, c, self.local_node, pick_h),
+                    _ => None,
+                };
+                if let Some(svc) = me
+                    .and_then(|w| w.service)
+                    .and_then(|s| cluster.services().get(s as usize))
+                {
+                    plan.protocol = svc.protocol;
+                }
+                called_by(&mut plan, caller, target_port(me));
+            }
+            Behaviour::Peer { peer } => {
+                let peer = workload(peer);
+                if let Some(p) = peer.and_then(|w| w.any_but(pick_h, local_pod)) {
+                    plan.dialled = (pod_ip(p), target_port(peer));
+                    plan.server = plan.dialled;
+                    plan.server_party = Party::Pod(p);
+                }
+            }
+            Behaviour::PeeredBy { caller } => {
+                let caller = workload(caller).and_then(|w| w.any_but(pick_h, local_pod));
+                called_by(
+                    &mut plan,
+                    caller,
+                    target_port(cluster.workload_of(local_pod)),
+                );
+            }
+            Behaviour::Scrape => {
+                let all = cluster.pod_network_pods();
+                let target = all[pick(pick_h, all.len())];
+                plan.dialled = (pod_ip(target), 9_100);
+                plan.server = plan.dialled;
+                plan.server_party = Party::Pod(target);
+            }
+            Behaviour::ScrapedBy { scraper } => {
+                let scraper = workload(scraper).and_then(|w| w.any_but(pick_h, local_pod));
+                called_by(&mut plan, scraper, 9_100);
+            }
+            Behaviour::ServeUsers => {
+                // A user's request through a load balancer that keeps the client's address.
+                let user = internet_address(pick_h);
+                plan.client = (user, client_port);
+                plan.reply_to = plan.client;
+                plan.client_party = Party::Outside {
+                    class: TrafficClass::Internet,
+                    service: None,
+                    nat: false,
+                };
+                plan.dialled = (local_ip, target_port(cluster.workload_of(local_pod)));
+                plan.server = plan.dialled;
+            }
+            Behaviour::CallInternet | Behaviour::ObjectStore => {
+                let (ip, service) = if behaviour == Behaviour::ObjectStore {
+                    // The bucket of the node's region: same-region S3 is what pods use.
+                    let half = u32::from(cluster.nodes()[self.local_node as usize].region != 0);
+                    let offset = half * 128 + pick(pick_h, 128) as u32;
+                    let ip = Ipv4Addr::from(u32::from(OBJECT_STORE_NET.0) + offset);
+                    (ip, Some(OBJECT_STORE_SERVICE))
+                } else {
+                    (internet_address(pick_h), None)
+                };
+                let class = if service.is_some() {
+                    TrafficClass::InZone
+                } else {
+                    TrafficClass::Internet
+                };
+                plan.dialled = (ip, 443);
+                plan.server = (ip, 443);
+                // Masquerade keeps the port unless it is taken; vary it now and then.
+                let masq_port = if h3 & 7 == 0 {
+                    1_024 + (h3 >> 8) as u16 % 60_000
+                } else {
+                    client_port
+                };
+                plan.reply_to = (self.local_node_ip, masq_port);
+                // Every node is behind the NAT gateway (the config's `nat-gateway` block), and
+                // these are public addresses this pod dialled.
+                plan.server_party = Party::Outside {
+                    class,
+                    service,
+                    nat: true,
+                };
+                plan.status |= IPS_SRC_NAT | SRC_NAT_DONE;
+            }
+            Behaviour::ManagedDb => {
+                let ip = Ipv4Addr::from(u32::from(MANAGED_DB_NET.0) + 10 + (h2 % 4) as u32);
+                plan.dialled = (ip, 5432);
+                plan.server = (ip, 5432);
+                // In the VPC: the config's `nat-gateway.bypass` lists it.
+                plan.server_party = Party::Outside {
+                    class: cluster.managed_db_class(self.local_node),
+                    service: Some(MANAGED_DB_SERVICE),
+                    nat: false,
+                };
             }
         }
         if plan.protocol == 17 {
@@ -390,13 +466,21 @@ impl Table {
     }
 }
 
-/// Byte rates: a third of flows idle, most trickle, a few are heavy.
-fn rates(h: u64) -> (u64, u64) {
+/// The byte rates of one flow of an activity whose active flows average `mean` each way:
+/// three in ten idle (a pooled connection waiting), six trickle (up to the mean), one in ten
+/// heavy (up to eight times the mean). Active flows average 0.7 of `mean`.
+fn rates(mean: (u64, u64), h: u64) -> (u64, u64) {
+    let scale = |m: u64, bits: u64| m * (bits & 0x3ff) / 1_024;
     match h % 10 {
         0..=2 => (0, 0),
-        3..=8 => (h >> 20 & 0x3ff, h >> 30 & 0xfff),
-        _ => (h >> 20 & 0xf_ffff, h >> 40 & 0xf_ffff),
+        3..=8 => (scale(mean.0, h >> 20), scale(mean.1, h >> 30)),
+        _ => (scale(8 * mean.0, h >> 20), scale(8 * mean.1, h >> 30)),
     }
+}
+
+/// An internet address picked by `h`.
+fn internet_address(h: u64) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(INTERNET_NET.0) + pick(h, INTERNET_NET.1 as usize) as u32)
 }
 
 /// Counters of a flow `age_ms` old.
@@ -435,17 +519,24 @@ fn add(truth: &mut Truth, cluster: &Cluster, local: u32, plan: &Plan, sent: u64,
             Party::Node(n) if n == local => TruthOwner::Node,
             _ => continue,
         };
-        let (class, service) = match other {
+        let (class, service, nat) = match other {
             Party::Pod(p) => (
                 cluster.class_between(local, cluster.pods()[p as usize].node),
                 None,
+                false,
             ),
-            Party::Node(n) => (cluster.class_between(local, n), None),
-            Party::Outside(class, service) => (class, service),
+            Party::Node(n) => (cluster.class_between(local, n), None, false),
+            Party::Outside {
+                class,
+                service,
+                nat,
+            } => (class, service, nat),
         };
         for (direction, bytes) in [(Direction::Egress, egress), (Direction::Ingress, ingress)] {
             if bytes > 0 {
-                *truth.entry((owner, direction, class, service)).or_insert(0) += bytes;
+                *truth
+                    .entry((owner, direction, class, service, nat))
+                    .or_insert(0) += bytes;
             }
         }
     }

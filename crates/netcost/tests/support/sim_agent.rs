@@ -150,7 +150,7 @@ impl SimAgent {
 pub fn bytes(truth: &Truth, d: Direction, c: TrafficClass) -> u64 {
     truth
         .iter()
-        .filter(|((_, dd, cc, _), _)| *dd == d && *cc == c)
+        .filter(|((_, dd, cc, _, _), _)| *dd == d && *cc == c)
         .map(|(_, b)| b)
         .sum()
 }
@@ -160,7 +160,7 @@ pub fn bytes(truth: &Truth, d: Direction, c: TrafficClass) -> u64 {
 pub fn tagged(truth: &Truth, d: Direction, c: TrafficClass) -> u64 {
     truth
         .iter()
-        .filter(|((_, dd, cc, service), _)| *dd == d && *cc == c && service.is_some())
+        .filter(|((_, dd, cc, service, _), _)| *dd == d && *cc == c && service.is_some())
         .map(|(_, b)| b)
         .sum()
 }
@@ -168,7 +168,8 @@ pub fn tagged(truth: &Truth, d: Direction, c: TrafficClass) -> u64 {
 /// What the truth costs at AWS prices, read 2026-11-25: $0.01/GB each way across zones, $0.02/GB
 /// out across regions, internet out free for the first 100 GB of the month, then $0.09/GB. An
 /// end with no agent is billed for its side too: $0.01/GB more across zones, both ways, and
-/// $0.02/GB for what it sends across regions (out of its US region).
+/// $0.02/GB for what it sends across regions (out of its US region). Bytes through the NAT
+/// gateway cost $0.045/GB more, both ways ([`through_nat`]).
 pub fn aws_cost(truth: &Truth) -> f64 {
     aws_cost_across_regions_at(truth, 0.02)
 }
@@ -184,6 +185,17 @@ pub fn aws_cost_across_regions_at(truth: &Truth, cross_region: f64) -> f64 {
         + gb(tagged(truth, e, cz) + tagged(truth, i, cz)) * 0.01
         + gb(bytes(truth, e, cr) + tagged(truth, i, cr)) * cross_region
         + (gb(bytes(truth, e, TrafficClass::Internet)) - 100.0).max(0.0) * 0.09
+        + gb(through_nat(truth)) * 0.045
+}
+
+/// The truth's bytes, both directions, through the NAT gateway: AWS charges $0.045/GB for NAT
+/// gateway data processing, whichever way the bytes go.
+pub fn through_nat(truth: &Truth) -> u64 {
+    truth
+        .iter()
+        .filter(|((.., nat), _)| *nat)
+        .map(|(_, b)| b)
+        .sum()
 }
 
 /// Workload pair bytes of a class: an agent adds to a pair what its end sent, and also what it
@@ -192,7 +204,7 @@ pub fn aws_cost_across_regions_at(truth: &Truth, cross_region: f64) -> f64 {
 pub fn pair_truth(truth: &Truth, class: TrafficClass) -> u64 {
     truth
         .iter()
-        .filter(|((_, d, c, service), _)| {
+        .filter(|((_, d, c, service, _), _)| {
             *c == class
                 && (*d == Direction::Egress || class == TrafficClass::Internet || service.is_some())
         })
