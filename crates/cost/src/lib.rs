@@ -7,7 +7,9 @@
 //! - [`allocate`]: bytes per pod × direction × class × service, priced and summed by namespace,
 //!   workload, pod, node or label, with shares and a monthly projection;
 //! - [`edges`]: workload pairs that cross zones or regions, priced, with what would remove the
-//!   cost (topology-aware routing, co-location).
+//!   cost (topology-aware routing, co-location);
+//! - [`endpoints`]: traffic to cloud services through the NAT gateway, and what a VPC endpoint
+//!   would save on it.
 //!
 //! What it does not do: fetch the bytes. A backend (Prometheus, or the embedded store) turns
 //! counters into [`allocate::SegmentUsage`]; this crate only does arithmetic on them.
@@ -25,5 +27,6 @@
 
 pub mod allocate;
 pub mod edges;
+pub mod endpoints;
 pub mod pricing;
 pub mod window;

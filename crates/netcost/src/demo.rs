@@ -51,6 +51,9 @@ pub struct DemoArgs {
     once: bool,
 }
 
+/// How many changes the first table lists.
+const TOP_CHANGES: usize = 5;
+
 /// One node of the simulated cluster: its conntrack table and its agent pipeline.
 struct NodeAgent {
     sim: Simulator,
@@ -130,6 +133,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         engine.sheet().provider
     );
     print!("{}", render::table(&table));
+    let window_text = format!("{history_start},{now}");
+    let edges = engine.edges(&window_text, 1_000, now)?;
+    let endpoints = engine.endpoint_advice(&window_text, now)?;
+    print!("\n{}", render::top_changes(&edges, &endpoints, TOP_CHANGES));
     let _ = std::io::stdout().flush();
     if args.once {
         return Ok(());

@@ -2,6 +2,7 @@
 //! its cost table; the test drives identical simulators itself and computes the cost by hand
 //! from their ground truth and the AWS price sheet's published figures.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -11,15 +12,26 @@ use netcost_core::classify::Classifier;
 use netcost_core::config::ClassificationConfig;
 use netcost_core::inventory::Inventory;
 use netcost_core::pipeline::{Pipeline, PipelineConfig};
-use netcost_sim::{Cluster, ClusterSpec, Simulator, TableSpec};
+use netcost_sim::{Cluster, ClusterSpec, OBJECT_STORE_SERVICE, Simulator, TableSpec, TruthOwner};
 
 const ENTRIES: u32 = 300;
 const SEED: u64 = 7;
 const MINUTES: u64 = 60;
 
-/// Bytes of the whole cluster by (direction, class, whether the remote end is tagged as a
-/// service), from the simulators' truth.
-fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool, bool), u64> {
+/// Direction, class, whether the remote end is tagged as a service, and whether through the
+/// NAT gateway.
+type SumKey = (Direction, TrafficClass, bool, bool);
+
+/// The simulators' truth, summed two ways.
+struct DemoTruth {
+    /// Bytes of the whole cluster.
+    sums: BTreeMap<SumKey, u64>,
+    /// Bytes to and from the object store through the NAT gateway, by `namespace/workload`
+    /// and the region of its pods' nodes.
+    object_store_via_nat: BTreeMap<(String, String), u64>,
+}
+
+fn truth() -> DemoTruth {
     let cluster = Cluster::generate(&ClusterSpec {
         seed: SEED,
         ..ClusterSpec::default()
@@ -30,7 +42,8 @@ fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool, bool), 
     let topology = Arc::new(inventory.topology().unwrap_or_else(|e| panic!("{e}")));
     let config = ClassificationConfig::from_yaml_str(&cluster.config_yaml(), Path::new("cfg"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut sums = std::collections::BTreeMap::new();
+    let mut sums = BTreeMap::new();
+    let mut object_store_via_nat = BTreeMap::new();
     for node in 0..cluster.nodes().len() as u32 {
         let spec = TableSpec {
             entries: ENTRIES,
@@ -51,13 +64,24 @@ fn truth() -> std::collections::BTreeMap<(Direction, TrafficClass, bool, bool), 
                 .dump_cycle(&mut sim, minute * 60_000)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        for ((_, direction, class, service, nat), bytes) in sim.truth() {
+        for ((owner, direction, class, service, nat), bytes) in sim.truth() {
             *sums
                 .entry((direction, class, service.is_some(), nat))
                 .or_insert(0) += bytes;
+            if let (TruthOwner::Pod(i), true, Some(OBJECT_STORE_SERVICE)) = (owner, nat, service) {
+                let pod = &cluster.pods()[i as usize];
+                let region = cluster.region_name(&cluster.nodes()[pod.node as usize]);
+                let workload = format!("{}/{}", pod.namespace, pod.workload.1);
+                *object_store_via_nat
+                    .entry((workload, region.to_owned()))
+                    .or_insert(0) += bytes;
+            }
         }
     }
-    sums
+    DemoTruth {
+        sums,
+        object_store_via_nat,
+    }
 }
 
 #[test]
@@ -95,8 +119,9 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
         .collect();
     // Columns: in-zone GiB, x-zone GiB, x-zone $, x-region GiB, x-region $, internet GiB,
     // internet $, NAT $, total $, share, $/month.
-    let t = truth();
-    let sum = |keep: &dyn Fn(&(Direction, TrafficClass, bool, bool)) -> bool| {
+    let truth = truth();
+    let t = &truth.sums;
+    let sum = |keep: &dyn Fn(&SumKey) -> bool| {
         t.iter()
             .filter(|(k, _)| keep(k))
             .map(|(_, b)| *b as f64)
@@ -162,5 +187,69 @@ fn the_demo_prints_the_cost_of_the_simulated_traffic_at_aws_prices() {
     assert!(
         cross_zone > 0.0 && cross_region > 0.0 && internet_gb > 0.0 && nat > 0.0,
         "every class is exercised"
+    );
+
+    // The changes that would save the most: every workload that reaches the object store
+    // through the NAT gateway gets a gateway endpoint's saving, the whole NAT charge on those
+    // bytes at $0.045/GB, projected from the window to a 730-hour month.
+    let window = stdout
+        .lines()
+        .find_map(|l| {
+            l.split(" · prices")
+                .next()
+                .filter(|_| l.contains(" · prices"))
+        })
+        .and_then(|l| l.split_once(" to "))
+        .unwrap_or_else(|| panic!("no window line:\n{stdout}"));
+    // The engine counts a window in whole seconds.
+    let seconds = |t: &str| {
+        t.parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{t}: {e}"))
+            .as_second() as f64
+    };
+    let months = (seconds(window.1) - seconds(window.0)) / 3_600.0 / 730.0;
+    let changes: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("What would save the most"))
+        .skip(1)
+        .collect();
+    assert!(!truth.object_store_via_nat.is_empty());
+    let mut expected_s3: Vec<(f64, String)> = truth
+        .object_store_via_nat
+        .iter()
+        .map(|((workload, region), bytes)| {
+            let saving = gb(*bytes as f64) / months * 0.045;
+            (
+                saving,
+                format!("{workload} → aws-s3 in {region} (NAT gateway): gateway endpoint"),
+            )
+        })
+        .collect();
+    expected_s3.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut listed = 0;
+    for (saving, change) in &expected_s3 {
+        let Some(line) = changes.iter().find(|l| l.ends_with(change.as_str())) else {
+            continue;
+        };
+        listed += 1;
+        let printed: f64 = line
+            .trim()
+            .trim_start_matches('$')
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no saving in {line:?}"));
+        assert!(
+            (printed - saving).abs() <= 0.006,
+            "{change}: printed ${printed} but the truth gives ${saving:.4}\n{stdout}"
+        );
+    }
+    // The list holds the top five of all changes; the largest S3 saving is always among them.
+    assert!(listed >= 1, "no endpoint advice printed:\n{stdout}");
+    assert!(
+        changes
+            .iter()
+            .any(|l| l.ends_with(expected_s3[0].1.as_str())),
+        "the largest endpoint saving is missing:\n{stdout}"
     );
 }

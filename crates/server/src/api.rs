@@ -1,7 +1,9 @@
 //! The cost API: `GET /api/v1/allocation?window=&aggregate=&filter=` as JSON, or as CSV with
 //! `format=csv` (or at `/api/v1/allocation.csv`); `GET /api/v1/allocation/timeseries?window=&step=&filter=`,
 //! cost per class per time step, for charts; `GET /api/v1/edges?window=&limit=`, the costliest
-//! cross-zone and cross-region workload edges with recommendations; `GET /api/v1/live`, the
+//! cross-zone and cross-region workload edges with recommendations;
+//! `GET /api/v1/endpoint-advice?window=`, what VPC endpoints would save on traffic to cloud
+//! services through the NAT gateway; `GET /api/v1/live`, the
 //! agents' state and the busiest pods; `GET /api/v1/info`, where data and prices come from.
 //! Errors are JSON
 //! `{"error": {"code", "message"}}`: 400 for a bad window, aggregate or filter, 502 when the
@@ -27,6 +29,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/api/v1/allocation.csv", get(allocation_csv))
         .route("/api/v1/allocation/timeseries", get(timeseries_json))
         .route("/api/v1/edges", get(edges_json))
+        .route("/api/v1/endpoint-advice", get(endpoint_advice_json))
         .route("/api/v1/live", get(live_json))
         .route("/api/v1/info", get(info_json))
         .with_state(engine)
@@ -150,6 +153,20 @@ async fn edges_json(
         }
     };
     match blocking(move || engine.edges(&window, limit, Timestamp::now())).await {
+        Ok(result) => json_response(&result),
+        Err(response) => response,
+    }
+}
+
+async fn endpoint_advice_json(
+    State(engine): State<Engine>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = unknown_parameter(&params, &["window"]) {
+        return response;
+    }
+    let window = params.get("window").cloned().unwrap_or_else(|| "7d".into());
+    match blocking(move || engine.endpoint_advice(&window, Timestamp::now())).await {
         Ok(result) => json_response(&result),
         Err(response) => response,
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use netcost_cost::allocate::{Aggregate, Allocation, ClassCost, SegmentUsage, Usage, allocate};
 use netcost_cost::edges::{Edge, cross_zone_edges};
+use netcost_cost::endpoints::{EndpointAdvice, endpoint_advice};
 use netcost_cost::pricing::PriceSheet;
 use netcost_cost::window::{Window, WindowError, duration_seconds};
 use serde::Serialize;
@@ -246,6 +247,32 @@ pub struct EdgesResult {
     pub has_pair_data: bool,
 }
 
+/// The answer to an endpoint advice request: per workload and cloud service, what its traffic
+/// through the NAT gateway costs a month and what an endpoint would save.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointAdviceResult {
+    /// The window as asked for.
+    pub window: String,
+    /// Window start, RFC 3339.
+    pub start: String,
+    /// Window end, RFC 3339.
+    pub end: String,
+    /// The price sheet's provider.
+    pub provider: String,
+    /// The billing unit of the prices.
+    pub unit: String,
+    /// Always `USD`.
+    pub currency: &'static str,
+    /// The NAT gateway's processing price per unit, if the sheet has one.
+    pub nat_gateway_price: Option<f64>,
+    /// Advice with a saving, largest first.
+    pub advice: Vec<EndpointAdvice>,
+    /// The sum of the advice's monthly savings.
+    pub total_saving_per_month: f64,
+    /// What the advice leaves out and why.
+    pub notes: Vec<String>,
+}
+
 /// Prices usage from a backend.
 #[derive(Clone)]
 pub struct Engine {
@@ -357,6 +384,52 @@ impl Engine {
             total_monthly_cost,
             total_monthly_saving,
             has_pair_data,
+        })
+    }
+
+    /// What VPC endpoints would save on the traffic that goes through the NAT gateway to cloud
+    /// services over `window` (see `netcost_cost::endpoints`). The zones of each region, for
+    /// the hourly charge of interface endpoints, come from the workload pair counters.
+    pub fn endpoint_advice(
+        &self,
+        window_text: &str,
+        now: Timestamp,
+    ) -> Result<EndpointAdviceResult, EngineError> {
+        let window = Window::parse(window_text, now)?;
+        let mut usage = Vec::new();
+        let mut zones: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for segment in window.segments() {
+            usage.push(self.backend.usage(&segment)?);
+            for pair in self.backend.pairs(&segment)? {
+                for (workload, zone, region) in [
+                    (&pair.client, &pair.client_zone, &pair.client_region),
+                    (&pair.server, &pair.server_zone, &pair.server_region),
+                ] {
+                    if let (true, false, Some(region)) =
+                        (workload.has_agent(), zone.is_empty(), region)
+                    {
+                        zones
+                            .entry(region.clone())
+                            .or_default()
+                            .insert(zone.clone());
+                    }
+                }
+            }
+        }
+        let zone_counts = zones.into_iter().map(|(r, z)| (r, z.len())).collect();
+        let set = endpoint_advice(&usage, &self.sheet, window.seconds(), &zone_counts);
+        Ok(EndpointAdviceResult {
+            window: window_text.to_owned(),
+            start: window.start.to_string(),
+            end: window.end.to_string(),
+            provider: self.sheet.provider.clone(),
+            unit: self.sheet.unit.as_str().to_owned(),
+            currency: "USD",
+            nat_gateway_price: self.sheet.nat_gateway,
+            total_saving_per_month: set.advice.iter().map(|a| a.saving_per_month).sum(),
+            advice: set.advice,
+            notes: set.notes,
         })
     }
 

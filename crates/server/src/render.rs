@@ -1,10 +1,12 @@
-//! Allocation results as a terminal table, CSV or JSON.
+//! Allocation results as a terminal table, CSV or JSON, and the changes that would save the
+//! most as a short list.
 
 use std::fmt::Write as _;
 
 use netcost_cost::allocate::{Allocation, ClassCost};
+use netcost_cost::endpoints::EndpointKind;
 
-use crate::engine::AllocationResult;
+use crate::engine::{AllocationResult, EdgesResult, EndpointAdviceResult};
 
 const GIB: f64 = 1_073_741_824.0;
 
@@ -141,6 +143,55 @@ pub fn table(result: &AllocationResult) -> String {
     );
     for note in &result.notes {
         let _ = writeln!(out, "note: {note}");
+    }
+    out
+}
+
+/// What would save the most a month, largest first, at most `limit` lines: the cross-zone
+/// edges' recommendations and the endpoint advice, each with its estimated monthly saving.
+pub fn top_changes(edges: &EdgesResult, endpoints: &EndpointAdviceResult, limit: usize) -> String {
+    let mut changes: Vec<(f64, String)> = edges
+        .edges
+        .iter()
+        .filter_map(|e| {
+            let r = e.recommendation.as_ref()?;
+            Some((
+                r.monthly_saving,
+                format!("{} → {} ({}): {}", e.client, e.server, e.class, r.kind),
+            ))
+        })
+        .chain(endpoints.advice.iter().map(|a| {
+            let who = if a.namespace.is_empty() {
+                a.workload.name.clone()
+            } else {
+                format!("{}/{}", a.namespace, a.workload.name)
+            };
+            let endpoint = match a.endpoint {
+                EndpointKind::Gateway => "gateway endpoint",
+                EndpointKind::Interface => "interface endpoint",
+                EndpointKind::ServiceEndpoint => "service endpoint",
+            };
+            let place = if a.region.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", a.region)
+            };
+            (
+                a.saving_per_month,
+                format!("{who} → {}{place} (NAT gateway): {endpoint}", a.service),
+            )
+        }))
+        .filter(|(saving, _)| *saving > 0.0)
+        .collect();
+    changes.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut out = String::from("What would save the most (a month, at this window's rate):\n");
+    if changes.is_empty() {
+        out.push_str(
+            "  nothing: no cross-zone edge has a recommendation and no NAT traffic an endpoint\n",
+        );
+    }
+    for (saving, change) in changes.iter().take(limit) {
+        let _ = writeln!(out, "  {:>10}  {change}", format!("${saving:.2}"));
     }
     out
 }

@@ -289,3 +289,78 @@ fn the_live_endpoint_serves_agents_and_talkers() {
     assert_eq!(code, "bad_parameter");
     assert!(message.contains("takes none"), "{message}");
 }
+
+/// In every segment: shop/catalog in us-east-1 received 90 GiB from S3 and sent it 10 GiB,
+/// through the NAT gateway; its pods and shop/web's run in three zones of the region.
+struct CatalogReadsS3;
+
+impl UsageBackend for CatalogReadsS3 {
+    fn describe(&self) -> String {
+        "catalog reads s3".into()
+    }
+    fn usage(&self, _: &Segment) -> Result<SegmentUsage, BackendError> {
+        let usage = |direction, gib: u64| Usage {
+            pod: PodIdentity {
+                namespace: "shop".into(),
+                pod: "catalog-5c8d7-p9x2w".into(),
+                node: Some("node-a".into()),
+                region: Some("us-east-1".into()),
+                workload: Some(("Deployment".into(), "catalog".into())),
+                ..PodIdentity::default()
+            },
+            direction,
+            class: TrafficClass::InZone,
+            service: Some("aws-s3".into()),
+            remote_region: None,
+            remote_has_agent: false,
+            nat_gateway: true,
+            bytes: gib << 30,
+        };
+        Ok(SegmentUsage {
+            usages: vec![usage(Direction::Ingress, 90), usage(Direction::Egress, 10)],
+            ..SegmentUsage::default()
+        })
+    }
+    fn pairs(&self, _: &Segment) -> Result<Vec<PairUsage>, BackendError> {
+        Ok(Vec::new())
+    }
+    fn live(&self) -> Result<LiveStatus, BackendError> {
+        Err(BackendError::Store("no live data".into()))
+    }
+}
+
+#[test]
+fn the_endpoint_advice_endpoint_prices_nat_traffic_to_s3_and_the_gateway_endpoint() {
+    let base = serve(Engine::new(Arc::new(CatalogReadsS3), PriceSheet::aws()));
+    // 73 hours inside one month: a tenth of a 730-hour month.
+    let window = "2026-11-01T00:00:00Z,2026-11-04T01:00:00Z";
+    let (status, kind, body) = get(&format!("{base}/api/v1/endpoint-advice?window={window}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(kind.starts_with("application/json"));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    let advice = json["advice"].as_array().cloned().unwrap_or_default();
+    assert_eq!(advice.len(), 1, "{body}");
+    let a = &advice[0];
+    assert_eq!(a["workload"]["name"], "catalog");
+    assert_eq!(a["service"], "aws-s3");
+    assert_eq!(a["endpoint"], "gateway");
+    // 100 GiB in a tenth of a month is 1,000 GiB a month; AWS NAT processing is $0.045/GB, a
+    // gateway endpoint is free.
+    assert_eq!(a["monthly_bytes"].as_u64(), Some(1_000 << 30));
+    for (field, want) in [
+        ("nat_cost_per_month", 45.0),
+        ("endpoint_cost_per_month", 0.0),
+        ("saving_per_month", 45.0),
+    ] {
+        let got = a[field].as_f64().unwrap_or(-1.0);
+        assert!((got - want).abs() < 1e-9, "{field}: {got}");
+    }
+    assert!((json["total_saving_per_month"].as_f64().unwrap_or(-1.0) - 45.0).abs() < 1e-9);
+    assert_eq!(json["nat_gateway_price"].as_f64(), Some(0.045));
+    assert_eq!(json["window"], window);
+
+    for (query, code) in [("window=soon", "bad_window"), ("limit=3", "bad_parameter")] {
+        let (status, _, body) = get(&format!("{base}/api/v1/endpoint-advice?{query}"));
+        assert_eq!((status, error_of(&body).0.as_str()), (400, code), "{body}");
+    }
+}
