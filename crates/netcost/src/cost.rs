@@ -126,6 +126,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     })
 }
 
+/// How many changes the table output lists.
+const TOP_CHANGES: usize = 5;
+
 /// Prints one allocation and exits.
 pub fn report(args: ReportArgs) -> Result<()> {
     let engine = args.backend.engine(&args.pricing)?;
@@ -133,11 +136,12 @@ pub fn report(args: ReportArgs) -> Result<()> {
     if interactive {
         eprint!("querying {} …", engine.backend());
     }
+    let now = jiff::Timestamp::now();
     let result = engine.allocate(
         &args.window,
         &args.aggregate,
         &args.filter,
-        jiff::Timestamp::now(),
+        now,
         &mut |done, of| {
             if interactive {
                 eprint!("\rquerying {}: month {done} of {of} ", engine.backend());
@@ -149,7 +153,17 @@ pub fn report(args: ReportArgs) -> Result<()> {
     }
     let result = result?;
     let text = match args.output {
-        Output::Table => render::table(&result),
+        // The table is for people: it ends with what would save the most. The changes are the
+        // whole cluster's, whatever the filter.
+        Output::Table => {
+            let edges = engine.edges(&args.window, 1_000, now)?;
+            let endpoints = engine.endpoint_advice(&args.window, now)?;
+            format!(
+                "{}\n{}",
+                render::table(&result),
+                render::top_changes(&edges, &endpoints, TOP_CHANGES)
+            )
+        }
         Output::Json => render::json(&result),
         Output::Csv => render::csv(&result),
     };
