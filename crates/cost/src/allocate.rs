@@ -132,7 +132,7 @@ pub enum Aggregate {
 
 impl Aggregate {
     /// Parses `namespace`, `workload`, `pod`, `node` or `label:<key>`.
-    pub fn parse(text: &str) -> Result<Aggregate, String> {
+    pub fn parse(text: &str) -> Result<Aggregate, AggregateError> {
         match text {
             "namespace" => Ok(Aggregate::Namespace),
             "workload" => Ok(Aggregate::Workload),
@@ -140,9 +140,7 @@ impl Aggregate {
             "node" => Ok(Aggregate::Node),
             _ => match text.strip_prefix("label:") {
                 Some(key) if !key.is_empty() => Ok(Aggregate::Label(key.to_owned())),
-                _ => Err(format!(
-                    "unknown aggregate {text:?}: use namespace, workload, pod, node or label:<key>"
-                )),
+                _ => Err(AggregateError(text.to_owned())),
             },
         }
     }
@@ -164,6 +162,24 @@ impl Aggregate {
         }
     }
 }
+
+impl std::fmt::Display for Aggregate {
+    /// The text [`Aggregate::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Aggregate::Namespace => f.write_str("namespace"),
+            Aggregate::Workload => f.write_str("workload"),
+            Aggregate::Pod => f.write_str("pod"),
+            Aggregate::Node => f.write_str("node"),
+            Aggregate::Label(key) => write!(f, "label:{key}"),
+        }
+    }
+}
+
+/// An aggregate that is none of those [`Aggregate::parse`] reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown aggregate {0:?}: use namespace, workload, pod, node or label:<key>")]
+pub struct AggregateError(pub String);
 
 /// The name of the bucket for bytes that lack the aggregated property.
 pub const UNALLOCATED: &str = "__unallocated__";

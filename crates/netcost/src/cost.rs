@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use netcost_cost::pricing::PriceSheet;
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
+use netcost_server::query::{Aggregate, Filter, Window, WindowError};
 use netcost_server::{api, render};
 
 /// Where prices come from.
@@ -78,17 +79,22 @@ pub struct ReportArgs {
     #[command(flatten)]
     pricing: PricingArgs,
     /// Window: 1h, 24h, 7d, today, month, or START,END in RFC 3339; at most 366 days.
-    #[arg(long, default_value = "24h")]
-    window: String,
+    #[arg(long, default_value = "24h", value_parser = window_from_now)]
+    window: Window,
     /// Sum by namespace, workload, pod, node or label:<key>.
-    #[arg(long, default_value = "namespace")]
-    aggregate: String,
+    #[arg(long, default_value = "namespace", value_parser = Aggregate::parse)]
+    aggregate: Aggregate,
     /// Only usage matching key:value terms, comma-separated (namespace, pod, node, workload, service).
-    #[arg(long, default_value = "")]
-    filter: String,
+    #[arg(long, default_value = "", value_parser = Filter::parse)]
+    filter: Filter,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
+}
+
+/// A `--window`, relative to the moment it is parsed.
+fn window_from_now(text: &str) -> Result<Window, WindowError> {
+    Window::parse(text, jiff::Timestamp::now())
 }
 
 /// Report formats.
@@ -136,12 +142,10 @@ pub fn report(args: ReportArgs) -> Result<()> {
     if interactive {
         eprint!("querying {} …", engine.backend());
     }
-    let now = jiff::Timestamp::now();
     let result = engine.allocate(
         &args.window,
         &args.aggregate,
         &args.filter,
-        now,
         &mut |done, of| {
             if interactive {
                 eprint!("\rquerying {}: month {done} of {of} ", engine.backend());
@@ -156,8 +160,8 @@ pub fn report(args: ReportArgs) -> Result<()> {
         // The table is for people: it ends with what would save the most. The changes are the
         // whole cluster's, whatever the filter.
         Output::Table => {
-            let edges = engine.edges(&args.window, 1_000, now)?;
-            let endpoints = engine.endpoint_advice(&args.window, now)?;
+            let edges = engine.edges(&args.window, 1_000)?;
+            let endpoints = engine.endpoint_advice(&args.window)?;
             format!(
                 "{}\n{}",
                 render::table(&result),

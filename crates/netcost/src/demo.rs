@@ -19,6 +19,7 @@ use netcost_core::pipeline::{Pipeline, PipelineConfig};
 use netcost_core::topology::Topology;
 use netcost_cost::pricing::PriceSheet;
 use netcost_server::engine::Engine;
+use netcost_server::query::{Aggregate, Filter, Window};
 use netcost_server::store::{DEFAULT_RETENTION_MINUTES, SharedStore, Store};
 use netcost_server::{api, render};
 use netcost_sim::{Cluster, ClusterSpec, Simulator, TableSpec};
@@ -120,11 +121,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // Exactly the simulated history, however long the simulation took to run.
     let history_start = jiff::Timestamp::from_second(first_minute * 60)?;
     let now = jiff::Timestamp::now();
+    let simulated = Window {
+        start: history_start,
+        end: now,
+    };
     let table = engine.allocate(
-        &format!("{history_start},{now}"),
-        "namespace",
-        "",
-        now,
+        &simulated,
+        &Aggregate::Namespace,
+        &Filter::default(),
         &mut |_, _| {},
     )?;
     let window = format!("{}h", args.history_hours);
@@ -133,9 +137,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         engine.sheet().provider
     );
     print!("{}", render::table(&table));
-    let window_text = format!("{history_start},{now}");
-    let edges = engine.edges(&window_text, 1_000, now)?;
-    let endpoints = engine.endpoint_advice(&window_text, now)?;
+    let edges = engine.edges(&simulated, 1_000)?;
+    let endpoints = engine.endpoint_advice(&simulated)?;
     print!("\n{}", render::top_changes(&edges, &endpoints, TOP_CHANGES));
     let _ = std::io::stdout().flush();
     if args.once {

@@ -18,7 +18,7 @@ use netcost_server::prometheus::PrometheusBackend;
 use netcost_server::testing::{Prometheus, wait_until};
 use sim_agent::{
     SimAgent, aws_cost, aws_cost_across_regions_at, pair_truth, report_and_serve_match_the_truth,
-    window_ending,
+    test_aggregate, test_filter, test_window, window_ending,
 };
 
 #[test]
@@ -80,7 +80,12 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         PriceSheet::aws(),
     );
     let result = engine
-        .allocate(&window, "namespace", "", Timestamp::now(), &mut |_, _| {})
+        .allocate(
+            &test_window(&window),
+            &test_aggregate("namespace"),
+            &test_filter(""),
+            &mut |_, _| {},
+        )
         .unwrap_or_else(|e| panic!("{e}"));
 
     let bytes = |d: Direction, c: TrafficClass| sim_agent::bytes(&truth, d, c);
@@ -127,7 +132,12 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
         )),
         paired,
     )
-    .allocate(&window, "namespace", "", Timestamp::now(), &mut |_, _| {})
+    .allocate(
+        &test_window(&window),
+        &test_aggregate("namespace"),
+        &test_filter(""),
+        &mut |_, _| {},
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(bytes(Direction::Egress, TrafficClass::CrossRegion) > 0);
     let expected_with_pairs = aws_cost_across_regions_at(&truth, 0.05);
@@ -142,7 +152,7 @@ fn costs_read_from_prometheus_match_the_simulators_truth_and_the_aws_price_sheet
     // store, the managed database: every internet byte, and every byte tagged with a service).
     let pair_truth = |class: TrafficClass| pair_truth(&truth, class);
     let window_pairs = engine
-        .edges(&window, 1_000, Timestamp::now())
+        .edges(&test_window(&window), 1_000)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(window_pairs.has_pair_data);
     for class in [TrafficClass::CrossZone, TrafficClass::CrossRegion] {

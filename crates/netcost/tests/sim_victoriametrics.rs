@@ -31,7 +31,8 @@ use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
 use netcost_server::testing::{Prometheus, VictoriaMetrics, wait_until};
 use sim_agent::{
-    SimAgent, aws_cost, bytes, pair_truth, report_and_serve_match_the_truth, window_ending,
+    SimAgent, aws_cost, bytes, pair_truth, report_and_serve_match_the_truth, test_aggregate,
+    test_filter, test_window, window_ending,
 };
 
 const TOTAL: &str = "sum(kubecost_pod_network_egress_bytes_total) + sum(kubecost_pod_network_ingress_bytes_total) + sum(netcost_node_network_egress_bytes_total) + sum(netcost_node_network_ingress_bytes_total)";
@@ -46,7 +47,12 @@ fn engine(url: &str) -> Engine {
 /// Bytes of every class, both directions, and the cost, the engine gives for `window`.
 fn engine_total(engine: &Engine, window: &str) -> (u64, f64) {
     let t = engine
-        .allocate(window, "namespace", "", Timestamp::now(), &mut |_, _| {})
+        .allocate(
+            &test_window(window),
+            &test_aggregate("namespace"),
+            &test_filter(""),
+            &mut |_, _| {},
+        )
         .unwrap_or_else(|e| panic!("{window}: {e}"))
         .total;
     let bytes = [t.in_zone, t.cross_zone, t.cross_region, t.internet]
@@ -108,7 +114,12 @@ fn costs_read_from_victoriametrics_match_the_simulators_truth_and_the_aws_price_
 
     let vm_engine = engine(&vm.url);
     let result = vm_engine
-        .allocate(&window, "namespace", "", Timestamp::now(), &mut |_, _| {})
+        .allocate(
+            &test_window(&window),
+            &test_aggregate("namespace"),
+            &test_filter(""),
+            &mut |_, _| {},
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     let t = &result.total;
     for (class, got) in [
@@ -140,7 +151,7 @@ fn costs_read_from_victoriametrics_match_the_simulators_truth_and_the_aws_price_
     );
 
     let window_pairs = vm_engine
-        .edges(&window, 1_000, Timestamp::now())
+        .edges(&test_window(&window), 1_000)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(window_pairs.has_pair_data);
     for class in [TrafficClass::CrossZone, TrafficClass::CrossRegion] {

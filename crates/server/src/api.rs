@@ -19,6 +19,7 @@ use axum::routing::get;
 use jiff::Timestamp;
 
 use crate::engine::{Engine, EngineError};
+use crate::query::{Aggregate, Filter, QueryError, Step, Window, parse_limit};
 use crate::render;
 
 /// The API routes over `engine`, to merge into a server that has its own health checks (the
@@ -76,6 +77,24 @@ fn unknown_parameter(params: &HashMap<String, String>, known: &[&str]) -> Option
     ))
 }
 
+/// The 400 that says what is wrong with a request's text.
+fn bad_request(e: QueryError) -> Response {
+    engine_error(&EngineError::Query(e))
+}
+
+/// The `window` parameter (or `default`), relative to now.
+fn window_of(params: &HashMap<String, String>, default: &str) -> Result<Window, QueryError> {
+    let text = params.get("window").map_or(default, String::as_str);
+    Ok(Window::parse(text, Timestamp::now())?)
+}
+
+/// The `filter` parameter; none matches everything.
+fn filter_of(params: &HashMap<String, String>) -> Result<Filter, QueryError> {
+    Ok(Filter::parse(
+        params.get("filter").map_or("", String::as_str),
+    )?)
+}
+
 /// Runs blocking engine work (backend queries) off the async workers.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
@@ -99,22 +118,16 @@ async fn run(
     {
         return Err(response);
     }
-    let get = |k: &str, default: &str| params.get(k).cloned().unwrap_or_else(|| default.into());
-    let (window, aggregate, filter) = (
-        get("window", "24h"),
-        get("aggregate", "namespace"),
-        get("filter", ""),
-    );
-    blocking(move || {
-        engine.allocate(
-            &window,
-            &aggregate,
-            &filter,
-            Timestamp::now(),
-            &mut |_, _| {},
-        )
-    })
-    .await
+    let parts = || -> Result<_, QueryError> {
+        let aggregate = params.get("aggregate").map_or("namespace", String::as_str);
+        Ok((
+            window_of(&params, "24h")?,
+            Aggregate::parse(aggregate)?,
+            filter_of(&params)?,
+        ))
+    };
+    let (window, aggregate, filter) = parts().map_err(bad_request)?;
+    blocking(move || engine.allocate(&window, &aggregate, &filter, &mut |_, _| {})).await
 }
 
 async fn timeseries_json(
@@ -124,9 +137,19 @@ async fn timeseries_json(
     if let Some(response) = unknown_parameter(&params, &["window", "step", "filter"]) {
         return response;
     }
-    let get = |k: &str, default: &str| params.get(k).cloned().unwrap_or_else(|| default.into());
-    let (window, step, filter) = (get("window", "24h"), get("step", "auto"), get("filter", ""));
-    match blocking(move || engine.timeseries(&window, &step, &filter, Timestamp::now())).await {
+    let parts = || -> Result<_, QueryError> {
+        let step = params.get("step").map_or("auto", String::as_str);
+        Ok((
+            window_of(&params, "24h")?,
+            Step::parse(step)?,
+            filter_of(&params)?,
+        ))
+    };
+    let (window, step, filter) = match parts() {
+        Ok(parts) => parts,
+        Err(e) => return bad_request(e),
+    };
+    match blocking(move || engine.timeseries(&window, step, &filter)).await {
         Ok(result) => json_response(&result),
         Err(response) => response,
     }
@@ -142,17 +165,18 @@ async fn edges_json(
     if let Some(response) = unknown_parameter(&params, &["window", "limit"]) {
         return response;
     }
-    let window = params.get("window").cloned().unwrap_or_else(|| "7d".into());
-    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
-        None => 50,
-        Some(Ok(n)) if (1..=MAX_EDGES).contains(&n) => n,
-        Some(_) => {
-            return engine_error(&EngineError::Limit(format!(
-                "limit must be a number from 1 to {MAX_EDGES}"
-            )));
-        }
+    let parts = || -> Result<_, QueryError> {
+        let limit = params.get("limit").map(String::as_str);
+        Ok((
+            window_of(&params, "7d")?,
+            parse_limit(limit, 50, MAX_EDGES)?,
+        ))
     };
-    match blocking(move || engine.edges(&window, limit, Timestamp::now())).await {
+    let (window, limit) = match parts() {
+        Ok(parts) => parts,
+        Err(e) => return bad_request(e),
+    };
+    match blocking(move || engine.edges(&window, limit)).await {
         Ok(result) => json_response(&result),
         Err(response) => response,
     }
@@ -165,8 +189,11 @@ async fn endpoint_advice_json(
     if let Some(response) = unknown_parameter(&params, &["window"]) {
         return response;
     }
-    let window = params.get("window").cloned().unwrap_or_else(|| "7d".into());
-    match blocking(move || engine.endpoint_advice(&window, Timestamp::now())).await {
+    let window = match window_of(&params, "7d") {
+        Ok(window) => window,
+        Err(e) => return bad_request(e),
+    };
+    match blocking(move || engine.endpoint_advice(&window)).await {
         Ok(result) => json_response(&result),
         Err(response) => response,
     }

@@ -4,34 +4,23 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use netcost_cost::allocate::{Aggregate, Allocation, ClassCost, SegmentUsage, Usage, allocate};
+use netcost_cost::allocate::{Aggregate, Allocation, ClassCost, SegmentUsage, allocate};
 use netcost_cost::edges::{Edge, cross_zone_edges};
 use netcost_cost::endpoints::{EndpointAdvice, endpoint_advice};
 use netcost_cost::pricing::PriceSheet;
-use netcost_cost::window::{Window, WindowError, duration_seconds};
+use netcost_cost::window::Window;
 use serde::Serialize;
 
 use crate::backend::{BackendError, LiveStatus, UsageBackend};
+use crate::query::{Filter, QueryError, Step};
 
-/// Why an allocation request failed; each maps to an HTTP status and a stable code.
+/// Why a request failed; each maps to an HTTP status and a stable code.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// The window text is invalid.
+    /// The request's text was refused (see [`QueryError`]).
     #[error(transparent)]
-    Window(#[from] WindowError),
-    /// The aggregate is unknown.
-    #[error("{0}")]
-    Aggregate(String),
-    /// The filter is invalid.
-    #[error("{0}")]
-    Filter(String),
-    /// The time series step is invalid or makes too many steps.
-    #[error("{0}")]
-    Step(String),
-    /// The row limit is not a positive number.
-    #[error("{0}")]
-    Limit(String),
+    Query(#[from] QueryError),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -41,74 +30,14 @@ impl EngineError {
     /// A stable code for API clients.
     pub fn code(&self) -> &'static str {
         match self {
-            EngineError::Window(_) => "bad_window",
-            EngineError::Aggregate(_) => "bad_aggregate",
-            EngineError::Filter(_) => "bad_filter",
-            EngineError::Step(_) => "bad_step",
-            EngineError::Limit(_) => "bad_limit",
+            EngineError::Query(e) => e.code(),
             EngineError::Backend(e) => e.code(),
         }
     }
 
     /// True when the caller's input is at fault (HTTP 400), false for a backend failure.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, EngineError::Backend(_))
-    }
-}
-
-/// A filter: `key:value` terms joined by commas, all of which must match. Keys: `namespace`,
-/// `pod`, `node`, `workload` (`Kind/name`) and `service`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    terms: Vec<(FilterKey, String)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FilterKey {
-    Namespace,
-    Pod,
-    Node,
-    Workload,
-    Service,
-}
-
-impl Filter {
-    /// Parses `namespace:shop,node:node-a`; an empty text matches everything.
-    pub fn parse(text: &str) -> Result<Filter, String> {
-        let mut terms = Vec::new();
-        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let (key, value) = term.split_once(':').ok_or_else(|| {
-                format!("filter term {term:?} is not key:value (e.g. namespace:shop)")
-            })?;
-            let key = match key.trim() {
-                "namespace" => FilterKey::Namespace,
-                "pod" => FilterKey::Pod,
-                "node" => FilterKey::Node,
-                "workload" => FilterKey::Workload,
-                "service" => FilterKey::Service,
-                other => {
-                    return Err(format!(
-                        "unknown filter key {other:?}: use namespace, pod, node, workload or service"
-                    ));
-                }
-            };
-            terms.push((key, value.trim().trim_matches('"').to_owned()));
-        }
-        Ok(Filter { terms })
-    }
-
-    fn matches(&self, usage: &Usage) -> bool {
-        self.terms.iter().all(|(key, value)| match key {
-            FilterKey::Namespace => usage.pod.namespace == *value,
-            FilterKey::Pod => usage.pod.pod == *value,
-            FilterKey::Node => usage.pod.node.as_deref() == Some(value.as_str()),
-            FilterKey::Workload => usage
-                .pod
-                .workload
-                .as_ref()
-                .is_some_and(|(k, n)| format!("{k}/{n}") == *value),
-            FilterKey::Service => usage.service.as_deref() == Some(value.as_str()),
-        })
+        matches!(self, EngineError::Query(_))
     }
 }
 
@@ -172,15 +101,6 @@ pub fn pricing_notes(sheet: &PriceSheet, segments: &[SegmentUsage]) -> Vec<Strin
     }
     notes
 }
-
-/// The most steps one time series request may ask for: each step is a full allocation, so this
-/// bounds the queries one page load sends to Prometheus.
-pub const MAX_STEPS: i64 = 200;
-
-/// Steps `auto` chooses from, shortest first: the first that cuts the window into at most
-/// [`AUTO_STEPS`] steps.
-const AUTO_STEP_CHOICES: [i64; 8] = [60, 300, 900, 3_600, 10_800, 21_600, 86_400, 604_800];
-const AUTO_STEPS: i64 = 48;
 
 /// Cost and bytes per class over one step of a time series.
 #[derive(Debug, Clone, Serialize)]
@@ -251,7 +171,7 @@ pub struct EdgesResult {
 /// through the NAT gateway costs a month and what an endpoint would save.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointAdviceResult {
-    /// The window as asked for.
+    /// The window, `start,end` in RFC 3339.
     pub window: String,
     /// Window start, RFC 3339.
     pub start: String,
@@ -299,19 +219,15 @@ impl Engine {
         &self.sheet
     }
 
-    /// Allocates network cost over `window` (relative to `now`) by `aggregate`, for usage
-    /// matching `filter`. `on_segment` is called after each month segment is read (progress).
+    /// Allocates network cost over `window` by `aggregate`, for usage matching `filter`.
+    /// `on_segment` is called after each month segment is read (progress).
     pub fn allocate(
         &self,
-        window: &str,
-        aggregate: &str,
-        filter: &str,
-        now: Timestamp,
+        window: &Window,
+        aggregate_kind: &Aggregate,
+        filter: &Filter,
         on_segment: &mut dyn FnMut(usize, usize),
     ) -> Result<AllocationResult, EngineError> {
-        let window = Window::parse(window, now)?;
-        let aggregate_kind = Aggregate::parse(aggregate).map_err(EngineError::Aggregate)?;
-        let filter = Filter::parse(filter).map_err(EngineError::Filter)?;
         let segments = window.segments();
         let mut usage: Vec<SegmentUsage> = Vec::with_capacity(segments.len());
         for (i, segment) in segments.iter().enumerate() {
@@ -332,12 +248,12 @@ impl Engine {
             usage.push(u);
             on_segment(i + 1, segments.len());
         }
-        let (allocations, total) = allocate(&usage, &self.sheet, &aggregate_kind, window.seconds());
+        let (allocations, total) = allocate(&usage, &self.sheet, aggregate_kind, window.seconds());
         let notes = pricing_notes(&self.sheet, &usage);
         Ok(AllocationResult {
             start: window.start.to_string(),
             end: window.end.to_string(),
-            aggregate: aggregate.to_owned(),
+            aggregate: aggregate_kind.to_string(),
             provider: self.sheet.provider.clone(),
             pricing_source: self.sheet.source.clone(),
             unit: self.sheet.unit.as_str().to_owned(),
@@ -350,13 +266,7 @@ impl Engine {
 
     /// The costliest `limit` cross-zone and cross-region workload edges over `window`, with
     /// recommendations.
-    pub fn edges(
-        &self,
-        window: &str,
-        limit: usize,
-        now: Timestamp,
-    ) -> Result<EdgesResult, EngineError> {
-        let window = Window::parse(window, now)?;
+    pub fn edges(&self, window: &Window, limit: usize) -> Result<EdgesResult, EngineError> {
         let mut usages = Vec::new();
         for segment in window.segments() {
             usages.extend(self.backend.pairs(&segment)?);
@@ -390,12 +300,7 @@ impl Engine {
     /// What VPC endpoints would save on the traffic that goes through the NAT gateway to cloud
     /// services over `window` (see `netcost_cost::endpoints`). The zones of each region, for
     /// the hourly charge of interface endpoints, come from the workload pair counters.
-    pub fn endpoint_advice(
-        &self,
-        window_text: &str,
-        now: Timestamp,
-    ) -> Result<EndpointAdviceResult, EngineError> {
-        let window = Window::parse(window_text, now)?;
+    pub fn endpoint_advice(&self, window: &Window) -> Result<EndpointAdviceResult, EngineError> {
         let mut usage = Vec::new();
         let mut zones: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
             Default::default();
@@ -420,7 +325,7 @@ impl Engine {
         let zone_counts = zones.into_iter().map(|(r, z)| (r, z.len())).collect();
         let set = endpoint_advice(&usage, &self.sheet, window.seconds(), &zone_counts);
         Ok(EndpointAdviceResult {
-            window: window_text.to_owned(),
+            window: format!("{},{}", window.start, window.end),
             start: window.start.to_string(),
             end: window.end.to_string(),
             provider: self.sheet.provider.clone(),
@@ -438,52 +343,35 @@ impl Engine {
         Ok(self.backend.live()?)
     }
 
-    /// Cost per class over `window` cut into `step`s (`auto`, or a duration like `5m`, `1h`,
-    /// `1d`), for usage matching `filter`. Step boundaries are multiples of the step since the
-    /// Unix epoch, so the bars of a chart stay put as time passes; the first and last step are cut
-    /// by the window. Each step is a separate allocation, so internet tiers are priced from the
-    /// month-to-date volume before each step, as for any window.
+    /// Cost per class over `window` cut into `step`s, for usage matching `filter`. Step
+    /// boundaries are multiples of the step since the Unix epoch, so the bars of a chart stay
+    /// put as time passes; the first and last step are cut by the window. Each step is a
+    /// separate allocation, so internet tiers are priced from the month-to-date volume before
+    /// each step, as for any window.
     pub fn timeseries(
         &self,
-        window: &str,
-        step: &str,
-        filter: &str,
-        now: Timestamp,
+        window: &Window,
+        step: Step,
+        filter: &Filter,
     ) -> Result<TimeSeriesResult, EngineError> {
-        let window = Window::parse(window, now)?;
         let (start, end) = (window.start.as_second(), window.end.as_second());
-        let step_seconds = match step.trim() {
-            "" | "auto" => AUTO_STEP_CHOICES
-                .iter()
-                .copied()
-                .find(|s| (end - start) / s < AUTO_STEPS)
-                .unwrap_or(2_592_000),
-            text => duration_seconds(text).ok_or_else(|| {
-                EngineError::Step(format!(
-                    "step {text:?} is not auto or a duration like 5m, 1h or 1d"
-                ))
-            })?,
-        };
-        let count = (end - start + step_seconds - 1) / step_seconds;
-        if count > MAX_STEPS {
-            return Err(EngineError::Step(format!(
-                "step {step:?} cuts the window into {count} steps; the most is {MAX_STEPS}: use a longer step"
-            )));
-        }
+        let (step_seconds, _) = step.over(window).map_err(QueryError::from)?;
         let mut boundaries = vec![window.start];
         let mut next = (start.div_euclid(step_seconds) + 1) * step_seconds;
-        while next < end {
-            let t = Timestamp::from_second(next)
-                .map_err(|e| EngineError::Step(format!("step boundary {next}: {e}")))?;
+        // Inside the window, so always a valid timestamp.
+        while let (true, Ok(t)) = (next < end, Timestamp::from_second(next)) {
             boundaries.push(t);
             next += step_seconds;
         }
         boundaries.push(window.end);
         let mut steps = Vec::with_capacity(boundaries.len());
         for pair in boundaries.windows(2) {
-            let text = format!("{},{}", pair[0], pair[1]);
+            let part = Window {
+                start: pair[0],
+                end: pair[1],
+            };
             // Summing by namespace is the cheapest aggregate; only the total is kept.
-            let result = self.allocate(&text, "namespace", filter, now, &mut |_, _| {})?;
+            let result = self.allocate(&part, &Aggregate::Namespace, filter, &mut |_, _| {})?;
             let total = result.total;
             steps.push(TimeStep {
                 start: result.start,

@@ -4,6 +4,8 @@
 //!   service over a month segment;
 //! - [`prometheus`]: that trait over the Prometheus HTTP API (`increase()` of the agents'
 //!   counters), which Thanos, Mimir and VictoriaMetrics serve too;
+//! - [`query`]: the request's window, aggregate, filter, step and limit, parsed once at the
+//!   edge (API, CLI) with typed errors;
 //! - [`engine`]: window + aggregate + filter → priced rows, shared by the API and `report`;
 //! - [`api`]: `GET /api/v1/allocation` as JSON or CSV, with JSON errors;
 //! - [`render`]: terminal table, CSV and JSON;
@@ -19,6 +21,7 @@ pub mod api;
 pub mod backend;
 pub mod engine;
 pub mod prometheus;
+pub mod query;
 pub mod render;
 pub mod store;
 #[cfg(feature = "prometheus-tests")]

@@ -111,10 +111,9 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     let mut progress = Vec::new();
     let result = engine
         .allocate(
-            &window,
-            "workload",
-            "",
-            Timestamp::now(),
+            &test_window(&window),
+            &test_aggregate("workload"),
+            &test_filter(""),
             &mut |done, of| progress.push((done, of)),
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -165,10 +164,9 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
         .unwrap_or_else(|e| panic!("{e}"));
     let second = engine
         .allocate(
-            &format!("{end},{later}"),
-            "namespace",
-            "",
-            Timestamp::now(),
+            &test_window(&format!("{end},{later}")),
+            &test_aggregate("namespace"),
+            &test_filter(""),
             &mut |_, _| {},
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -184,10 +182,9 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     // Aggregation by a pod label reads kube-state-metrics' kube_pod_labels.
     let by_label = engine
         .allocate(
-            &window,
-            "label:app.kubernetes.io/part-of",
-            "",
-            Timestamp::now(),
+            &test_window(&window),
+            &test_aggregate("label:app.kubernetes.io/part-of"),
+            &test_filter(""),
             &mut |_, _| {},
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -201,10 +198,9 @@ fn allocation_from_a_real_prometheus_matches_the_bytes_exported_and_the_price_sh
     // Filters narrow the usage before pricing.
     let none = engine
         .allocate(
-            &window,
-            "namespace",
-            "namespace:other",
-            Timestamp::now(),
+            &test_window(&window),
+            &test_aggregate("namespace"),
+            &test_filter("namespace:other"),
             &mut |_, _| {},
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -297,7 +293,12 @@ fn an_unreachable_prometheus_is_named_in_the_error() {
         Duration::from_secs(2),
     );
     let engine = Engine::new(Arc::new(backend), PriceSheet::aws());
-    match engine.allocate("1h", "namespace", "", Timestamp::now(), &mut |_, _| {}) {
+    match engine.allocate(
+        &test_window("1h"),
+        &test_aggregate("namespace"),
+        &test_filter(""),
+        &mut |_, _| {},
+    ) {
         Err(e @ EngineError::Backend(BackendError::Unreachable { .. })) => {
             let message = e.to_string();
             assert!(
@@ -310,4 +311,16 @@ fn an_unreachable_prometheus_is_named_in_the_error() {
     }
     let backend = PrometheusBackend::new("http://127.0.0.1:9", Duration::from_secs(2));
     assert!(backend.describe().contains("127.0.0.1:9"));
+}
+
+/// The engine takes parsed requests; these parse a test's text or fail the test.
+fn test_window(text: &str) -> netcost_server::query::Window {
+    netcost_server::query::Window::parse(text, jiff::Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+fn test_aggregate(text: &str) -> netcost_server::query::Aggregate {
+    netcost_server::query::Aggregate::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+fn test_filter(text: &str) -> netcost_server::query::Filter {
+    netcost_server::query::Filter::parse(text).unwrap_or_else(|e| panic!("{e}"))
 }

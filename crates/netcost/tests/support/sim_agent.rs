@@ -290,3 +290,20 @@ pub fn report_and_serve_match_the_truth(url: &str, window: &str, truth: &Truth, 
         }
     }
 }
+
+/// The engine takes parsed requests: a test's window text, parsed relative to now, or the test
+/// fails.
+pub fn test_window(text: &str) -> netcost_server::query::Window {
+    netcost_server::query::Window::parse(text, jiff::Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A test's aggregate text, parsed.
+pub fn test_aggregate(text: &str) -> netcost_server::query::Aggregate {
+    netcost_server::query::Aggregate::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A test's filter text, parsed.
+pub fn test_filter(text: &str) -> netcost_server::query::Filter {
+    netcost_server::query::Filter::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
