@@ -133,7 +133,7 @@ pub struct Edge {
     pub client: Workload,
     /// The server workload.
     pub server: Workload,
-    /// `cross-zone` or `cross-region`.
+    /// `cross-zone` or `cross-region` (also `in-zone` or `internet` from [`priced_edges`]).
     pub class: &'static str,
     /// Bytes over the window, both directions.
     pub bytes: u64,
@@ -154,6 +154,20 @@ pub fn cross_zone_edges(
     sheet: &PriceSheet,
     window_seconds: i64,
 ) -> Vec<Edge> {
+    priced_edges(usages, sheet, window_seconds, &|u| {
+        matches!(u.class, TrafficClass::CrossZone | TrafficClass::CrossRegion)
+    })
+}
+
+/// Prices the pair usage that `keep` accepts into edges (one per client, server and class),
+/// costliest first. The recommendations look at every usage, kept or not: a server's zones and
+/// its callers' zones come from its in-zone pairs too.
+pub fn priced_edges(
+    usages: &[PairUsage],
+    sheet: &PriceSheet,
+    window_seconds: i64,
+    keep: &dyn Fn(&PairUsage) -> bool,
+) -> Vec<Edge> {
     let mut zones_of: BTreeMap<&Workload, BTreeSet<&str>> = BTreeMap::new();
     let mut caller_zones: BTreeMap<&Workload, BTreeSet<&str>> = BTreeMap::new();
     for u in usages {
@@ -172,9 +186,7 @@ pub fn cross_zone_edges(
 
     type EdgeKey<'a> = (&'a Workload, &'a Workload, TrafficClass);
     let mut edges: BTreeMap<EdgeKey<'_>, (u64, f64, BTreeMap<String, u64>)> = BTreeMap::new();
-    for u in usages.iter().filter(|u| {
-        matches!(u.class, TrafficClass::CrossZone | TrafficClass::CrossRegion) && u.bytes > 0
-    }) {
+    for u in usages.iter().filter(|u| u.bytes > 0 && keep(u)) {
         let (bytes, cost, zones) = edges.entry((&u.client, &u.server, u.class)).or_default();
         *bytes += u.bytes;
         *cost += pair_cost(sheet, u);

@@ -9,7 +9,9 @@
 //! - [`edges`]: workload pairs that cross zones or regions, priced, with what would remove the
 //!   cost (topology-aware routing, co-location);
 //! - [`endpoints`]: traffic to cloud services through the NAT gateway, and what a VPC endpoint
-//!   would save on it.
+//!   would save on it;
+//! - [`peers`]: one workload's edges of every class, for a drill-down;
+//! - [`zones`]: the zone × zone matrix of bytes and cost from the pair counters.
 //!
 //! What it does not do: fetch the bytes. A backend (Prometheus, or the embedded store) turns
 //! counters into [`allocate::SegmentUsage`]; this crate only does arithmetic on them.
@@ -28,5 +30,7 @@
 pub mod allocate;
 pub mod edges;
 pub mod endpoints;
+pub mod peers;
 pub mod pricing;
 pub mod window;
+pub mod zones;
