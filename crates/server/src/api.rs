@@ -4,7 +4,8 @@
 //! cross-zone and cross-region workload edges with recommendations;
 //! `GET /api/v1/endpoint-advice?window=`, what VPC endpoints would save on traffic to cloud
 //! services through the NAT gateway; `GET /api/v1/live`, the
-//! agents' state and the busiest pods; `GET /api/v1/info`, where data and prices come from.
+//! agents' state and the busiest pods; `GET /api/v1/info`, where data and prices come from;
+//! `GET /api/v1/zones` and `GET /api/v1/peers` (see [`crate::drill`]).
 //! Errors are JSON
 //! `{"error": {"code", "message"}}`: 400 for a bad window, aggregate or filter, 502 when the
 //! backend is unreachable or refuses the query.
@@ -33,6 +34,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/api/v1/endpoint-advice", get(endpoint_advice_json))
         .route("/api/v1/live", get(live_json))
         .route("/api/v1/info", get(info_json))
+        .merge(crate::drill::routes())
         .with_state(engine)
 }
 
@@ -54,7 +56,7 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .into_response()
 }
 
-fn engine_error(e: &EngineError) -> Response {
+pub(crate) fn engine_error(e: &EngineError) -> Response {
     let status = if e.is_client_error() {
         StatusCode::BAD_REQUEST
     } else {
@@ -64,7 +66,10 @@ fn engine_error(e: &EngineError) -> Response {
 }
 
 /// A 400 naming the first parameter not in `known`, if any.
-fn unknown_parameter(params: &HashMap<String, String>, known: &[&str]) -> Option<Response> {
+pub(crate) fn unknown_parameter(
+    params: &HashMap<String, String>,
+    known: &[&str],
+) -> Option<Response> {
     let unknown = params.keys().find(|k| !known.contains(&k.as_str()))?;
     Some(error_response(
         StatusCode::BAD_REQUEST,
@@ -78,12 +83,15 @@ fn unknown_parameter(params: &HashMap<String, String>, known: &[&str]) -> Option
 }
 
 /// The 400 that says what is wrong with a request's text.
-fn bad_request(e: QueryError) -> Response {
+pub(crate) fn bad_request(e: QueryError) -> Response {
     engine_error(&EngineError::Query(e))
 }
 
 /// The `window` parameter (or `default`), relative to now.
-fn window_of(params: &HashMap<String, String>, default: &str) -> Result<Window, QueryError> {
+pub(crate) fn window_of(
+    params: &HashMap<String, String>,
+    default: &str,
+) -> Result<Window, QueryError> {
     let text = params.get("window").map_or(default, String::as_str);
     Ok(Window::parse(text, Timestamp::now())?)
 }
@@ -96,7 +104,7 @@ fn filter_of(params: &HashMap<String, String>) -> Result<Filter, QueryError> {
 }
 
 /// Runs blocking engine work (backend queries) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(work).await {
@@ -223,7 +231,7 @@ async fn info_json(State(engine): State<Engine>) -> Response {
     }))
 }
 
-fn json_response(value: &impl serde::Serialize) -> Response {
+pub(crate) fn json_response(value: &impl serde::Serialize) -> Response {
     match serde_json::to_string(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => error_response(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use netcost_cost::allocate::{Aggregate, Allocation, ClassCost, SegmentUsage, allocate};
-use netcost_cost::edges::{Edge, cross_zone_edges};
+use netcost_cost::edges::{Edge, PairUsage, cross_zone_edges};
 use netcost_cost::endpoints::{EndpointAdvice, endpoint_advice};
 use netcost_cost::pricing::PriceSheet;
 use netcost_cost::window::Window;
@@ -267,10 +267,7 @@ impl Engine {
     /// The costliest `limit` cross-zone and cross-region workload edges over `window`, with
     /// recommendations.
     pub fn edges(&self, window: &Window, limit: usize) -> Result<EdgesResult, EngineError> {
-        let mut usages = Vec::new();
-        for segment in window.segments() {
-            usages.extend(self.backend.pairs(&segment)?);
-        }
+        let usages = self.pair_usage(window)?;
         let has_pair_data = !usages.is_empty();
         let mut edges = cross_zone_edges(&usages, &self.sheet, window.seconds());
         let edges_total = edges.len();
@@ -336,6 +333,15 @@ impl Engine {
             advice: set.advice,
             notes: set.notes,
         })
+    }
+
+    /// The growth of the workload pair counters over `window`.
+    pub fn pair_usage(&self, window: &Window) -> Result<Vec<PairUsage>, EngineError> {
+        let mut usages = Vec::new();
+        for segment in window.segments() {
+            usages.extend(self.backend.pairs(&segment)?);
+        }
+        Ok(usages)
     }
 
     /// The agents' state and the busiest pods now.

@@ -8,6 +8,8 @@
 //!   edge (API, CLI) with typed errors;
 //! - [`engine`]: window + aggregate + filter → priced rows, shared by the API and `report`;
 //! - [`api`]: `GET /api/v1/allocation` as JSON or CSV, with JSON errors;
+//! - [`drill`]: the zone × zone matrix and one workload's peers, for the UI's overview and
+//!   drill-down;
 //! - [`render`]: terminal table, CSV and JSON;
 //! - [`store`]: the embedded minute-resolution history for single hosts and the demo;
 //! - [`ui`]: the web UI at `/`, static files compiled into the binary.
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod drill;
 pub mod engine;
 pub mod prometheus;
 pub mod query;
