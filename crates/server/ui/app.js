@@ -1,7 +1,10 @@
-// netcost web UI: reads its state (view, window, aggregate, filter) from the URL, asks the API,
-// and draws what the API answered. Three views: allocation (cost table and chart), cross-zone
-// edges (with recommendations) and live (agents and top talkers). No framework and no build step, so the page works offline and
-// stays readable; every number shown comes from the API unchanged (formatting only).
+// netcost web UI: reads its state (view, window, aggregate, filter, workload, pod) from the URL,
+// asks the API, and draws what the API answered. Views: the overview (the month, what to change
+// first, cost by class and namespace, the zone × zone matrix), allocation (cost table and chart,
+// with drill-down namespace → workloads → pods), peers (a workload's edges, priced), cross-zone
+// edges (with recommendations) and live (agents and top talkers). No framework and no build
+// step, so the page works offline and stays readable; every number shown comes from the API
+// unchanged (formatting, and ranking the changes by their saving, only).
 "use strict";
 
 const GIB = 1073741824;
@@ -13,14 +16,19 @@ const CLASSES = [
 ];
 const WINDOWS = ["1h", "24h", "7d", "today", "month"];
 const AGGREGATES = ["namespace", "workload", "pod", "node"];
-const VIEWS = ["allocation", "edges", "live"];
+const VIEWS = ["overview", "allocation", "edges", "peers", "live"];
+// How many changes the overview leads with.
+const TOP_CHANGES = 5;
 // The live view refreshes itself this often.
 const LIVE_REFRESH_MS = 10000;
 
 const params = new URLSearchParams(window.location.search);
 const state = {
-  view: VIEWS.includes(params.get("view")) ? params.get("view") : "allocation",
+  view: VIEWS.includes(params.get("view")) ? params.get("view") : "overview",
   window: params.get("window") || (params.get("view") === "edges" ? "7d" : "24h"),
+  // The peers view: a workload (`namespace/Kind/name`) and, when reached from a pod, the pod.
+  workload: params.get("workload") || "",
+  pod: params.get("pod") || "",
   aggregate: params.get("aggregate") || "namespace",
   filter: params.get("filter") || "",
   sortKey: params.get("sort") || "total_cost",
@@ -133,25 +141,97 @@ const COLUMNS = [
   { key: "monthly_rate", label: "$ / month", value: (r) => r.monthly_rate, text: (r) => money(r.monthly_rate) },
 ];
 
+// Sorting is by buttons in the header cells, so that a keyboard can sort too; aria-sort says
+// which column the rows are in order of.
 function renderHeader() {
   const row = $("header-row");
   row.replaceChildren();
   for (const col of COLUMNS) {
-    const th = el("th", { "data-key": col.key, title: "sort" }, col.label || state.aggregate);
-    if (col.key === state.sortKey) th.className = "sorted" + (state.ascending ? " asc" : "");
-    th.addEventListener("click", () => {
+    const th = el("th", { scope: "col", "data-key": col.key });
+    const button = el("button", { type: "button", class: "sort", "data-key": col.key }, col.label || state.aggregate);
+    if (col.key === state.sortKey) {
+      th.className = "sorted" + (state.ascending ? " asc" : "");
+      th.setAttribute("aria-sort", state.ascending ? "ascending" : "descending");
+    }
+    button.addEventListener("click", () => {
       if (state.sortKey === col.key) state.ascending = !state.ascending;
       else { state.sortKey = col.key; state.ascending = col.key === "name"; }
       renderHeader();
       renderRows();
+      row.querySelector(`button[data-key="${col.key}"]`).focus();
     });
+    th.appendChild(button);
     row.appendChild(th);
   }
 }
 
+// The terms of the allocation filter, by key (`namespace`, `workload`, …).
+function filterTerms() {
+  const terms = {};
+  for (const term of state.filter.split(",")) {
+    const at = term.indexOf(":");
+    if (at > 0) terms[term.slice(0, at).trim()] = term.slice(at + 1).trim();
+  }
+  return terms;
+}
+
+const pageHref = (q) => "/?" + new URLSearchParams({ window: state.window, ...q });
+const workloadsHref = (namespace) => pageHref({ view: "allocation", aggregate: "workload", filter: `namespace:${namespace}` });
+const podsHref = (namespace, kindName) => pageHref({ view: "allocation", aggregate: "pod", filter: `namespace:${namespace},workload:${kindName}` });
+const peersHref = (workload, pod) => pageHref({ view: "peers", workload, ...(pod ? { pod } : {}) });
+
+// Where a row of the allocation table leads: a namespace to its workloads, a workload to its
+// pods, a pod (when its workload is known from the filter) to its workload's peers.
+function rowHref(name) {
+  if (name.startsWith("__")) return null;
+  const parts = name.split("/");
+  if (state.aggregate === "namespace") return workloadsHref(name);
+  if (state.aggregate === "workload" && parts.length >= 3) return podsHref(parts[0], parts.slice(1).join("/"));
+  const terms = filterTerms();
+  if (state.aggregate === "pod" && terms.workload && parts.length === 2) {
+    return peersHref(`${parts[0]}/${terms.workload}`, parts[1]);
+  }
+  return null;
+}
+
+// Breadcrumbs from what the URL narrows to: all namespaces › namespace › workload › pod.
+function renderBreadcrumbs() {
+  const crumbs = [];
+  let namespace = "", kindName = "", pod = "";
+  if (state.view === "allocation") {
+    const terms = filterTerms();
+    namespace = terms.namespace || "";
+    kindName = terms.workload || "";
+  } else if (state.view === "peers") {
+    const parts = state.workload.split("/");
+    namespace = parts[0] || "";
+    kindName = parts.slice(1).join("/");
+    pod = state.pod;
+  }
+  if (!namespace) { $("breadcrumbs").hidden = true; return; }
+  crumbs.push(["All namespaces", pageHref({ view: "allocation", aggregate: "namespace" })]);
+  crumbs.push([namespace, workloadsHref(namespace)]);
+  if (kindName) crumbs.push([kindName, podsHref(namespace, kindName)]);
+  if (pod) crumbs.push([pod, null]);
+  if (state.view === "peers") crumbs.push(["peers", null]);
+  const list = $("crumbs");
+  list.replaceChildren();
+  crumbs.forEach(([text, href], i) => {
+    const li = el("li");
+    const last = i === crumbs.length - 1;
+    if (href && !last) li.appendChild(el("a", { href }, text));
+    else li.appendChild(el("span", last ? { "aria-current": "page" } : {}, text));
+    list.appendChild(li);
+  });
+  $("breadcrumbs").hidden = false;
+}
+
 function cells(tr, row) {
   for (const col of COLUMNS) {
-    const td = el("td", {}, col.text(row));
+    const td = el(col.key === "name" ? "th" : "td", col.key === "name" ? { scope: "row" } : {});
+    const href = col.key === "name" && row.name !== undefined && !row.total ? rowHref(row.name) : null;
+    if (href) td.appendChild(el("a", { href, class: "drill" }, col.text(row)));
+    else td.textContent = col.text(row);
     const cls = [];
     if (col.cost) cls.push("cost");
     if (col.key !== "name" && col.value(row) === 0) cls.push("zero");
@@ -181,7 +261,7 @@ function renderRows() {
   const foot = $("totals");
   foot.replaceChildren();
   const total = el("tr", { id: "total-row", "data-cost": String(result.total.total_cost) });
-  cells(total, { ...result.total, name: `Total (${rows.length} ${state.aggregate}${rows.length === 1 ? "" : "s"})` });
+  cells(total, { ...result.total, total: true, name: `Total (${rows.length} ${state.aggregate}${rows.length === 1 ? "" : "s"})` });
   foot.appendChild(total);
 }
 
@@ -226,7 +306,7 @@ function renderChart(series) {
       if (cost <= 0) continue;
       const rect = svg("rect", {
         x: x, width: barW, y: y(base + cost), height: y(base) - y(base + cost),
-        fill: `var(--${c.key.replace("_", "-")})`, "data-class": c.key, "data-step": i,
+        fill: classFill(c.key), stroke: "#fff", "stroke-width": 0.5, "data-class": c.key, "data-step": i,
       });
       rect.appendChild(svg("title", {}, `${shortTime(s.start, series.step_seconds)}: ${c.label} ${money(cost)}`));
       chart.appendChild(rect);
@@ -240,12 +320,31 @@ function renderChart(series) {
   const legend = el("div", { class: "legend" });
   for (const c of priced) {
     const item = el("span");
-    item.appendChild(el("span", { class: "swatch", style: `background: var(--${c.key.replace("_", "-")})` }));
+    item.appendChild(classSwatch(c.key));
     item.appendChild(document.createTextNode(c.label));
     legend.appendChild(item);
   }
   legend.appendChild(el("span", {}, "in-zone traffic is free"));
   box.appendChild(legend);
+}
+
+// Each class has a colour and a pattern (defined once in index.html), so that the class can be
+// told without seeing colour; the pictures also carry the class's name in text.
+const classFill = (key) => `url(#pattern-${key.replace("_", "-")})`;
+
+function classSwatch(key) {
+  const box = svg("svg", { class: "swatch", viewBox: "0 0 12 12", "aria-hidden": "true" });
+  box.appendChild(svg("rect", { width: 12, height: 12, fill: classFill(key), stroke: "#5d6776", "stroke-width": 0.5 }));
+  return box;
+}
+
+const classKey = (label) => label.replace("-", "_");
+
+function classTag(cls) {
+  const tag = el("span", { class: "class-tag " + cls });
+  tag.appendChild(classSwatch(classKey(cls)));
+  tag.appendChild(document.createTextNode(cls));
+  return tag;
 }
 
 function humanStep(s) {
@@ -265,6 +364,48 @@ const workloadName = (w) => w.kind === "__other__" ? "other pairs (over the agen
   (w.namespace ? `${w.namespace}/${w.name}` : w.name) +
   (w.kind && w.kind !== "External" && w.kind !== "Node" ? ` (${w.kind})` : "");
 
+const isPods = (w) => !["Node", "External", "__other__"].includes(w.kind);
+const workloadId = (w) => `${w.namespace}/${w.kind}/${w.name}`;
+
+// A workload's name, as a link to its peers where it is a workload of pods.
+function workloadLink(w) {
+  if (!isPods(w) || !w.namespace) return document.createTextNode(workloadName(w));
+  return el("a", { href: peersHref(workloadId(w)), class: "drill" }, workloadName(w));
+}
+
+function edgeCells(tr, e, withAdvice) {
+  const name = el("th", { scope: "row" });
+  name.append(workloadLink(e.client), " → ", workloadLink(e.server));
+  tr.appendChild(name);
+  const cls = el("td");
+  cls.appendChild(classTag(e.class));
+  tr.appendChild(cls);
+  tr.appendChild(el("td", { class: "zones", title: e.zones.join(", ") },
+    e.zones.slice(0, 3).join(", ") + (e.zones.length > 3 ? ", …" : "")));
+  tr.appendChild(el("td", {}, (e.bytes / GIB).toFixed(3)));
+  tr.appendChild(el("td", { class: "cost" }, money(e.cost)));
+  tr.appendChild(el("td", { class: "cost" }, money(e.monthly_cost)));
+  if (!withAdvice) return;
+  const advice = el("td", { class: "advice" });
+  if (e.recommendation) {
+    advice.dataset.kind = e.recommendation.kind;
+    advice.appendChild(document.createTextNode(e.recommendation.text));
+    advice.appendChild(el("span", { class: "saving" }, `saves up to ${money(e.recommendation.monthly_saving)} a month`));
+  } else {
+    advice.textContent = "—";
+  }
+  tr.appendChild(advice);
+}
+
+function edgeRow(e) {
+  return el("tr", {
+    "data-client": workloadName(e.client), "data-server": workloadName(e.server),
+    "data-class": e.class, "data-bytes": String(e.bytes), "data-monthly": String(e.monthly_cost),
+  });
+}
+
+// Workload → workload edges lead, those with advice first (largest saving first); edges with a
+// node, an outside end or `__other__` have nothing to move and are grouped apart, folded.
 function renderEdges(result) {
   const body = $("edge-rows");
   body.replaceChildren();
@@ -278,37 +419,33 @@ function renderEdges(result) {
     summary.appendChild(el("strong", { id: "edges-saving" }, money(result.total_monthly_saving) + " a month"));
     summary.appendChild(document.createTextNode(result.edges.length < result.edges_total ? ` (showing the costliest ${result.edges.length}).` : "."));
   }
-  for (const e of result.edges) {
-    const tr = el("tr", {
-      "data-client": workloadName(e.client), "data-server": workloadName(e.server),
-      "data-class": e.class, "data-bytes": String(e.bytes), "data-monthly": String(e.monthly_cost),
-    });
-    tr.appendChild(el("td", {}, `${workloadName(e.client)} → ${workloadName(e.server)}`));
-    const cls = el("td");
-    cls.appendChild(el("span", { class: "class-tag " + e.class }, e.class));
-    tr.appendChild(cls);
-    tr.appendChild(el("td", { class: "zones", title: e.zones.join(", ") },
-      e.zones.slice(0, 3).join(", ") + (e.zones.length > 3 ? ", …" : "")));
-    tr.appendChild(el("td", {}, (e.bytes / GIB).toFixed(3)));
-    tr.appendChild(el("td", { class: "cost" }, money(e.cost)));
-    tr.appendChild(el("td", { class: "cost" }, money(e.monthly_cost)));
-    const advice = el("td", { class: "advice" });
-    if (e.recommendation) {
-      advice.dataset.kind = e.recommendation.kind;
-      advice.appendChild(document.createTextNode(e.recommendation.text));
-      advice.appendChild(el("span", { class: "saving" }, `saves up to ${money(e.recommendation.monthly_saving)} a month`));
-    } else {
-      advice.textContent = "—";
-    }
-    tr.appendChild(advice);
+  const workloads = result.edges.filter((e) => isPods(e.client) && isPods(e.server));
+  const others = result.edges.filter((e) => !(isPods(e.client) && isPods(e.server)));
+  const saving = (e) => (e.recommendation ? e.recommendation.monthly_saving : -1);
+  workloads.sort((a, b) => saving(b) - saving(a) || b.monthly_cost - a.monthly_cost);
+  for (const e of workloads) {
+    const tr = edgeRow(e);
+    edgeCells(tr, e, true);
     body.appendChild(tr);
   }
+  const otherBody = $("other-edge-rows");
+  otherBody.replaceChildren();
+  for (const e of others) {
+    const tr = edgeRow(e);
+    tr.dataset.group = "other";
+    edgeCells(tr, e, false);
+    otherBody.appendChild(tr);
+  }
+  $("other-edges-section").hidden = others.length === 0;
+  const otherMonthly = others.reduce((sum, e) => sum + e.monthly_cost, 0);
+  $("other-edges-summary").textContent =
+    `${others.length} edge${others.length === 1 ? "" : "s"} with a node or an outside end, ${money(otherMonthly)} a month: show them`;
 }
 
 async function loadEdges() {
   let result;
   try {
-    result = await getJson("/api/v1/edges?" + new URLSearchParams({ window: state.window, limit: "50" }));
+    result = await getJson("/api/v1/edges?" + new URLSearchParams({ window: state.window, limit: "200" }));
   } catch (err) {
     setStatus("error", err.message, hint(err));
     return;
@@ -319,6 +456,76 @@ async function loadEdges() {
       "The agents export netcost_workload_traffic_bytes_total; if they have run for longer than this window, check that Prometheus scrapes them, or pick a longer window.");
   } else if (result.edges_total === 0) {
     setStatus("empty", "No workload traffic crossed a zone or a region in this window: nothing to move.", "");
+  } else {
+    setStatus("ready", "");
+  }
+}
+
+// The peers view: every edge of one workload, any class. The counters are per workload pair,
+// so a pod's own peers cannot be had: the page says that it shows the pod's workload's edges.
+async function loadPeers() {
+  const parts = state.workload.split("/");
+  const title = $("peers-title");
+  const workload = { namespace: parts[0], kind: parts[1], name: parts.slice(2).join("/") };
+  title.textContent = state.pod
+    ? `Peers of pod ${state.pod} (${workloadName(workload)})`
+    : `Peers of ${workloadName(workload)}`;
+  let result;
+  try {
+    result = await getJson("/api/v1/peers?" + new URLSearchParams({ window: state.window, workload: state.workload }));
+  } catch (err) {
+    setStatus("error", err.message, err.code === "bad_workload" ? "Pick a workload from the allocation table." : hint(err));
+    return;
+  }
+  const note = $("peers-note");
+  note.replaceChildren();
+  if (state.pod) {
+    note.appendChild(el("strong", {}, `These are the edges of ${workloadName(workload)}, the workload pod ${state.pod} belongs to, not of the pod alone. `));
+  }
+  note.appendChild(document.createTextNode(result.note + ` ${result.start} to ${result.end} · prices: ${result.provider}, per ${result.unit}.`));
+  const body = $("peer-rows");
+  body.replaceChildren();
+  const self = workloadId(workload);
+  for (const e of result.edges) {
+    const asClient = workloadId(e.client) === self;
+    const peer = asClient ? e.server : e.client;
+    const tr = el("tr", {
+      "data-peer": workloadName(peer), "data-role": asClient ? "client" : "server",
+      "data-class": e.class, "data-bytes": String(e.bytes), "data-cost": String(e.cost),
+      "data-monthly": String(e.monthly_cost),
+    });
+    const name = el("th", { scope: "row" });
+    name.appendChild(workloadLink(peer));
+    tr.appendChild(name);
+    tr.appendChild(el("td", {}, asClient && workloadId(e.server) === self ? "calls itself" : asClient ? "calls" : "called by"));
+    const cls = el("td");
+    cls.appendChild(classTag(e.class));
+    tr.appendChild(cls);
+    tr.appendChild(el("td", { class: "zones", title: e.zones.join(", ") }, e.zones.slice(0, 3).join(", ") + (e.zones.length > 3 ? ", …" : "")));
+    tr.appendChild(el("td", {}, (e.bytes / GIB).toFixed(3)));
+    tr.appendChild(el("td", { class: "cost" + (e.cost === 0 ? " zero" : "") }, money(e.cost)));
+    tr.appendChild(el("td", { class: "cost" + (e.cost === 0 ? " zero" : "") }, money(e.monthly_cost)));
+    const advice = el("td", { class: "advice" });
+    if (e.recommendation) {
+      advice.dataset.kind = e.recommendation.kind;
+      advice.append(e.recommendation.text, el("span", { class: "saving" }, `saves up to ${money(e.recommendation.monthly_saving)} a month`));
+    } else {
+      advice.textContent = e.class === "in-zone" ? "in-zone: free" : "—";
+    }
+    tr.appendChild(advice);
+    body.appendChild(tr);
+  }
+  const foot = $("peer-totals");
+  foot.replaceChildren();
+  const total = el("tr", { id: "peer-total", "data-cost": String(result.total_cost), "data-monthly": String(result.total_monthly_cost) });
+  total.append(el("th", { scope: "row", colspan: "5" }, `Total (${result.edges.length} edge${result.edges.length === 1 ? "" : "s"})`),
+    el("td", { class: "cost" }, money(result.total_cost)), el("td", { class: "cost" }, money(result.total_monthly_cost)), el("td"));
+  foot.appendChild(total);
+  if (!result.has_pair_data) {
+    setStatus("empty", `No workload pair data from ${result.start} to ${result.end}.`,
+      "The agents export netcost_workload_traffic_bytes_total; pick a longer window, or check that Prometheus scrapes them.");
+  } else if (result.edges.length === 0) {
+    setStatus("empty", `${workloadName(workload)} has no edges in this window.`, "Pick a longer window.");
   } else {
     setStatus("ready", "");
   }
@@ -378,17 +585,236 @@ async function loadLive() {
   setTimeout(loadLive, LIVE_REFRESH_MS);
 }
 
+// The changes the overview leads with: the edges' recommendations and the NAT and VPC endpoint
+// advice, ranked together by their monthly saving.
+function rankChanges(edges, advice) {
+  const changes = [];
+  for (const e of edges ? edges.edges : []) {
+    if (!e.recommendation || e.recommendation.monthly_saving <= 0) continue;
+    changes.push({
+      kind: e.recommendation.kind, saving: e.recommendation.monthly_saving,
+      title: `${workloadName(e.client)} → ${workloadName(e.server)} (${e.class})`,
+      text: e.recommendation.text,
+      href: isPods(e.client) ? peersHref(workloadId(e.client)) : null,
+    });
+  }
+  for (const a of advice ? advice.advice : []) {
+    if (!(a.saving_per_month > 0)) continue;
+    const w = { namespace: a.namespace, kind: a.workload.kind, name: a.workload.name };
+    changes.push({
+      kind: `${a.endpoint}-endpoint`, saving: a.saving_per_month,
+      title: `${workloadName(w)} → ${a.service} through a NAT gateway`,
+      text: a.explanation,
+      href: peersHref(workloadId(w)),
+    });
+  }
+  changes.sort((x, y) => y.saving - x.saving || x.title.localeCompare(y.title));
+  return changes.slice(0, TOP_CHANGES);
+}
+
+const KIND_LABELS = {
+  "topology-aware-routing": "topology-aware routing",
+  "co-location": "co-location",
+  "gateway-endpoint": "VPC gateway endpoint",
+  "interface-endpoint": "VPC interface endpoint",
+};
+
+function renderChanges(changes, edges, advice) {
+  const list = $("changes");
+  list.replaceChildren();
+  for (const c of changes) {
+    const li = el("li", { class: "change", "data-kind": c.kind, "data-saving": String(c.saving) });
+    const head = el("div", { class: "change-head" });
+    head.appendChild(el("span", { class: "saving" }, `${money(c.saving)} a month`));
+    head.appendChild(el("span", { class: "kind" }, KIND_LABELS[c.kind] || c.kind));
+    head.appendChild(c.href ? el("a", { href: c.href, class: "drill" }, c.title) : el("span", {}, c.title));
+    li.append(head, el("p", {}, c.text));
+    list.appendChild(li);
+  }
+  const total = changes.reduce((sum, c) => sum + c.saving, 0);
+  $("saving-total").textContent = money(total) + " a month";
+  $("saving-total").dataset.saving = String(total);
+  $("saving-note").textContent = changes.length
+    ? `up to, from ${changes.length} change${changes.length === 1 ? "" : "s"} below`
+    : "nothing found to change in this window";
+  $("changes-note").textContent = `· ranked by monthly saving, at the rate of ${windowText()} · `;
+  $("changes-note").appendChild(el("a", { href: pageHref({ view: "edges" }) }, "all cross-zone edges"));
+  if (changes.length === 0) {
+    list.appendChild(el("li", { class: "none" }, edges && !edges.has_pair_data
+      ? "No workload pair data in this window: the agents export netcost_workload_traffic_bytes_total."
+      : "Nothing to change: no workload traffic with advice crossed a zone or a region."));
+  }
+  $("advice-note").textContent = advice
+    ? (advice.notes || []).join(" ")
+    : "NAT gateway and VPC endpoint advice: this server does not give it (no /api/v1/endpoint-advice).";
+}
+
+const windowText = () => ({ "1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days", today: "today", month: "this month" }[state.window] || state.window);
+
+function renderClasses(total) {
+  const body = $("class-rows");
+  body.replaceChildren();
+  const bar = svg("svg", { viewBox: "0 0 1000 44", preserveAspectRatio: "none", role: "img", "aria-label": "share of the cost by class" });
+  let x = 0;
+  for (const c of CLASSES) {
+    const v = total[c.key];
+    const share = total.total_cost > 0 ? v.cost / total.total_cost : 0;
+    const tr = el("tr", { "data-class": c.key, "data-bytes": String(v.egress_bytes + v.ingress_bytes), "data-cost": String(v.cost) });
+    const name = el("th", { scope: "row" });
+    name.appendChild(classTag(c.label));
+    tr.append(name, el("td", {}, gib(v)), el("td", { class: "cost" + (v.cost === 0 ? " zero" : "") }, money(v.cost)),
+      el("td", {}, (share * 100).toFixed(1) + "%"),
+      el("td", { class: "cost" + (v.cost === 0 ? " zero" : "") }, money(total.monthly_rate * share)));
+    body.appendChild(tr);
+    if (share <= 0) continue;
+    const w = share * 1000;
+    const rect = svg("rect", { x, y: 0, width: w, height: 28, fill: classFill(c.key), stroke: "#fff", "stroke-width": 1, "data-class": c.key });
+    rect.appendChild(svg("title", {}, `${c.label}: ${money(v.cost)} (${(share * 100).toFixed(1)}%)`));
+    bar.appendChild(rect);
+    if (w > 90) bar.appendChild(svg("text", { x: x + 4, y: 41 }, `${c.label} ${(share * 100).toFixed(0)}%`));
+    x += w;
+  }
+  $("class-bar").replaceChildren(bar);
+}
+
+function renderNamespaces(result) {
+  const body = $("namespace-rows");
+  body.replaceChildren();
+  for (const row of result.allocations) {
+    const tr = el("tr", { "data-name": row.name, "data-cost": String(row.total_cost) });
+    const name = el("th", { scope: "row" });
+    const href = rowHref(row.name);
+    name.appendChild(href ? el("a", { href, class: "drill" }, row.name) : document.createTextNode(row.name));
+    tr.append(name, el("td", { class: "cost" }, money(row.total_cost)),
+      el("td", {}, (row.share * 100).toFixed(1) + "%"), el("td", { class: "cost" }, money(row.monthly_rate)));
+    body.appendChild(tr);
+  }
+}
+
+// A cell's colour deepens with its cost; in-zone cells (free) stay white. The numbers are in
+// each cell, in its tooltip (hover or keyboard focus) and in the table below.
+function renderZones(zones) {
+  const box = $("zone-picture");
+  box.replaceChildren();
+  const head = $("zone-head"), rows = $("zone-rows");
+  head.replaceChildren();
+  rows.replaceChildren();
+  $("zones-note").textContent = `· ${zones.start} to ${zones.end}, from the workload pair counters`;
+  const n = zones.zones.length;
+  const left = []; const parts = [];
+  if (zones.outside_bytes > 0) parts.push(`${(zones.outside_bytes / GIB).toFixed(3)} GiB to or from outside the cluster`);
+  if (zones.unknown_zone_bytes > 0) parts.push(`${(zones.unknown_zone_bytes / GIB).toFixed(3)} GiB with an end of unknown zone`);
+  if (parts.length) left.push(`Not in the matrix: ${parts.join(", ")}.`);
+  $("zones-left-out").textContent = left.join(" ");
+  if (n === 0) {
+    box.appendChild(el("p", { class: "note" }, "No workload pair data in this window."));
+    return;
+  }
+  const cell = new Map(zones.cells.map((c) => [`${c.client_zone}\u0000${c.server_zone}`, c]));
+  const maxCost = Math.max(...zones.cells.map((c) => c.cost), 0);
+  const size = 74, label = 120, W = label + n * size, H = label / 2 + n * size + 4;
+  const pic = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "group", "aria-label": "zone to zone matrix: client zone rows, server zone columns" });
+  const tip = $("zone-tip");
+  zones.zones.forEach((z, j) => pic.appendChild(svg("text", { x: label + j * size + size / 2, y: label / 2 - 8, "text-anchor": "middle", class: "axis" }, z)));
+  const headRow = el("tr");
+  headRow.appendChild(el("th", { scope: "col" }, "client zone ↓ · server zone →"));
+  for (const z of zones.zones) headRow.appendChild(el("th", { scope: "col" }, z));
+  head.appendChild(headRow);
+  zones.zones.forEach((from, i) => {
+    pic.appendChild(svg("text", { x: label - 8, y: label / 2 + i * size + size / 2 + 4, "text-anchor": "end", class: "axis" }, from));
+    const tr = el("tr");
+    tr.appendChild(el("th", { scope: "row" }, from));
+    zones.zones.forEach((to, j) => {
+      const c = cell.get(`${from}\u0000${to}`) || { client_zone: from, server_zone: to, bytes: 0, cost: 0, monthly_cost: 0 };
+      const text = `${from} → ${to}: ${(c.bytes / GIB).toFixed(3)} GiB, ${money(c.cost)} (${money(c.monthly_cost)} a month)${from === to ? ", in-zone" : ""}`;
+      const td = el("td", { "data-client-zone": from, "data-server-zone": to, "data-bytes": String(c.bytes), "data-cost": String(c.cost) });
+      td.append(el("span", { class: "gib" }, `${(c.bytes / GIB).toFixed(3)} GiB`), el("span", { class: "cost" }, money(c.cost)));
+      if (c.bytes === 0) td.className = "zero";
+      tr.appendChild(td);
+      const g = svg("g", { tabindex: "0", role: "img", "aria-label": text, class: "zone-cell", "data-client-zone": from, "data-server-zone": to });
+      const depth = maxCost > 0 ? c.cost / maxCost : 0;
+      g.appendChild(svg("rect", {
+        x: label + j * size + 1, y: label / 2 + i * size + 1, width: size - 2, height: size - 2, rx: 3,
+        fill: c.cost > 0 ? `rgba(200, 85, 61, ${0.15 + 0.85 * depth})` : "#fff", stroke: "#b8c0cc",
+      }));
+      g.appendChild(svg("title", {}, text));
+      const cx = label + j * size + size / 2, cy = label / 2 + i * size + size / 2;
+      const dark = depth > 0.55;
+      g.appendChild(svg("text", { x: cx, y: cy - 4, "text-anchor": "middle", class: dark ? "on-dark" : "" }, `${(c.bytes / GIB).toFixed(1)} GiB`));
+      g.appendChild(svg("text", { x: cx, y: cy + 12, "text-anchor": "middle", class: dark ? "on-dark" : "" }, from === to ? "in-zone" : money(c.cost)));
+      const show = () => { tip.textContent = text; tip.dataset.clientZone = from; tip.dataset.serverZone = to; };
+      g.addEventListener("mouseenter", show);
+      g.addEventListener("focus", show);
+      pic.appendChild(g);
+    });
+    rows.appendChild(tr);
+  });
+  box.appendChild(pic);
+  tip.textContent = "Hover over a cell, or move to it with Tab, for its figures.";
+}
+
+async function loadOverview() {
+  $("allocation-link").href = pageHref({ view: "allocation", window: "today" });
+  const optional = (path) => getJson(path).catch((err) => (err.status === 404 ? null : Promise.reject(err)));
+  const edges = getJson("/api/v1/edges?" + new URLSearchParams({ window: state.window, limit: "200" })).catch(() => null);
+  const advice = optional("/api/v1/endpoint-advice?" + new URLSearchParams({ window: state.window })).catch(() => null);
+  const zones = getJson("/api/v1/zones?" + new URLSearchParams({ window: state.window }));
+  const month = getJson("/api/v1/allocation?" + new URLSearchParams({ window: "month", aggregate: "namespace" }));
+  let result;
+  try {
+    result = await getJson("/api/v1/allocation?" + new URLSearchParams({ window: state.window, aggregate: "namespace" }));
+  } catch (err) {
+    setStatus("error", err.message, hint(err));
+    return;
+  }
+  $("rate-cost").textContent = money(result.total.monthly_rate);
+  $("rate-cost").dataset.cost = String(result.total.monthly_rate);
+  $("rate-note").textContent = `at the rate of ${windowText()} (${money(result.total.total_cost)} from ${result.start} to ${result.end}), a 730-hour month`;
+  renderClasses(result.total);
+  $("classes-note").textContent = `· ${windowText()} · prices: ${result.provider} (${result.pricing_source}), per ${result.unit}`;
+  renderNamespaces(result);
+  try {
+    const m = await month;
+    $("month-cost").textContent = money(m.total.total_cost);
+    $("month-cost").dataset.cost = String(m.total.total_cost);
+    $("month-note").textContent = `from ${m.start} to now`;
+  } catch (err) {
+    $("month-cost").textContent = "—";
+    $("month-note").textContent = err.message;
+  }
+  const [e, a] = await Promise.all([edges, advice]);
+  renderChanges(rankChanges(e, a), e, a);
+  try {
+    renderZones(await zones);
+  } catch (err) {
+    $("zone-picture").replaceChildren(el("p", { class: "status error" }, "Zones: " + err.message));
+  }
+  if (result.allocations.length === 0) {
+    setStatus("empty", `No traffic in this window (${result.start} to ${result.end}).`,
+      "Pick a longer window. If the agents have run for longer than that, check that Prometheus scrapes them: kubecost_pod_network_egress_bytes_total should have series.");
+    return;
+  }
+  setStatus("ready", "");
+}
+
 function showView() {
   for (const v of VIEWS) {
     $("view-" + v).hidden = v !== state.view;
     const link = $("nav-" + v);
+    if (!link) continue;
     link.classList.toggle("current", v === state.view);
+    if (v === state.view) link.setAttribute("aria-current", "page");
     if (v !== "live") link.href = "/?" + new URLSearchParams({ view: v, window: state.window });
   }
   for (const node of document.querySelectorAll(".allocation-only")) node.hidden = state.view !== "allocation";
   $("controls").hidden = state.view === "live";
   $("view").value = state.view;
-  document.title = `netcost · ${{ allocation: "network cost", edges: "cross-zone edges", live: "live" }[state.view]}`;
+  for (const id of ["workload", "pod"]) {
+    $(id).disabled = state.view !== "peers" || !state[id];
+    $(id).value = state[id];
+  }
+  document.title = `netcost · ${{ overview: "overview", allocation: "network cost", edges: "cross-zone edges", peers: "peers", live: "live" }[state.view]}`;
+  renderBreadcrumbs();
 }
 
 async function load() {
@@ -402,7 +828,9 @@ async function load() {
     $("window").appendChild(el("option", { value: state.window }, state.window));
     $("window").value = state.window;
   }
+  if (state.view === "overview") return loadOverview();
   if (state.view === "edges") return loadEdges();
+  if (state.view === "peers") return loadPeers();
   if (state.view === "live") return loadLive();
   return loadAllocation();
 }
@@ -414,7 +842,10 @@ async function loadAllocation() {
   $("aggregate").value = state.aggregate;
   $("filter").value = state.filter;
   $("csv").href = "/api/v1/allocation.csv?" + query();
-  $("table-title").textContent = `Cost by ${state.aggregate}`;
+  const terms = filterTerms();
+  const within = terms.workload ? ` of ${terms.namespace ? terms.namespace + "/" : ""}${terms.workload}` : terms.namespace ? ` in ${terms.namespace}` : "";
+  $("table-title").textContent = `Cost by ${state.aggregate}${within}`;
+  $("allocation-caption").textContent = `Cost by ${state.aggregate}${within}`;
   renderHeader();
 
   const series = getJson("/api/v1/allocation/timeseries?" + new URLSearchParams(
