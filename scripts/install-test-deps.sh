@@ -2,7 +2,9 @@
 # Installs what the test suite needs on Debian bookworm: the kernel tools the end-to-end tests
 # drive (network namespaces, nftables, conntrack-tools), a real Prometheus server, a single-node
 # VictoriaMetrics (the second query engine the cost engine is tested against), headless
-# Chromium for the web UI's tests, and a Python virtualenv holding Helm's template engine
+# Chromium for the web UI's tests with Node.js and playwright-core from npm to click through it
+# (in $NETCOST_TEST_NODE, /opt/netcost-test-node by default; playwright-core downloads no
+# browser, the tests drive Debian's), and a Python virtualenv holding Helm's template engine
 # (helm-python-sdk: Helm as a library) and offline Kubernetes schemas (kubernetes-validate) for
 # the chart's tests. The virtualenv is at $NETCOST_TEST_VENV, /opt/netcost-test-venv by default,
 # where the tests look for it too.
@@ -18,6 +20,9 @@ SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo"
 
 packages=(iproute2 nftables conntrack prometheus victoria-metrics chromium openssl)
+# Node.js runs playwright-core; a Node.js from elsewhere (with its own npm) will do.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 # Debian's python3 needs python3-venv for `python3 -m venv`.
 python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 missing=()
@@ -47,6 +52,15 @@ if ! installed; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${python_packages[@]}"
   installed
+fi
+
+# playwright-core for the browser tests, pinned; reinstalled only when the version differs.
+node_dir="${NETCOST_TEST_NODE:-/opt/netcost-test-node}"
+playwright_version=1.65.1
+if [[ $(node -p "require('$node_dir/node_modules/playwright-core/package.json').version" 2>/dev/null) != "$playwright_version" ]]; then
+  $SUDO mkdir -p "$node_dir"
+  [[ -w $node_dir ]] || $SUDO chown "$(id -u):$(id -g)" "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --no-save --silent "playwright-core@$playwright_version"
 fi
 
 # The control plane. k8s.io/kubernetes is not meant to be imported: scripts/kube-build/

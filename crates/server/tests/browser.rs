@@ -1,11 +1,15 @@
 //! The web UI driven in headless Chromium (Debian's `chromium`), behind the `browser-tests`
 //! feature. The server runs in this process over an embedded store filled with known bytes, so
-//! the expected rows come from the API itself and from the bytes put in; Chromium loads each view
-//! with `--dump-dom` (after the page's scripts ran, under `--virtual-time-budget`) and the test
-//! reads the rows the page drew. Screenshots go to `test-artifacts/browser/`.
+//! the expected rows come from the API itself and from the bytes put in. Two ways in:
+//! - each view loaded by address with `--dump-dom` (after the page's scripts ran, under
+//!   `--virtual-time-budget`), the test reading the rows the page drew: a bookmark's way;
+//! - clicks and key presses, by `tests/browser/clickthrough.js` with playwright-core (from npm,
+//!   installed by `scripts/install-test-deps.sh`) driving the same Chromium: overview →
+//!   namespace → workload → pod → its peers → edges, and the keyboard alone. The script reports
+//!   what each view showed; the figures are checked here, against the API and against the
+//!   bytes put in, priced by hand at AWS's prices.
 //!
-//! What it does not test: clicks (the page's state lives in its URL, so each view is loaded by
-//! address, which is also what a bookmark does).
+//! Screenshots go to `test-artifacts/browser/`.
 #![cfg(feature = "browser-tests")]
 
 use std::io::Read as _;
@@ -106,6 +110,10 @@ const PAIRS: &[(&str, &str, &str, &str, &str, u64)] = &[
     ("web", "b", "db", "b", "in-zone", 60_000_000),
 ];
 
+/// Node → node traffic (the nodes' own, or host-network pods'), from node-a in zone a to node-b
+/// in zone b, per minute: an edge with no workload to move.
+const NODE_PAIR_PER_MINUTE: u64 = 80_000_000;
+
 /// Minutes of history recorded, ending two minutes before now (inside a 1h window).
 const MINUTES: i64 = 45;
 
@@ -149,7 +157,23 @@ fn filled_store() -> (SharedStore, u64) {
                     class: (*class).into(),
                 };
                 (key, per_minute * (i as u64 + 1))
-            });
+            })
+            .chain(std::iter::once({
+                let node = |name: &str| Workload {
+                    namespace: String::new(),
+                    kind: "Node".into(),
+                    name: name.into(),
+                };
+                let key = PairSeriesKey {
+                    pair_node: "node-a".into(),
+                    client: node("node-a"),
+                    client_zone: "a".into(),
+                    server: node("node-b"),
+                    server_zone: "b".into(),
+                    class: "cross-zone".into(),
+                };
+                (key, NODE_PAIR_PER_MINUTE * (i as u64 + 1))
+            }));
         store
             .record(minute, pairs)
             .unwrap_or_else(|e| panic!("recording pairs at minute {minute}: {e}"));
@@ -373,7 +397,7 @@ fn the_allocation_view_shows_the_apis_rows_switches_aggregation_and_links_the_cs
     );
 
     // The namespace view: the page's rows are the API's, in the API's order (cost, highest first).
-    let url = format!("{base}/?window=1h&aggregate=namespace");
+    let url = format!("{base}/?view=allocation&window=1h&aggregate=namespace");
     let page = dom(&url);
     assert_eq!(state(&page), "ready", "{page}");
     let rows = page_rows(&page);
@@ -408,7 +432,7 @@ fn the_allocation_view_shows_the_apis_rows_switches_aggregation_and_links_the_cs
     screenshot(&url, "allocation-namespace.png");
 
     // Switching aggregation changes the rows, and they still match the API.
-    let url = format!("{base}/?window=1h&aggregate=workload");
+    let url = format!("{base}/?view=allocation&window=1h&aggregate=workload");
     let page = dom(&url);
     let by_workload = get_json(&format!(
         "{base}/api/v1/allocation?window=1h&aggregate=workload"
@@ -446,7 +470,9 @@ fn the_allocation_view_shows_the_apis_rows_switches_aggregation_and_links_the_cs
 
     // The pod and node views load too.
     for aggregate in ["pod", "node"] {
-        let page = dom(&format!("{base}/?window=1h&aggregate={aggregate}"));
+        let page = dom(&format!(
+            "{base}/?view=allocation&window=1h&aggregate={aggregate}"
+        ));
         let api = get_json(&format!(
             "{base}/api/v1/allocation?window=1h&aggregate={aggregate}"
         ));
@@ -489,7 +515,9 @@ fn empty_and_error_states_say_what_is_wrong_and_how_to_fix_it() {
     let base = serve(Engine::new(Arc::new(store), PriceSheet::aws()));
 
     // A filter that matches nothing: no data, and what to do about it.
-    let page = dom(&format!("{base}/?window=1h&filter=namespace:nothing-here"));
+    let page = dom(&format!(
+        "{base}/?view=allocation&window=1h&filter=namespace:nothing-here"
+    ));
     assert_eq!(state(&page), "empty", "{page}");
     assert!(page.contains("No traffic in this window"), "{page}");
     assert!(page.contains("Clear the filter"), "{page}");
@@ -503,7 +531,7 @@ fn empty_and_error_states_say_what_is_wrong_and_how_to_fix_it() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let page = dom(&format!("{base}/?window=1h&filter=nope"));
+    let page = dom(&format!("{base}/?view=allocation&window=1h&filter=nope"));
     assert_eq!(state(&page), "error", "{page}");
     assert!(
         page.contains(&unescape_free(&message)),
@@ -526,8 +554,8 @@ fn empty_and_error_states_say_what_is_wrong_and_how_to_fix_it() {
     );
     assert!(page.contains("--prometheus URL"), "{page}");
     screenshot(&url, "prometheus-unreachable.png");
-    // The cross-zone and live views say the same.
-    for view in ["edges", "live"] {
+    // The other views say the same.
+    for view in ["allocation", "edges", "live"] {
         let page = dom(&format!("{base}/?view={view}"));
         assert_eq!(state(&page), "error", "{view}: {page}");
         assert!(
@@ -547,6 +575,7 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
     let minutes = MINUTES as u64;
     let expected: Vec<(&str, u64)> = vec![
         ("web → api", 300_000_000 * minutes),
+        ("node-a → node-b", NODE_PAIR_PER_MINUTE * minutes),
         ("web → db", 60_000_000 * minutes),
     ];
     let got: Vec<(String, u64)> = edges
@@ -571,7 +600,8 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
         "{cost}"
     );
     assert_eq!(edges[0]["recommendation"]["kind"], "topology-aware-routing");
-    assert_eq!(edges[1]["recommendation"]["kind"], "co-location");
+    assert!(edges[1]["recommendation"].is_null(), "{}", edges[1]);
+    assert_eq!(edges[2]["recommendation"]["kind"], "co-location");
 
     let url = format!("{base}/?view=edges&window=1h");
     let page = dom(&url);
@@ -594,12 +624,27 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
             )
         })
         .collect();
-    assert_eq!(rows.len(), 2, "{page}");
-    for (row, edge) in rows.iter().zip(edges) {
+    // Workload edges lead (those with advice first); the node → node edge comes last, in its
+    // own folded table.
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "shop/web (Deployment) → shop/api (Deployment)",
+            "shop/web (Deployment) → shop/db (Deployment)",
+            "node-a → node-b",
+        ]
+    );
+    assert_eq!(tags_with(&page, "data-group=\"other\"").len(), 1, "{page}");
+    for (row, name) in rows
+        .iter()
+        .zip(["web → api", "web → db", "node-a → node-b"])
+    {
+        let at = got.iter().position(|g| g.0 == name);
+        let edge = &edges[at.unwrap_or_else(|| panic!("no {name} in {got:?}"))];
         assert_eq!(row.1, edge["bytes"].as_u64().unwrap_or(0));
         assert!((row.2 - edge["monthly_cost"].as_f64().unwrap_or(f64::NAN)).abs() < 1e-9);
     }
-    assert_eq!(rows[0].0, "shop/web (Deployment) → shop/api (Deployment)");
     for kind in ["topology-aware-routing", "co-location"] {
         assert!(
             page.contains(&format!("data-kind=\"{kind}\"")),
@@ -608,7 +653,6 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
     }
     assert!(page.contains("topology-mode: Auto"), "{page}");
     assert!(page.contains("run shop/db replicas in a"), "{page}");
-    screenshot(&url, "cross-zone.png");
 }
 
 #[test]
@@ -683,4 +727,466 @@ fn unescape_free(message: &str) -> String {
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Where `scripts/install-test-deps.sh` installed playwright-core.
+fn node_modules() -> PathBuf {
+    let dir = std::env::var_os("NETCOST_TEST_NODE")
+        .map_or_else(|| PathBuf::from("/opt/netcost-test-node"), PathBuf::from);
+    dir.join("node_modules")
+}
+
+/// Runs `tests/browser/clickthrough.js` against `base` and returns what it saw; killed after
+/// 5 minutes so that a hung browser fails the test, not CI.
+fn click_through(base: &str) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/clickthrough.js");
+    let modules = node_modules();
+    assert!(
+        modules.join("playwright-core").is_dir(),
+        "no playwright-core in {}: run scripts/install-test-deps.sh",
+        modules.display()
+    );
+    let mut child = Command::new("node")
+        .arg(&script)
+        .arg(base)
+        .arg(artifacts())
+        .env("NODE_PATH", &modules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node (apt-get install nodejs): {e}"));
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(
+        child.stdout.take().unwrap_or_else(|| panic!("no stdout")),
+    ));
+    let stderr = read(Box::new(
+        child.stderr.take().unwrap_or_else(|| panic!("no stderr")),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("clickthrough.js did not finish within 5 minutes");
+            }
+        }
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    assert!(
+        status.success(),
+        "clickthrough.js failed ({status}): {stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("clickthrough.js said {e}: {stdout}"))
+}
+
+const GIB: f64 = 1_073_741_824.0;
+
+/// `bytes` at AWS's cross-zone price on both ends ($0.01/GB each; AWS's GB is 2^30 bytes).
+fn cross_zone_both_ends(bytes: u64) -> f64 {
+    bytes as f64 / GIB * 0.02
+}
+
+fn number(value: &serde_json::Value) -> f64 {
+    value
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .or_else(|| value.as_f64())
+        .unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+fn assert_close(got: f64, want: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+        "{what}: {got} != {want}"
+    );
+}
+
+fn texts(rows: &serde_json::Value, key: &str) -> Vec<String> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("not rows: {rows}"))
+        .iter()
+        .map(|r| r[key].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn clicking_from_the_overview_down_to_a_pods_peers_shows_the_priced_bytes_put_in() {
+    let (store, _) = filled_store();
+    let base = serve(Engine::new(Arc::new(store), PriceSheet::aws()));
+    let seen = click_through(&base);
+    assert_eq!(
+        seen["errors"],
+        serde_json::json!([]),
+        "script errors on the page"
+    );
+    let minutes = MINUTES as u64;
+    let bytes = |per_minute: u64| per_minute * minutes;
+    let per_minute_of = |class: &str| -> u64 {
+        FLOWS
+            .iter()
+            .filter(|f| f.class == class)
+            .map(|f| f.per_minute)
+            .sum()
+    };
+
+    // The overview: the rate of the last hour, by class, priced by hand. Each pod counter is one
+    // side of its bytes: cross-zone $0.01/GB, cross-region (to an unknown region) $0.02/GB
+    // egress, internet $0.09/GB past the month's first 100 GB (the store holds nothing earlier).
+    let o = &seen["overview"];
+    assert_eq!(o["state"], "ready", "{o}");
+    let cross_zone = bytes(per_minute_of("cross-zone")) as f64 / GIB * 0.01;
+    let cross_region = bytes(per_minute_of("cross-region")) as f64 / GIB * 0.02;
+    let internet_gib = bytes(per_minute_of("internet")) as f64 / GIB;
+    let internet = (internet_gib - 100.0) * 0.09;
+    let total = cross_zone + cross_region + internet;
+    // A 1 h window is 1/730 of a month.
+    assert_close(
+        number(&o["rate"]),
+        total * 730.0,
+        "a month at the last hour's rate",
+    );
+    let classes: Vec<(String, u64, f64)> = o["classes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{o}"))
+        .iter()
+        .map(|c| {
+            (
+                c["class"].as_str().unwrap_or_default().to_owned(),
+                number(&c["bytes"]) as u64,
+                number(&c["cost"]),
+            )
+        })
+        .collect();
+    let want = [
+        ("in_zone", bytes(per_minute_of("in-zone")), 0.0),
+        ("cross_zone", bytes(per_minute_of("cross-zone")), cross_zone),
+        (
+            "cross_region",
+            bytes(per_minute_of("cross-region")),
+            cross_region,
+        ),
+        ("internet", bytes(per_minute_of("internet")), internet),
+    ];
+    assert_eq!(classes.len(), want.len(), "{classes:?}");
+    for ((class, b, cost), (want_class, want_bytes, want_cost)) in classes.iter().zip(want) {
+        assert_eq!((class.as_str(), *b), (want_class, want_bytes));
+        assert_close(*cost, want_cost, class);
+    }
+    // The month so far is the API's; when the month began before the store's first minute, it is
+    // the same bytes as the last hour's.
+    let month_api = get_json(&format!("{base}/api/v1/allocation?window=month"));
+    let month = number(&o["month"]);
+    assert_close(
+        month,
+        number(&month_api["total"]["total_cost"]),
+        "month so far",
+    );
+    let first_minute = jiff::Timestamp::now().as_second() - (MINUTES + 2) * 60;
+    let month_start = number(&serde_json::json!(
+        month_api["start"]
+            .as_str()
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+    ));
+    if month_start as i64 <= first_minute {
+        assert_close(month, total, "month so far, by hand");
+    }
+
+    // The top changes: the two workload edges with advice, the larger saving first; the saving
+    // is the edge's whole cost at the hour's rate.
+    let changes = o["changes"].as_array().unwrap_or_else(|| panic!("{o}"));
+    let advice = get(&format!("{base}/api/v1/endpoint-advice?window=1h"));
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap_or(""))
+        .collect();
+    let api_saving = cross_zone_both_ends(bytes(300_000_000)) * 730.0;
+    let db_saving = cross_zone_both_ends(bytes(60_000_000)) * 730.0;
+    if advice.0 == 404 {
+        assert_eq!(
+            kinds,
+            ["topology-aware-routing", "co-location"],
+            "{changes:?}"
+        );
+        assert!(
+            o["adviceNote"]
+                .as_str()
+                .unwrap_or("")
+                .contains("does not give it"),
+            "{o}"
+        );
+        assert_close(
+            number(&o["saving"]),
+            api_saving + db_saving,
+            "the top changes' saving",
+        );
+    } else {
+        assert_eq!(advice.0, 200, "{}", advice.2);
+        assert!(kinds.contains(&"topology-aware-routing"), "{changes:?}");
+    }
+    assert_close(
+        number(&changes[0]["saving"]),
+        api_saving,
+        "first change's saving",
+    );
+    let savings: Vec<f64> = changes.iter().map(|c| number(&c["saving"])).collect();
+    assert!(
+        savings.windows(2).all(|w| w[0] >= w[1]),
+        "not ranked: {savings:?}"
+    );
+    assert!(changes.len() <= 5);
+
+    // The namespaces are the API's, and lead to the drill-down.
+    let ns_api = get_json(&format!(
+        "{base}/api/v1/allocation?window=1h&aggregate=namespace"
+    ));
+    assert_eq!(
+        texts(&o["namespaces"], "name"),
+        texts(&ns_api["allocations"], "name")
+    );
+    assert!(
+        o["allocationLink"]
+            .as_str()
+            .unwrap_or("")
+            .contains("view=allocation")
+            && o["allocationLink"]
+                .as_str()
+                .unwrap_or("")
+                .contains("window=today"),
+        "{o}"
+    );
+
+    // The zone matrix: the pair counters by client zone → server zone, node → node included.
+    let cells: Vec<(String, String, u64, f64)> = o["zoneCells"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{o}"))
+        .iter()
+        .map(|c| {
+            (
+                c["clientZone"].as_str().unwrap_or("").to_owned(),
+                c["serverZone"].as_str().unwrap_or("").to_owned(),
+                number(&c["bytes"]) as u64,
+                number(&c["cost"]),
+            )
+        })
+        .collect();
+    let a_to_b = bytes(200_000_000 + 60_000_000 + NODE_PAIR_PER_MINUTE);
+    let want_cells = [
+        ("a", "a", bytes(500_000_000), 0.0),
+        ("a", "b", a_to_b, cross_zone_both_ends(a_to_b)),
+        (
+            "b",
+            "a",
+            bytes(100_000_000),
+            cross_zone_both_ends(bytes(100_000_000)),
+        ),
+        ("b", "b", bytes(60_000_000), 0.0),
+    ];
+    assert_eq!(cells.len(), 4, "{cells:?}");
+    for (got, want) in cells.iter().zip(want_cells) {
+        assert_eq!(
+            (got.0.as_str(), got.1.as_str(), got.2),
+            (want.0, want.1, want.2)
+        );
+        assert_close(got.3, want.3, &format!("{} → {}", want.0, want.1));
+    }
+    let zones_api = get_json(&format!("{base}/api/v1/zones?window=1h"));
+    assert_eq!(zones_api["zones"], serde_json::json!(["a", "b"]));
+    // The table has column and row headers; the picture's numbers show on hover.
+    let scopes = &o["zoneHeaders"];
+    for scope in ["col", "row"] {
+        assert!(
+            scopes
+                .as_array()
+                .is_some_and(|h| h.iter().any(|s| s == scope)),
+            "no {scope} header: {scopes}"
+        );
+    }
+    let tip = o["hoverTip"].as_str().unwrap_or("");
+    let gib_text = format!("{:.3} GiB", a_to_b as f64 / GIB);
+    assert!(
+        tip.contains("a → b") && tip.contains(&gib_text),
+        "{tip:?} lacks {gib_text}"
+    );
+
+    // Clicked namespace shop: its workloads, as the API gives them, with a breadcrumb back.
+    let n = &seen["namespace"];
+    assert_eq!(n["state"], "ready", "{n}");
+    assert!(
+        n["url"]
+            .as_str()
+            .unwrap_or("")
+            .contains("aggregate=workload"),
+        "{n}"
+    );
+    assert_eq!(n["crumbs"], serde_json::json!(["All namespaces", "shop"]));
+    let api = get_json(&format!(
+        "{base}/api/v1/allocation?window=1h&aggregate=workload&filter=namespace:shop"
+    ));
+    assert_eq!(
+        texts(&n["rows"], "name"),
+        texts(&api["allocations"], "name")
+    );
+    assert_eq!(
+        texts(&n["rows"], "name"),
+        ["shop/Deployment/web", "shop/StatefulSet/db"]
+    );
+
+    // Clicked the web Deployment: its pods; web-0 sent 300 MB a minute across zones.
+    let w = &seen["workload"];
+    assert_eq!(
+        w["crumbs"],
+        serde_json::json!(["All namespaces", "shop", "Deployment/web"])
+    );
+    let pods = w["rows"].as_array().unwrap_or_else(|| panic!("{w}"));
+    let api = get_json(&format!(
+        "{base}/api/v1/allocation?window=1h&aggregate=pod&filter=namespace:shop,workload:Deployment/web"
+    ));
+    assert_eq!(
+        texts(&w["rows"], "name"),
+        texts(&api["allocations"], "name")
+    );
+    let mut names = texts(&w["rows"], "name");
+    names.sort();
+    assert_eq!(names, ["shop/web-0", "shop/web-1"]);
+    let web0 = pods
+        .iter()
+        .find(|r| r["name"] == "shop/web-0")
+        .unwrap_or_else(|| panic!("no web-0: {w}"));
+    assert_close(
+        number(&web0["cost"]),
+        bytes(300_000_000) as f64 / GIB * 0.01,
+        "web-0",
+    );
+
+    // Clicked web-0: the peers of its workload, priced, and the page says they are the workload's.
+    let p = &seen["pod"];
+    assert_eq!(p["state"], "ready", "{p}");
+    assert!(
+        p["url"].as_str().unwrap_or("").contains("view=peers"),
+        "{p}"
+    );
+    assert!(p["heading"].as_str().unwrap_or("").contains("web-0"), "{p}");
+    assert!(
+        p["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not of the pod alone"),
+        "{p}"
+    );
+    assert_eq!(
+        p["crumbs"],
+        serde_json::json!(["All namespaces", "shop", "Deployment/web", "web-0", "peers"])
+    );
+    let rows: Vec<(String, String, u64, f64)> = p["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{p}"))
+        .iter()
+        .map(|r| {
+            (
+                r["peer"].as_str().unwrap_or("").to_owned(),
+                r["class"].as_str().unwrap_or("").to_owned(),
+                number(&r["bytes"]) as u64,
+                number(&r["cost"]),
+            )
+        })
+        .collect();
+    let want_peers = [
+        ("shop/api (Deployment)", "cross-zone", bytes(300_000_000)),
+        ("shop/db (Deployment)", "cross-zone", bytes(60_000_000)),
+        ("shop/api (Deployment)", "in-zone", bytes(500_000_000)),
+        ("shop/db (Deployment)", "in-zone", bytes(60_000_000)),
+    ];
+    assert_eq!(rows.len(), want_peers.len(), "{rows:?}");
+    for (got, want) in rows.iter().zip(want_peers) {
+        assert_eq!((got.0.as_str(), got.1.as_str(), got.2), want);
+        let price = if want.1 == "cross-zone" {
+            cross_zone_both_ends(want.2)
+        } else {
+            0.0
+        };
+        assert_close(got.3, price, &format!("{} {}", want.0, want.1));
+    }
+    let peers_api = get_json(&format!(
+        "{base}/api/v1/peers?window=1h&workload=shop/Deployment/web"
+    ));
+    assert_close(
+        number(&p["total"]),
+        number(&peers_api["total_cost"]),
+        "peers total",
+    );
+    assert_close(
+        number(&p["total"]),
+        cross_zone_both_ends(bytes(360_000_000)),
+        "peers total, by hand",
+    );
+
+    // The breadcrumb "shop" led back to the namespace's workloads.
+    let back = &seen["back"];
+    assert!(
+        back["url"]
+            .as_str()
+            .unwrap_or("")
+            .contains("aggregate=workload"),
+        "{back}"
+    );
+    assert_eq!(
+        back["crumbs"],
+        serde_json::json!(["All namespaces", "shop"])
+    );
+
+    // The edges page: workload edges lead, with advice; node → node is folded away below.
+    let e = &seen["edges"];
+    assert_eq!(e["state"], "ready", "{e}");
+    assert_eq!(
+        texts(&e["rows"], "client"),
+        ["shop/web (Deployment)", "shop/web (Deployment)"]
+    );
+    assert_eq!(texts(&e["others"], "client"), ["node-a"]);
+    assert_eq!(
+        number(&e["others"][0]["bytes"]) as u64,
+        bytes(NODE_PAIR_PER_MINUTE)
+    );
+    assert_eq!(e["othersOpen"], false);
+
+    // The keyboard alone reached the zone matrix (its figures showed), went back to the
+    // namespace link and followed it, sorted a column and unfolded the node edges.
+    let k = &seen["keyboard"];
+    assert!(
+        k["zoneTip"].as_str().unwrap_or("").contains(" GiB, $"),
+        "{k}"
+    );
+    assert!(
+        k["afterEnter"]["url"]
+            .as_str()
+            .unwrap_or("")
+            .contains("filter=namespace%3Ashop"),
+        "{k}"
+    );
+    assert!(k["sortBefore"].is_null(), "{k}");
+    assert_eq!(k["sortAfter"], "ascending", "{k}");
+    let sorted: Vec<&str> = k["rowsAfterSort"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{k}"))
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert_eq!(
+        sorted,
+        ["shop/Deployment/web", "shop/StatefulSet/db"],
+        "A→Z"
+    );
+    assert_eq!(k["detailsOpen"], true, "{k}");
 }

@@ -121,6 +121,9 @@ function setStatus(kind, message, hintText) {
 }
 
 const money = (v) => "$" + v.toFixed(2);
+// RFC 3339 from the API, shortened for a sentence: `2026-12-01 13:31 UTC`.
+const when = (iso) => iso.slice(0, 16).replace("T", " ") + " UTC";
+const period = (r) => `${when(r.start)} to ${when(r.end)}`;
 const gib = (c) => ((c.egress_bytes + c.ingress_bytes) / GIB).toFixed(3);
 
 const COLUMNS = [
@@ -409,7 +412,7 @@ function edgeRow(e) {
 function renderEdges(result) {
   const body = $("edge-rows");
   body.replaceChildren();
-  $("edges-note").textContent = `· ${result.start} to ${result.end} · prices: ${result.provider}, per ${result.unit}`;
+  $("edges-note").textContent = `· ${period(result)} · prices: ${result.provider}, per ${result.unit}`;
   const summary = $("edges-summary");
   summary.replaceChildren();
   if (result.edges_total > 0) {
@@ -439,7 +442,7 @@ function renderEdges(result) {
   $("other-edges-section").hidden = others.length === 0;
   const otherMonthly = others.reduce((sum, e) => sum + e.monthly_cost, 0);
   $("other-edges-summary").textContent =
-    `${others.length} edge${others.length === 1 ? "" : "s"} with a node or an outside end, ${money(otherMonthly)} a month: show them`;
+    `${others.length} edge${others.length === 1 ? "" : "s"} with a node or an outside end, ${money(otherMonthly)} a month`;
 }
 
 async function loadEdges() {
@@ -482,7 +485,7 @@ async function loadPeers() {
   if (state.pod) {
     note.appendChild(el("strong", {}, `These are the edges of ${workloadName(workload)}, the workload pod ${state.pod} belongs to, not of the pod alone. `));
   }
-  note.appendChild(document.createTextNode(result.note + ` ${result.start} to ${result.end} · prices: ${result.provider}, per ${result.unit}.`));
+  note.appendChild(document.createTextNode(result.note + ` ${period(result)} · prices: ${result.provider}, per ${result.unit}.`));
   const body = $("peer-rows");
   body.replaceChildren();
   const self = workloadId(workload);
@@ -699,7 +702,7 @@ function renderZones(zones) {
   const head = $("zone-head"), rows = $("zone-rows");
   head.replaceChildren();
   rows.replaceChildren();
-  $("zones-note").textContent = `· ${zones.start} to ${zones.end}, from the workload pair counters`;
+  $("zones-note").textContent = `· ${period(zones)}, from the workload pair counters`;
   const n = zones.zones.length;
   const left = []; const parts = [];
   if (zones.outside_bytes > 0) parts.push(`${(zones.outside_bytes / GIB).toFixed(3)} GiB to or from outside the cluster`);
@@ -769,7 +772,7 @@ async function loadOverview() {
   }
   $("rate-cost").textContent = money(result.total.monthly_rate);
   $("rate-cost").dataset.cost = String(result.total.monthly_rate);
-  $("rate-note").textContent = `at the rate of ${windowText()} (${money(result.total.total_cost)} from ${result.start} to ${result.end}), a 730-hour month`;
+  $("rate-note").textContent = `at the rate of ${windowText()} (${money(result.total.total_cost)} from ${period(result)}), a 730-hour month`;
   renderClasses(result.total);
   $("classes-note").textContent = `· ${windowText()} · prices: ${result.provider} (${result.pricing_source}), per ${result.unit}`;
   renderNamespaces(result);
@@ -777,7 +780,7 @@ async function loadOverview() {
     const m = await month;
     $("month-cost").textContent = money(m.total.total_cost);
     $("month-cost").dataset.cost = String(m.total.total_cost);
-    $("month-note").textContent = `from ${m.start} to now`;
+    $("month-note").textContent = `since ${when(m.start)}`;
   } catch (err) {
     $("month-cost").textContent = "—";
     $("month-note").textContent = err.message;
