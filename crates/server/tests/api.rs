@@ -364,3 +364,57 @@ fn the_endpoint_advice_endpoint_prices_nat_traffic_to_s3_and_the_gateway_endpoin
         assert_eq!((status, error_of(&body).0.as_str()), (400, code), "{body}");
     }
 }
+
+#[test]
+fn the_zones_and_peers_endpoints_price_the_pair_counters() {
+    let base = serve(Engine::new(Arc::new(Fixed), PriceSheet::aws()));
+    let (status, kind, body) = get(&format!("{base}/api/v1/zones?window=1h"));
+    assert_eq!((status, kind.as_str()), (200, "application/json"), "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["zones"], serde_json::json!(["a", "b"]));
+    let cell = &json["cells"][0];
+    assert_eq!(
+        (&cell["client_zone"], &cell["server_zone"]),
+        (&"a".into(), &"b".into())
+    );
+    assert_eq!(cell["bytes"], 5u64 << 30);
+    // 5 GB × ($0.01 + $0.01) over one hour.
+    let cost = cell["cost"].as_f64().unwrap_or_default();
+    assert!((cost - 0.1).abs() < 1e-12, "{cost}");
+    assert_eq!(json["has_pair_data"], true);
+
+    // shop/db is the server of the one pair; shop/api has none.
+    let (status, _, body) = get(&format!(
+        "{base}/api/v1/peers?window=1h&workload=shop/Deployment/db"
+    ));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["edges"][0]["client"]["name"], "web");
+    let total = json["total_cost"].as_f64().unwrap_or_default();
+    assert!((total - 0.1).abs() < 1e-12, "{total}");
+    assert!(
+        json["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("per pair of workloads")
+    );
+    let (_, _, body) = get(&format!(
+        "{base}/api/v1/peers?window=1h&workload=shop/Deployment/api"
+    ));
+    assert!(body.contains("\"edges\":[]"), "{body}");
+
+    for (path, code) in [
+        ("zones?window=soon", "bad_window"),
+        ("zones?limit=3", "bad_parameter"),
+        ("peers?workload=shop/web", "bad_workload"),
+        ("peers", "bad_workload"),
+        (
+            "peers?workload=shop/Deployment/web&window=soon",
+            "bad_window",
+        ),
+    ] {
+        let (status, _, body) = get(&format!("{base}/api/v1/{path}"));
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(error_of(&body).0, code, "{path}");
+    }
+}

@@ -719,6 +719,14 @@ fn the_cross_zone_and_live_views_explain_missing_data() {
     let page = dom(&format!("{base}/?view=edges&window=1h"));
     assert_eq!(state(&page), "empty", "{page}");
     assert!(page.contains("No workload pair data"), "{page}");
+    // The overview says there is nothing yet, and has nothing to advise.
+    let page = dom(&format!("{base}/?window=1h"));
+    assert_eq!(state(&page), "empty", "{page}");
+    assert!(page.contains("No traffic in this window"), "{page}");
+    assert!(
+        page.contains("No workload pair data in this window"),
+        "{page}"
+    );
 }
 
 /// `message` as it appears in serialized HTML text: `"` stays, `&`, `<` and `>` are escaped.
