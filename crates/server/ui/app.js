@@ -4,7 +4,8 @@
 // with drill-down namespace → workloads → pods), peers (a workload's edges, priced), cross-zone
 // edges (with recommendations) and live (agents and top talkers). No framework and no build
 // step, so the page works offline and stays readable; every number shown comes from the API
-// unchanged (formatting, and ranking the changes by their saving, only).
+// unchanged (formatting, a class's share of the total, and ranking the changes by their saving,
+// only).
 "use strict";
 
 const GIB = 1073741824;
@@ -666,8 +667,7 @@ function renderClasses(total) {
     const name = el("th", { scope: "row" });
     name.appendChild(classTag(c.label));
     tr.append(name, el("td", {}, gib(v)), el("td", { class: "cost" + (v.cost === 0 ? " zero" : "") }, money(v.cost)),
-      el("td", {}, (share * 100).toFixed(1) + "%"),
-      el("td", { class: "cost" + (v.cost === 0 ? " zero" : "") }, money(total.monthly_rate * share)));
+      el("td", {}, (share * 100).toFixed(1) + "%"));
     body.appendChild(tr);
     if (share <= 0) continue;
     const w = share * 1000;
