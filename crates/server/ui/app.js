@@ -190,6 +190,8 @@ function rowHref(name) {
   if (name.startsWith("__")) return null;
   const parts = name.split("/");
   if (state.aggregate === "namespace") return workloadsHref(name);
+  // A pod of no workload is its own workload (`ns/Pod/name`) to the pair counters.
+  if (state.aggregate === "workload" && parts[1] === "Pod") return peersHref(name, parts.slice(2).join("/"));
   if (state.aggregate === "workload" && parts.length >= 3) return podsHref(parts[0], parts.slice(1).join("/"));
   const terms = filterTerms();
   if (state.aggregate === "pod" && terms.workload && parts.length === 2) {
