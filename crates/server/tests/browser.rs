@@ -111,7 +111,8 @@ const PAIRS: &[(&str, &str, &str, &str, &str, u64)] = &[
 ];
 
 /// Node → node traffic (the nodes' own, or host-network pods'), from node-a in zone a to node-b
-/// in zone b, per minute: an edge with no workload to move.
+/// in zone b, per minute: an edge with no workload to move. A pair counter names every node end
+/// `Node/node`.
 const NODE_PAIR_PER_MINUTE: u64 = 80_000_000;
 
 /// Minutes of history recorded, ending two minutes before now (inside a 1h window).
@@ -159,16 +160,16 @@ fn filled_store() -> (SharedStore, u64) {
                 (key, per_minute * (i as u64 + 1))
             })
             .chain(std::iter::once({
-                let node = |name: &str| Workload {
+                let node = Workload {
                     namespace: String::new(),
                     kind: "Node".into(),
-                    name: name.into(),
+                    name: "node".into(),
                 };
                 let key = PairSeriesKey {
                     pair_node: "node-a".into(),
-                    client: node("node-a"),
+                    client: node.clone(),
                     client_zone: "a".into(),
-                    server: node("node-b"),
+                    server: node,
                     server_zone: "b".into(),
                     class: "cross-zone".into(),
                 };
@@ -575,7 +576,7 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
     let minutes = MINUTES as u64;
     let expected: Vec<(&str, u64)> = vec![
         ("web → api", 300_000_000 * minutes),
-        ("node-a → node-b", NODE_PAIR_PER_MINUTE * minutes),
+        ("node → node", NODE_PAIR_PER_MINUTE * minutes),
         ("web → db", 60_000_000 * minutes),
     ];
     let got: Vec<(String, u64)> = edges
@@ -632,13 +633,13 @@ fn the_cross_zone_view_lists_the_apis_edges_with_their_recommendations() {
         [
             "shop/web (Deployment) → shop/api (Deployment)",
             "shop/web (Deployment) → shop/db (Deployment)",
-            "node-a → node-b",
+            "node → node",
         ]
     );
     assert_eq!(tags_with(&page, "data-group=\"other\"").len(), 1, "{page}");
     for (row, name) in rows
         .iter()
-        .zip(["web → api", "web → db", "node-a → node-b"])
+        .zip(["web → api", "web → db", "node → node"])
     {
         let at = got.iter().position(|g| g.0 == name);
         let edge = &edges[at.unwrap_or_else(|| panic!("no {name} in {got:?}"))];
@@ -1162,7 +1163,7 @@ fn clicking_from_the_overview_down_to_a_pods_peers_shows_the_priced_bytes_put_in
         texts(&e["rows"], "client"),
         ["shop/web (Deployment)", "shop/web (Deployment)"]
     );
-    assert_eq!(texts(&e["others"], "client"), ["node-a"]);
+    assert_eq!(texts(&e["others"], "client"), ["node"]);
     assert_eq!(
         number(&e["others"][0]["bytes"]) as u64,
         bytes(NODE_PAIR_PER_MINUTE)
