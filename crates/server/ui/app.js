@@ -608,10 +608,12 @@ function rankChanges(edges, advice) {
     if (!(a.saving_per_month > 0)) continue;
     const w = { namespace: a.namespace, kind: a.workload.kind, name: a.workload.name };
     changes.push({
-      kind: `${a.endpoint}-endpoint`, saving: a.saving_per_month,
+      // `gateway`, `interface` or `service-endpoint`.
+      kind: a.endpoint.endsWith("endpoint") ? a.endpoint : `${a.endpoint}-endpoint`,
+      saving: a.saving_per_month,
       title: `${workloadName(w)} → ${a.service} through a NAT gateway`,
       text: a.explanation,
-      href: peersHref(workloadId(w)),
+      href: isPods(w) && w.namespace ? peersHref(workloadId(w)) : null,
     });
   }
   changes.sort((x, y) => y.saving - x.saving || x.title.localeCompare(y.title));
@@ -623,6 +625,7 @@ const KIND_LABELS = {
   "co-location": "co-location",
   "gateway-endpoint": "VPC gateway endpoint",
   "interface-endpoint": "VPC interface endpoint",
+  "service-endpoint": "VNet service endpoint",
 };
 
 function renderChanges(changes, edges, advice) {
