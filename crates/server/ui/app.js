@@ -611,7 +611,7 @@ function rankChanges(edges, advice) {
       // `gateway`, `interface` or `service-endpoint`.
       kind: a.endpoint.endsWith("endpoint") ? a.endpoint : `${a.endpoint}-endpoint`,
       saving: a.saving_per_month,
-      title: `${workloadName(w)} → ${a.service} through a NAT gateway`,
+      title: `${workloadName(w)} → ${a.service}${a.region ? " in " + a.region : ""} through a NAT gateway`,
       text: a.explanation,
       href: isPods(w) && w.namespace ? peersHref(workloadId(w)) : null,
     });
@@ -681,6 +681,16 @@ function renderClasses(total) {
     bar.appendChild(rect);
     if (w > 90) bar.appendChild(svg("text", { x: x + 4, y: 41 }, `${c.label} ${(share * 100).toFixed(0)}%`));
     x += w;
+  }
+  if (total.nat_gateway.cost > 0) {
+    // The gateway's processing charge is inside the class costs above: said, not added.
+    const v = total.nat_gateway;
+    const tr = el("tr", { "data-class": "nat_gateway", "data-bytes": String(v.egress_bytes + v.ingress_bytes), "data-cost": String(v.cost) });
+    tr.append(el("th", { scope: "row" }, "of which NAT gateway processing"), el("td", {}, gib(v)),
+      el("td", { class: "cost" }, money(v.cost)),
+      el("td", {}, (total.total_cost > 0 ? (v.cost / total.total_cost) * 100 : 0).toFixed(1) + "%"));
+    tr.className = "part";
+    body.appendChild(tr);
   }
   $("class-bar").replaceChildren(bar);
 }
