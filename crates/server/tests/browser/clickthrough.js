@@ -58,13 +58,12 @@ async function main() {
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
   });
   const errors = [];
-  // Requests the server refused, by path: reported, not errors here (the overview asks for the
-  // endpoint advice, which a server may not have).
+  // Requests the server refused, by path (the test decides which it expects).
   const refused = [];
   const out = { errors, refused };
   const watch = (page) => {
     page.on("pageerror", (e) => errors.push(String(e)));
-    // A refused request is logged by Chromium too: it is in `refused` already.
+    // Chromium logs a refused request too: it is in `refused` already.
     page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text()); });
     page.on("response", (r) => { if (r.status() >= 400) refused.push(`${r.status()} ${new URL(r.url()).pathname}`); });
   };
