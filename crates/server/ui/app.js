@@ -658,7 +658,8 @@ function renderChanges(changes, edges, advice) {
     : "NAT gateway and VPC endpoint advice: this server does not give it (no /api/v1/endpoint-advice).";
 }
 
-const windowText = () => ({ "1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days", today: "today", month: "this month" }[state.window] || state.window);
+const windowText = () => ({ "1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days", today: "today", month: "this month" }[state.window] ||
+  (/^\d+[smhdw]$/.test(state.window) ? `the last ${state.window}` : state.window));
 
 function renderClasses(total) {
   const body = $("class-rows");
