@@ -1,13 +1,18 @@
-//! The web UI: one page at `/` with three views (`?view=`): the allocation (a cost table by
-//! namespace, workload, pod or node, and a stacked chart of cost by class over time), the
-//! cross-zone edges (the costliest workload pairs across zones or regions, with
-//! recommendations), and live (each agent's state and the top talkers, refreshed every 10 s).
+//! The web UI: one page at `/` with five views (`?view=`): the overview (the default: the month
+//! so far and at the window's rate, the five changes that would save the most, cost by class and
+//! by namespace, the zone × zone matrix), the allocation (a cost table by namespace, workload, pod
+//! or node, a stacked chart of cost by class over time, and drill-down from a namespace to its
+//! workloads and pods), a workload's peers (its edges of every class, priced), the cross-zone
+//! edges (workload pairs across zones or regions with recommendations, node and outside ends
+//! grouped apart), and live (each agent's state and the top talkers, refreshed every 10 s).
 //!
 //! The HTML, CSS and JavaScript live in `crates/server/ui/` and are compiled into the binary with
 //! `include_str!`, so the UI works offline and behind an air gap: no CDN, no web fonts, no build
-//! step. What it does not do: compute anything. Every figure on the page comes from
-//! `/api/v1/allocation`, `/api/v1/allocation/timeseries`, `/api/v1/edges`, `/api/v1/live` or
-//! `/api/v1/info`, so the page can never disagree with the API or the CSV.
+//! step. What it does not do: work out figures. Every figure on the page comes from
+//! `/api/v1/allocation`, `/api/v1/allocation/timeseries`, `/api/v1/edges`,
+//! `/api/v1/endpoint-advice`, `/api/v1/zones`, `/api/v1/peers`, `/api/v1/live` or `/api/v1/info`,
+//! so the page can never disagree with the API or the CSV; it only ranks the changes by their
+//! saving and works out a class's share of the total.
 
 use axum::Router;
 use axum::http::header;
