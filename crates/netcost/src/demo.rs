@@ -153,7 +153,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .block_on(tokio::net::TcpListener::bind(args.listen))
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     println!(
-        "\nnetcost demo: the web UI at http://{0}/?window=24h&aggregate=workload, the API at http://{0}/api/v1/allocation?window={window}&aggregate=workload   (Ctrl-C to stop)",
+        "\nnetcost demo: the web UI at http://{0}/?window={window}, the API at http://{0}/api/v1/allocation?window={window}&aggregate=workload   (Ctrl-C to stop)",
         args.listen
     );
     let live = {
