@@ -15,6 +15,10 @@
 # the tests look). Go's module and build caches are kept in $NETCOST_GO_CACHE
 # (/opt/netcost-test-go by default); a binary whose go.mod, go.sum, flags and Go version did not
 # change is not built again. Cold, the three take about 25 minutes of a 2-core machine.
+#
+# Beside them it builds kube-state-metrics and a current Prometheus 3.x (prometheus3, next to
+# Debian's 2.x prometheus) the same way: cold, about 11 and 16 minutes of a busy 2-core machine;
+# with Go's build cache kept, a rebuild of either takes seconds.
 set -euo pipefail
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo"
@@ -77,9 +81,10 @@ $SUDO mkdir -p "$bin" "$go_cache"
 [[ -w $bin && -w $go_cache ]] || $SUDO chown "$(id -u):$(id -g)" "$bin" "$go_cache"
 export GOMODCACHE="$go_cache/mod" GOCACHE="$go_cache/cache" GOTOOLCHAIN=local \
   GOFLAGS="-buildvcs=false -mod=readonly"
-# build NAME MODULE_DIR PACKAGE [LDFLAGS]: $bin/NAME, unless its stamp says it is up to date.
+# build NAME MODULE_DIR PACKAGE [LDFLAGS [TAGS]]: $bin/NAME, unless its stamp says it is up to
+# date.
 build() {
-  local name=$1 dir="$kube_build/$2" package=$3
+  local name=$1 dir="$kube_build/$2" package=$3 tags=${5:-}
   # Whitespace collapsed, so that the stamp does not depend on how the flags were wrapped.
   local ldflags
   # shellcheck disable=SC2086 # split on purpose
@@ -87,12 +92,13 @@ build() {
   ldflags=${ldflags% }
   local stamp
   stamp="$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16) $(go env GOVERSION) $ldflags"
+  [[ -z $tags ]] || stamp+=" tags=$tags"
   if [[ -x $bin/$name && -f $bin/$name.stamp && $(cat "$bin/$name.stamp") == "$stamp" ]]; then
     return
   fi
   echo "install-test-deps: building $name ($package)" >&2
   local started=$SECONDS
-  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$bin/$name.new" "$package")
+  (cd "$dir" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$bin/$name.new" "$package")
   mv "$bin/$name.new" "$bin/$name"
   echo "$stamp" >"$bin/$name.stamp"
   echo "install-test-deps: built $name in $((SECONDS - started)) s" >&2
@@ -111,3 +117,17 @@ build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
    -X $version_pkg.gitMinor=$kube_minor -X $version_pkg.gitTreeState=clean"
 helm_version=$(version_of helm helm.sh/helm/v3)
 build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$helm_version"
+
+# kube-state-metrics, for the tests that price traffic by pod label from its kube_pod_labels.
+ksm_version=$(version_of kube-state-metrics k8s.io/kube-state-metrics/v2)
+build kube-state-metrics kube-state-metrics k8s.io/kube-state-metrics/v2 \
+  "-X github.com/prometheus/common/version.Version=${ksm_version#v}"
+# A current Prometheus 3.x beside Debian's 2.x: the query tests run against both. Its module
+# v0.3XX.Y is the 3.XX.Y release (v0.316.0 is 3.16.0). remove_all_sd leaves out the cloud
+# service discoveries (the tests use static targets), which shortens the build; the web UI's
+# assets are not embedded (the tests use only the HTTP API).
+prom_version=$(version_of prometheus github.com/prometheus/prometheus)
+prom_minor=${prom_version#v0.3}
+prom_release="3.$((10#${prom_minor%%.*})).${prom_version##*.}"
+build prometheus3 prometheus github.com/prometheus/prometheus/cmd/prometheus \
+  "-X github.com/prometheus/common/version.Version=$prom_release" remove_all_sd
