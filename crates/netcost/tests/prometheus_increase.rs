@@ -1,23 +1,25 @@
-#![cfg(feature = "root-tests")]
-//! A real Prometheus (Debian's `prometheus`) scrapes a real agent while a transfer runs, and
-//! PromQL's `increase()` over the window must give every byte the agent counted.
+#![cfg(all(feature = "root-tests", feature = "prometheus-tests"))]
+//! A real Prometheus (Debian's 2.x `prometheus` and a current 3.x, in turn) scrapes a real agent
+//! while a transfer runs, and PromQL's `increase()` over the window must give every byte the
+//! agent counted.
 //!
 //! Why this matters: `increase()` ignores the first sample of a series. If a pod's series were
 //! born with the bytes of its first cycle in it, a short transfer would vanish from every
 //! OpenCost/Kubecost query. The agent creates every local pod's series at zero when the pod
 //! appears; this test proves the effect end to end.
 //!
-//! Needs root and the `prometheus` binary; run with
-//! `cargo test -p netcost --features root-tests --test prometheus_increase`.
+//! Needs root and the two Prometheus binaries (`scripts/install-test-deps.sh`); run with
+//! `cargo test -p netcost --features root-tests,prometheus-tests --test prometheus_increase`.
 
 #[allow(dead_code)]
 mod support;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netcost_server::testing::prometheus_servers;
 use support::cluster::{AGENT_PORT, AgentOptions, Cluster};
 use support::expect::{Class, expect_counts, pod_end};
 use support::metrics::http_get;
@@ -33,8 +35,9 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts Prometheus inside `ns`, scraping the agent there every second.
-    fn start(ns: &str, dir: &std::path::Path) -> Prometheus {
+    /// Starts Prometheus (the binary `program`) inside `ns`, scraping the agent there every
+    /// second.
+    fn start(program: &Path, ns: &str, dir: &Path) -> Prometheus {
         let config = dir.join("prometheus.yml");
         fs::write(
             &config,
@@ -46,7 +49,8 @@ impl Prometheus {
         let log = dir.join("prometheus.log");
         let log_file = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "prometheus"])
+            .args(["netns", "exec", ns])
+            .arg(program)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -56,9 +60,7 @@ impl Prometheus {
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start prometheus (apt-get install prometheus): {e}")
-            });
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let prometheus = Prometheus {
             child,
             ns: ns.to_owned(),
@@ -121,10 +123,16 @@ fn percent_encode(text: &str) -> String {
 
 #[test]
 fn prometheus_increase_over_a_transfer_sees_every_byte_the_agent_counted() {
-    let mut cluster = Cluster::build("prometheus");
+    for (name, program) in prometheus_servers() {
+        increase_sees_every_byte(&program, name);
+    }
+}
+
+fn increase_sees_every_byte(program: &Path, name: &str) {
+    let mut cluster = Cluster::build(name);
     cluster.start_agents(NETCOST, AgentOptions::default());
     let node_ns = cluster.node_ns("node-a1");
-    let prometheus = Prometheus::start(&node_ns, &cluster.dir);
+    let prometheus = Prometheus::start(program, &node_ns, &cluster.dir);
 
     let series = |direction: &str| {
         format!(
@@ -191,6 +199,9 @@ fn prometheus_increase_over_a_transfer_sees_every_byte_the_agent_counted() {
         let increase = prometheus
             .query(&format!("increase({series}[5m])"), Some(last))
             .unwrap_or_else(|| panic!("no increase for {series}"));
-        assert_eq!(increase, counted, "increase({series}[5m]) at {last}");
+        assert_eq!(
+            increase, counted,
+            "{name}: increase({series}[5m]) at {last}"
+        );
     }
 }

@@ -12,7 +12,15 @@
 //!   export it;
 //!
 //! and, evaluated at `start`, the cluster's internet egress since the month began, which decides
-//! the internet tier. `increase()` already handles counter resets (an agent restart without a
+//! the internet tier.
+//!
+//! Range edges: Prometheus 2 selects `[start, end]`, Prometheus 3 `(start, end]` (left-open).
+//! They differ only for a window that begins exactly, to the millisecond, on a sample: 3 leaves
+//! that sample out, and `increase()` then extrapolates over the gap to the next one instead of
+//! counting it, so the bytes of that one scrape interval are estimated (lost, if they all came
+//! in it). The engine's edges (month starts, the window's own) fall on a sample about once in
+//! a scrape interval's worth of milliseconds, so nothing is asked differently of 3: a selector
+//! 1 ms longer would keep that sample but extrapolate 1 ms more on every other query. `increase()` already handles counter resets (an agent restart without a
 //! state file), so nothing else is needed for them.
 //!
 //! Workload pairs are `increase(netcost_workload_traffic_bytes_total[Ds])` per agent

@@ -1,5 +1,5 @@
-//! Test support, behind the `prometheus-tests` feature: a real Prometheus (Debian's
-//! `prometheus` binary) or a single-node VictoriaMetrics (Debian's `victoria-metrics`, its
+//! Test support, behind the `prometheus-tests` feature: a real Prometheus (Debian's 2.x
+//! `prometheus` binary, or the current 3.x that `scripts/install-test-deps.sh` builds) or a single-node VictoriaMetrics (Debian's `victoria-metrics`, its
 //! built-in scraper) started on loopback for the duration of a test.
 
 use std::net::SocketAddr;
@@ -31,14 +31,40 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// The Prometheus servers the query tests run against, by name: Debian's 2.x (`prometheus` on
+/// the PATH) and a current 3.x (`prometheus3` in `$NETCOST_TEST_BIN`, `/opt/netcost-test-bin` by
+/// default, built from its Go module by `scripts/install-test-deps.sh`). 3.0 changed what a
+/// range selector holds (a sample exactly at its start is no longer in it), so each query is
+/// checked against both.
+pub fn prometheus_servers() -> [(&'static str, PathBuf); 2] {
+    let bin = std::env::var_os("NETCOST_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/netcost-test-bin"));
+    let v3 = bin.join("prometheus3");
+    assert!(
+        v3.is_file(),
+        "{} is missing: run scripts/install-test-deps.sh, which builds it from its Go module",
+        v3.display()
+    );
+    [
+        ("prometheus-2", PathBuf::from("prometheus")),
+        ("prometheus-3", v3),
+    ]
+}
+
 impl Prometheus {
-    /// Starts Prometheus scraping `targets` every second, with its own scratch directory, and
-    /// waits until it answers.
+    /// Starts Debian's Prometheus scraping `targets` every second, with its own scratch
+    /// directory, and waits until it answers.
     pub fn start(name: &str, targets: &[SocketAddr]) -> Prometheus {
+        Prometheus::start_binary(Path::new("prometheus"), name, targets)
+    }
+
+    /// [`Prometheus::start`] with the server binary at `program` (see [`prometheus_servers`]).
+    pub fn start_binary(program: &Path, name: &str, targets: &[SocketAddr]) -> Prometheus {
         let dir = scratch_dir("prom", name);
         let config = scrape_config(&dir, targets);
         let port = free_port();
-        let child = Command::new("prometheus")
+        let child = Command::new(program)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -49,7 +75,10 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start prometheus (apt-get install prometheus): {e}")
+                panic!(
+                    "cannot start {} (scripts/install-test-deps.sh installs it): {e}",
+                    program.display()
+                )
             });
         let prometheus = Prometheus {
             child,
