@@ -388,6 +388,17 @@ pub fn render_all(
     Ok(out)
 }
 
+/// `collectors` alone, for the `/metrics` served before the agent has started counting.
+pub fn render_collectors(collectors: &[Arc<dyn Collector>]) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    for collector in collectors {
+        registry.register_collector(Box::new(Hooked(collector.clone())));
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
 /// A hook's collector, shared with its owner, which keeps updating it.
 #[derive(Debug)]
 struct Hooked(Arc<dyn Collector>);

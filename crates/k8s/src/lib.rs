@@ -9,7 +9,8 @@
 //! Main types:
 //! - [`start`] connects (in-cluster config, else `KUBECONFIG` / `~/.kube/config`), waits for the
 //!   first complete list and returns a [`TopologyFeed`]: the first topology and a
-//!   `tokio::sync::watch` receiver of the later ones;
+//!   `tokio::sync::watch` receiver of the later ones; [`connect`] returns before the wait, with
+//!   the watchers' health readable meanwhile;
 //! - [`ClusterCache`]: watcher events in, topology out; pure, so tests drive it by hand;
 //! - [`cloud_zone`]: the opt-in zone fallback from the cloud metadata endpoint.
 //!
@@ -94,9 +95,44 @@ pub struct TopologyFeed {
     pub health: Arc<WatchHealth>,
 }
 
+/// The watchers, started, before their first complete list: their health is already readable
+/// (the agent serves it while it waits), [`PendingFeed::wait`] gives the first topology.
+#[derive(Debug)]
+pub struct PendingFeed {
+    updates: tokio::sync::watch::Receiver<Arc<Topology>>,
+    /// The watchers' failures, by resource and reason, from the first request on.
+    pub health: Arc<WatchHealth>,
+}
+
+impl PendingFeed {
+    /// Waits for the first complete list, however long the API server takes (progress is
+    /// logged, failures are on [`PendingFeed::health`]).
+    pub fn wait(mut self) -> Result<TopologyFeed, K8sError> {
+        // The receiver is driven from this (synchronous) thread with a throwaway runtime: the
+        // watchers' own runtime lives on their thread.
+        let waiter = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(K8sError::Runtime)?;
+        waiter
+            .block_on(self.updates.changed())
+            .map_err(|_| K8sError::Stopped)?;
+        let initial = self.updates.borrow_and_update().clone();
+        Ok(TopologyFeed {
+            initial,
+            updates: self.updates,
+            health: self.health,
+        })
+    }
+}
+
 /// Connects to the API server, starts the watchers on their own thread and waits for the first
 /// complete list, however long the API server takes (progress is logged).
 pub fn start(settings: K8sSettings) -> Result<TopologyFeed, K8sError> {
+    connect(settings)?.wait()
+}
+
+/// [`start`] without the wait: connects and starts the watchers, and returns at once.
+pub fn connect(settings: K8sSettings) -> Result<PendingFeed, K8sError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,7 +145,7 @@ pub fn start(settings: K8sSettings) -> Result<TopologyFeed, K8sError> {
         let _entered = runtime.enter();
         kube::Client::try_from(config).map_err(K8sError::Client)?
     };
-    start_with_client(runtime, client, settings)
+    connect_with_client(runtime, client, settings)
 }
 
 /// [`start`] with a client of the caller's (tests point one at a fake API server). `runtime` must
@@ -119,6 +155,15 @@ pub fn start_with_client(
     client: kube::Client,
     settings: K8sSettings,
 ) -> Result<TopologyFeed, K8sError> {
+    connect_with_client(runtime, client, settings)?.wait()
+}
+
+/// [`connect`] with a client of the caller's; see [`start_with_client`].
+pub fn connect_with_client(
+    runtime: tokio::runtime::Runtime,
+    client: kube::Client,
+    settings: K8sSettings,
+) -> Result<PendingFeed, K8sError> {
     let fallback = settings.cloud_metadata.and_then(|addr| {
         let found = cloud_zone::discover(addr, settings.cloud_metadata_timeout);
         match &found {
@@ -133,7 +178,7 @@ pub fn start_with_client(
         found.map(|(_, zone)| zone)
     });
     let cache = ClusterCache::new(settings.node_name).with_zone_fallback(fallback);
-    let (publish, mut updates) = tokio::sync::watch::channel(Arc::new(Topology::default()));
+    let (publish, updates) = tokio::sync::watch::channel(Arc::new(Topology::default()));
     let options = settings.options;
     let health = Arc::new(WatchHealth::default());
     let watch_health = health.clone();
@@ -141,18 +186,5 @@ pub fn start_with_client(
         .name("netcost-k8s".into())
         .spawn(move || runtime.block_on(watch::run(client, cache, options, publish, watch_health)))
         .map_err(K8sError::Runtime)?;
-    // The receiver is driven from this (synchronous) thread with a throwaway runtime: the
-    // watchers' own runtime lives on their thread.
-    let waiter = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(K8sError::Runtime)?;
-    waiter
-        .block_on(updates.changed())
-        .map_err(|_| K8sError::Stopped)?;
-    let initial = updates.borrow_and_update().clone();
-    Ok(TopologyFeed {
-        initial,
-        updates,
-        health,
-    })
+    Ok(PendingFeed { updates, health })
 }

@@ -221,6 +221,8 @@ pub struct ResourceHealth {
     pub failures: BTreeMap<&'static str, u64>,
     /// True from a failure until the stream delivers again.
     pub failing: bool,
+    /// The reason of the last failure, if any.
+    pub last_reason: Option<&'static str>,
 }
 
 /// The five watched resources, by their API names.
@@ -242,6 +244,19 @@ impl WatchHealth {
             .collect()
     }
 
+    /// The failing resources and why, as `pods: forbidden, nodes: unreachable`; empty when
+    /// none fails. For the agent's `/readyz` while it waits for the first list.
+    pub fn failing_summary(&self) -> String {
+        self.snapshot()
+            .into_iter()
+            .filter(|(_, health)| health.failing)
+            .map(|(resource, health)| {
+                format!("{resource}: {}", health.last_reason.unwrap_or("other"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn succeeded(&self, resource: &'static str) {
         let mut resources = self.lock();
         let Some(health) = resources.get_mut(resource) else {
@@ -260,6 +275,7 @@ impl WatchHealth {
             let health = resources.entry(resource).or_default();
             *health.failures.entry(reason).or_default() += 1;
             health.failing = true;
+            health.last_reason = Some(reason);
         }
         if reason == "forbidden" {
             // RBAC: retrying cannot help until someone fixes the ClusterRole, and the topology

@@ -306,6 +306,10 @@ fn agent(args: AgentArgs) -> Result<()> {
             new_events: args.host_network_new_events,
         }),
     };
+    let mut listen = args.listen;
+    if let Some(port) = args.host_port {
+        listen.set_port(port);
+    }
     let (topology, topology_updates) = match inventory {
         Some(topology) => (Arc::new(topology), None),
         None => {
@@ -313,15 +317,31 @@ fn agent(args: AgentArgs) -> Result<()> {
             if args.zone_from_cloud_metadata {
                 k8s.cloud_metadata = Some(netcost_k8s::cloud_zone::METADATA_ADDR);
             }
-            let feed = netcost_k8s::start(k8s).context("topology from the Kubernetes API")?;
+            let pending = netcost_k8s::connect(k8s).context("topology from the Kubernetes API")?;
+            // Until the first complete list the agent cannot count, but it answers: the watch
+            // failures (RBAC, say) on /metrics and the reason on /readyz.
+            let health = pending.health.clone();
+            let not_ready: netcost_agent::http::NotReady =
+                Arc::new(move || match health.failing_summary() {
+                    failing if failing.is_empty() => {
+                        "waiting for the first list from the Kubernetes API".to_owned()
+                    }
+                    failing => format!(
+                        "the first list from the Kubernetes API failed ({failing}; a forbidden \
+                         resource needs get, list and watch in the agent's ClusterRole)"
+                    ),
+                });
+            let feed = netcost_agent::http::serve_while(
+                listen,
+                vec![pending.health.clone()],
+                not_ready,
+                || pending.wait(),
+            )?
+            .context("topology from the Kubernetes API")?;
             hooks.collectors.push(feed.health);
             (feed.initial, Some(feed.updates))
         }
     };
-    let mut listen = args.listen;
-    if let Some(port) = args.host_port {
-        listen.set_port(port);
-    }
     let settings = AgentSettings {
         node_name: args.node_name,
         listen,

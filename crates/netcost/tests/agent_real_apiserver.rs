@@ -12,120 +12,22 @@
 mod support {
     #[path = "../../../k8s/tests/support/chart.rs"]
     pub mod chart;
+    #[path = "../support/real_agent.rs"]
+    pub mod real_agent;
     #[path = "../../../k8s/tests/support/real_cluster.rs"]
     pub mod real_cluster;
     #[path = "../../../k8s/tests/support/scenario.rs"]
     pub mod scenario;
 }
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use support::real_agent::{Agent, value_of};
 use support::real_cluster::RealCluster;
 use support::scenario::*;
-
-const FOLLOW: Duration = Duration::from_secs(60);
-
-/// The agent process, killed on drop.
-struct Agent {
-    child: Child,
-    metrics: String,
-    log: std::path::PathBuf,
-}
-
-impl Agent {
-    fn start(cluster: &RealCluster, token: &str) -> Agent {
-        let kubeconfig = cluster.write_kubeconfig(CHART_ACCOUNT, token);
-        // Conntrack is not what this test is about: an empty table read as Kubecost reads it.
-        let table = cluster.dir().join("nf_conntrack");
-        std::fs::write(&table, "").unwrap_or_else(|e| panic!("{}: {e}", table.display()));
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("no free port: {e}"));
-        let log = cluster.dir().join("agent.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_netcost"))
-            .arg("agent")
-            .args([
-                "--node-name",
-                "node-a",
-                "--source",
-                "proc",
-                "--interval",
-                "1s",
-            ])
-            .arg("--proc-path")
-            .arg(&table)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("LOG_LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display())),
-            )
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run netcost: {e}"));
-        Agent {
-            child,
-            metrics: format!("http://127.0.0.1:{port}/metrics"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn scrape(&self) -> Option<String> {
-        ureq::get(&self.metrics)
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-    }
-
-    /// Waits for a scrape in which `ok` holds and returns it.
-    fn wait_for(&mut self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + FOLLOW;
-        let mut last = String::new();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the agent exited ({status}):\n{}", self.log());
-            }
-            if let Some(text) = self.scrape() {
-                if ok(&text) {
-                    return text;
-                }
-                last = text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no scrape where {what} within {FOLLOW:?}; pods and watch metrics of the last:\n{}\nlog:\n{}",
-                interesting(&last),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn interesting(text: &str) -> String {
-    text.lines()
-        .filter(|l| l.starts_with("netcost_pod_info") || l.starts_with("netcost_kubernetes"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// The `netcost_pod_info` series of a scrape, sorted.
 fn pod_info(text: &str) -> Vec<&str> {
@@ -145,12 +47,6 @@ fn without_uid(line: &str) -> String {
     }
 }
 
-fn value_of(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|rest| rest.trim().parse().ok())
-}
-
 fn log_contains(path: &Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
 }
@@ -160,7 +56,7 @@ fn the_agent_as_the_charts_service_account_maps_this_nodes_pods_and_reports_a_re
     let mut cluster = RealCluster::start();
     let token = install_chart(&cluster);
     populate(&cluster);
-    let mut agent = Agent::start(&cluster, &token);
+    let mut agent = Agent::start(&cluster, CHART_ACCOUNT, &token, "node-a");
 
     // node-a's pods, as created: web's (owned by the Deployment through its ReplicaSet) and one
     // without owner, both in node-a's zone and region.
@@ -227,4 +123,62 @@ fn the_agent_as_the_charts_service_account_maps_this_nodes_pods_and_reports_a_re
     agent.wait_for("the pods watch recovered", |t| {
         value_of(t, "netcost_kubernetes_watch_failing{resource=\"pods\"}") == Some(0.0)
     });
+}
+
+/// `/readyz`'s status and body.
+fn readyz(agent: &Agent) -> Option<(u16, String)> {
+    let mut response = ureq::get(format!("http://{}/readyz", agent.addr))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.body_mut().read_to_string().ok()?))
+}
+
+#[test]
+fn a_cluster_role_without_a_verb_from_the_start_shows_on_metrics_and_readyz() {
+    let cluster = RealCluster::start();
+    let token = install_chart(&cluster);
+    populate(&cluster);
+    // pods may be read one by one but not listed: the first list fails.
+    set_pod_verbs(&cluster, &["get"]);
+    let mut agent = Agent::start(&cluster, CHART_ACCOUNT, &token, "node-a");
+    let text = agent.wait_for("the pods list is failing as forbidden", |t| {
+        value_of(t, "netcost_kubernetes_watch_failing{resource=\"pods\"}") == Some(1.0)
+            && value_of(
+                t,
+                "netcost_kubernetes_watch_failures_total{resource=\"pods\",reason=\"forbidden\"}",
+            )
+            .is_some_and(|n| n >= 1.0)
+    });
+    // Only pods fail; nothing is counted yet, so there is no pod series.
+    assert_eq!(
+        value_of(
+            &text,
+            "netcost_kubernetes_watch_failing{resource=\"nodes\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(pod_info(&text).is_empty(), "{text}");
+    let (status, body) = readyz(&agent).unwrap_or_else(|| panic!("no answer on /readyz"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("pods: forbidden"), "{body}");
+    assert!(body.contains("get, list and watch"), "{body}");
+
+    // The ClusterRole fixed: the agent starts for real on the same address.
+    set_pod_verbs(&cluster, &["get", "list", "watch"]);
+    agent.wait_for("node-a's two pods are listed", |t| pod_info(t).len() == 2);
+    let deadline = std::time::Instant::now() + support::real_agent::FOLLOW;
+    while readyz(&agent).map(|r| r.0) != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready: {:?}\n{}",
+            readyz(&agent),
+            agent.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
