@@ -259,14 +259,12 @@ mod tests {
     }
 
     #[test]
-    fn nothing_listening_gives_up_without_waiting_for_every_provider() {
-        // Bind then drop: the port is closed, so connecting is refused at once.
+    fn nothing_listening_finds_no_zone() {
+        // Bind then drop: the port is closed, so every provider's request is refused.
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap_or_else(|e| panic!("{e}"));
-        let started = std::time::Instant::now();
         assert_eq!(discover(addr, T), None);
-        assert!(started.elapsed() < T);
     }
 
     #[test]

@@ -258,13 +258,6 @@ fn a_410_gone_makes_the_watcher_relist_and_drop_what_vanished_meanwhile() {
         )],
     );
     server.expire_watches("pods");
-    std::thread::sleep(Duration::from_secs(3));
-    eprintln!(
-        "lists {} -> {} watches {}",
-        lists_before,
-        server.list_requests("pods"),
-        server.watch_requests("pods")
-    );
     let t = agent.wait_for("the re-list replaced the pods", |t| {
         pod_at(t, "10.244.0.9").is_some() && pod_at(t, "10.244.0.5").is_none()
     });
