@@ -173,20 +173,9 @@ pub fn find_cgroup2(root: &Path) -> Result<PathBuf, CgroupUnavailable> {
 }
 
 fn fs_type(path: &Path) -> io::Result<i64> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut bytes = path.as_os_str().as_bytes().to_vec();
-    bytes.push(0);
-    let mut out = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `bytes` is NUL-terminated and lives across the call; `out` is a writable
-    // `struct statfs` that statfs(2) fills on success, and is read only then.
-    let rc = unsafe { libc::statfs(bytes.as_ptr().cast(), out.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statfs returned 0, so it filled the struct.
-    let out = unsafe { out.assume_init() };
+    let found = nix::sys::statfs::statfs(path).map_err(io::Error::from)?;
     #[allow(clippy::unnecessary_cast)]
-    Ok(out.f_type as i64)
+    Ok(found.filesystem_type().0 as i64)
 }
 
 /// Who a cgroup id belongs to, as far as the last walk knows.

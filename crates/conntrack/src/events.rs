@@ -580,11 +580,12 @@ fn read_loop(
 
 /// Sets `SO_RCVTIMEO`, so a blocking `recv` returns `EAGAIN` after `timeout`.
 pub(crate) fn socket_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
+    let tv = nix::sys::time::TimeVal::from(libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
-    };
-    crate::netlink::set_socket_option(socket, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    });
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+        .map_err(io::Error::from)
 }
 
 #[cfg(test)]

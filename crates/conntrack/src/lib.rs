@@ -81,6 +81,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod accounting;
 mod build;

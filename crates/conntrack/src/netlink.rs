@@ -2,12 +2,12 @@
 //! the [`events`](crate::events) thread, and calls into the pure parser.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use netcost_core::flow::{FlowOrigin, FlowRecord, FlowSource, InterleavedRead, ReadStats};
 use netlink_sys::{Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::build::encode_dump_request;
 use crate::consts::{NETLINK_NETFILTER, NFNLGRP_CONNTRACK_DESTROY};
@@ -268,10 +268,13 @@ fn received(buf: &[u8], n: usize) -> &[u8] {
 /// Asks for a receive buffer of `bytes` with `SO_RCVBUFFORCE` (which ignores `net.core.rmem_max`
 /// but needs NET_ADMIN), falling back to `SO_RCVBUF`. Returns the size the kernel granted.
 pub(crate) fn set_receive_buffer(socket: &Socket, bytes: usize) -> Result<usize, Error> {
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    if let Err(force) = set_int_option(socket, libc::SO_RCVBUFFORCE, value) {
+    // The option is a C int; nix casts without a check, so cap it here.
+    let value = bytes.min(libc::c_int::MAX as usize);
+    if let Err(force) = setsockopt(socket, sockopt::RcvBufForce, &value) {
         tracing::debug!(error = %force, "SO_RCVBUFFORCE refused; falling back to SO_RCVBUF");
-        set_int_option(socket, libc::SO_RCVBUF, value).map_err(Error::socket("SO_RCVBUF"))?;
+        setsockopt(socket, sockopt::RcvBuf, &value)
+            .map_err(io::Error::from)
+            .map_err(Error::socket("SO_RCVBUF"))?;
     }
     let granted = socket
         .get_rx_buf_sz()
@@ -284,34 +287,4 @@ pub(crate) fn set_receive_buffer(socket: &Socket, bytes: usize) -> Result<usize,
         );
     }
     Ok(granted)
-}
-
-fn set_int_option(socket: &Socket, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    set_socket_option(socket, libc::SOL_SOCKET, option, &value)
-}
-
-/// `setsockopt(2)` with a plain value (an integer, a `timeval`).
-pub(crate) fn set_socket_option<T: Copy>(
-    socket: &Socket,
-    level: libc::c_int,
-    option: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    // SAFETY: the fd is open for the life of `socket`; the option value points to a live `T`
-    // and the length passed is exactly its size, as setsockopt(2) requires of options passed
-    // by value (integers, `struct timeval`).
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            std::ptr::from_ref(value).cast::<libc::c_void>(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
