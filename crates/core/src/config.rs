@@ -23,8 +23,9 @@
 //!       ips: ["1.2.3.4/32"]
 //! ```
 //!
-//! What it does not do: decide a class (see [`crate::classify`]), or load the cloud providers'
-//! published ranges that the three provider switches turn on (see [`crate::cloud`]).
+//! What it does not do: read the file (the caller hands over its text and name), decide a class
+//! (see [`crate::classify`]), or load the cloud providers' published ranges that the three
+//! provider switches turn on (see [`crate::cloud`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -36,20 +37,13 @@ use serde::{Deserialize, Deserializer};
 
 use crate::class::TrafficClass;
 use crate::located;
+use crate::provider::Provider;
 
 /// Why a classification config cannot be used. Display names the file, the field path (such as
 /// `destinations.in-zone[3]`) and the reason.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: cannot read the classification config: {source}", file.display())]
-    Read {
-        /// The file.
-        file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
     /// The file is not YAML.
     #[error("{}: (document): not valid YAML: {reason}", file.display())]
     Yaml {
@@ -245,15 +239,6 @@ impl ClassificationConfig {
         validate(raw, file)
     }
 
-    /// Reads and validates the config at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_owned(),
-            source,
-        })?;
-        Self::from_yaml_str(&text, path)
-    }
-
     /// The config Kubecost ships: the private, loopback and link-local ranges are in-zone, every
     /// other list is empty, and all three cloud providers are tagged. See
     /// `KUBECOST_DEFAULT_IN_ZONE` in the source for where the lists come from.
@@ -323,11 +308,11 @@ impl ClassificationConfig {
     }
 
     /// Whether the `services` switch of `provider` is on.
-    pub fn provider_enabled(&self, provider: crate::cloud::Provider) -> bool {
+    pub fn provider_enabled(&self, provider: Provider) -> bool {
         match provider {
-            crate::cloud::Provider::Aws => self.amazon_web_services,
-            crate::cloud::Provider::Gcp => self.google_cloud_services,
-            crate::cloud::Provider::Azure => self.azure_cloud_services,
+            Provider::Aws => self.amazon_web_services,
+            Provider::Gcp => self.google_cloud_services,
+            Provider::Azure => self.azure_cloud_services,
         }
     }
 

@@ -10,7 +10,8 @@
 //! Every error names the file, the field (`items[2].spec.nodeName`, or
 //! `document 3: status.podIP` in a stream of several documents) and the reason.
 //!
-//! What it does not do: watch anything, or check fields the topology does not read (an inventory
+//! What it does not do: read the file (the caller hands over its text and name), watch anything,
+//! or check fields the topology does not read (an inventory
 //! may be a trimmed `kubectl` dump).
 
 use std::path::{Path, PathBuf};
@@ -28,14 +29,6 @@ const ACCEPTED_KINDS: &str = "Node, Pod, Service or List";
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    /// The file could not be read.
-    #[error("{}: cannot read the inventory: {source}", file.display())]
-    Read {
-        /// The file.
-        file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
     /// The file is not YAML.
     #[error("{}: (document): not valid YAML: {reason}", file.display())]
     Yaml {
@@ -163,15 +156,6 @@ impl Inventory {
             });
         }
         Ok(inventory)
-    }
-
-    /// Reads and parses the inventory at `path`.
-    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-            file: path.to_owned(),
-            source,
-        })?;
-        Self::from_yaml_str(&text, path)
     }
 
     /// The file this inventory was read from (empty for one built in code).

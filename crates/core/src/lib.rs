@@ -7,7 +7,8 @@
 //! - [`delta`]: per-flow baselines turning cumulative counters into byte deltas;
 //! - [`topology`] and [`inventory`]: which IP is which pod, node or Service, and where nodes sit;
 //! - [`config`] and [`classify`]: Kubecost's classification config and the decision it drives;
-//! - [`cloud`]: the cloud providers' published ranges, for service tags and their regions;
+//! - [`provider`] and [`cloud`]: the cloud providers, and their published ranges for service tags
+//!   and their regions;
 //! - [`attribute`]: which local pod (or the node) a delta belongs to, and the real remote end;
 //! - [`aggregate`]: counters per pod × direction × class × service, ready to export;
 //! - [`pairs`]: who talks to whom, per client and server workload and class;
@@ -34,5 +35,6 @@ pub mod inventory;
 pub mod located;
 pub mod pairs;
 pub mod pipeline;
+pub mod provider;
 pub mod socket_owner;
 pub mod topology;

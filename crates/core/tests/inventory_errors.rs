@@ -219,15 +219,3 @@ fn a_document_that_is_not_a_mapping_is_an_error() {
         "inv.yaml: document 2: expected a Kubernetes object (a mapping with `kind`), found a list"
     );
 }
-
-#[test]
-fn an_unreadable_file_is_an_error_that_names_it() {
-    let msg = match Inventory::load(Path::new("/nonexistent/inventory.yaml")) {
-        Ok(_) => panic!("read a file that does not exist"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        msg.starts_with("/nonexistent/inventory.yaml: cannot read the inventory: "),
-        "{msg}"
-    );
-}

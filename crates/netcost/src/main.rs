@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod cost;
 mod demo;
+mod files;
 mod history;
 use netcost_agent::cloud::{CloudSettings, RangeSource};
 use netcost_agent::{AgentSettings, SourceKind};
@@ -269,11 +270,11 @@ fn init_logging() {
 fn agent(args: AgentArgs) -> Result<()> {
     // Everything is read and validated before anything starts: never half-configured.
     let inventory = match &args.inventory {
-        Some(path) => Some(Inventory::load(path)?.topology()?),
+        Some(path) => Some(files::inventory(path)?.topology()?),
         None => None,
     };
     let config = match &args.config {
-        Some(path) => ClassificationConfig::load(path)?,
+        Some(path) => files::config(path)?,
         None => ClassificationConfig::kubecost_default(),
     };
     let mut hooks = netcost_agent::Hooks::default();

@@ -103,7 +103,28 @@ fn a_missing_inventory_file_is_named() {
     let out = agent(&["--inventory", missing.to_str().unwrap_or_default()]);
     let err = stderr_of(&out);
     assert!(!out.status.success());
-    assert!(err.contains("nope.yaml"), "{err}");
+    let expected = format!("{}: cannot read the inventory: ", missing.display());
+    assert!(err.contains(&expected), "{err}");
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let dir = scratch("missing-config");
+    let inventory = write(&dir, "inventory.yaml", GOOD_INVENTORY);
+    let missing = dir.join("nope.yaml");
+    let out = agent(&[
+        "--inventory",
+        inventory.to_str().unwrap_or_default(),
+        "--config",
+        missing.to_str().unwrap_or_default(),
+    ]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    let expected = format!(
+        "{}: cannot read the classification config: ",
+        missing.display()
+    );
+    assert!(err.contains(&expected), "{err}");
 }
 
 #[test]

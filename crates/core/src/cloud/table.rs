@@ -17,8 +17,6 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::config::ClassificationConfig;
-
 use super::{Breadth, Provider, ProviderData, RangeEntry, Tag, in_region_class};
 
 /// The priority of an entry: larger wins. See the module docs of [`super`] for the rules.
@@ -177,11 +175,6 @@ impl CloudRanges {
             regions,
             prefixes,
         }
-    }
-
-    /// The table of the providers in `data` whose `services` switch is on in `config`.
-    pub fn for_config(data: &[ProviderData], config: &ClassificationConfig) -> CloudRanges {
-        CloudRanges::build(data.iter().filter(|d| config.provider_enabled(d.provider)))
     }
 
     /// The winning range of `ip`, if any. IPv4-mapped IPv6 is looked up as IPv4.
