@@ -1,8 +1,9 @@
 //! The `--state-file` on disk: written atomically after every cycle, read once at start, both as
 //! streams (a million flows' baselines are 24 MB; the agent never holds a second copy).
 //!
-//! Atomic means a crash at any instant leaves either the old file or the new one, never a mix:
-//! write a temporary file beside it, fsync it, rename it over the old one, fsync the directory.
+//! Atomic means a crash at any instant leaves either the old file or the new one, never a mix
+//! ([`atomic_write`]: write a temporary file beside it, fsync it, rename it over the old one,
+//! fsync the directory).
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,6 +14,7 @@ use netcost_core::checkpoint::{Checkpoint, CheckpointError, Interim};
 use netcost_core::classify::Classifier;
 use netcost_core::pipeline::{Pipeline, PipelineConfig, Restored};
 use netcost_core::topology::Topology;
+use netcost_store::atomic::{Durability, atomic_write};
 
 /// Why a state file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -106,40 +108,21 @@ pub fn save_interim(
     replace(&interim_path(path), false, write)
 }
 
-/// Writes a temporary file beside `path` and renames it over `path`; with `durable`, fsyncs
-/// the file before and the directory after the rename.
+/// Replaces the file at `path` through [`atomic_write`]; with `durable`, fsyncs the file before
+/// and the directory after the rename.
 fn replace(
     path: &Path,
     durable: bool,
     write: &mut dyn FnMut(&fs::File) -> io::Result<()>,
 ) -> Result<(), StateFileError> {
-    let io_err = |source| StateFileError::Io {
+    let durability = match durable {
+        true => Durability::Durable,
+        false => Durability::ProcessCrash,
+    };
+    atomic_write(path, durability, write).map_err(|source| StateFileError::Io {
         path: path.to_owned(),
         source,
-    };
-    // Per process, so that two agents briefly sharing a hostPath during a rollout cannot write
-    // into each other's temporary file.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let file = fs::File::create(&tmp).map_err(io_err)?;
-    let written = write(&file).and_then(|()| if durable { file.sync_all() } else { Ok(()) });
-    drop(file);
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
-    fs::rename(&tmp, path).map_err(io_err)?;
-    if !durable {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // The rename is durable only once the directory entry is.
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
-    }
-    Ok(())
+    })
 }
 
 /// Continues from the checkpoint at `path`, reading it as a stream so that neither the file

@@ -11,7 +11,8 @@
 //! - [`drill`]: the zone × zone matrix and one workload's peers, for the UI's overview and
 //!   drill-down;
 //! - [`render`]: terminal table, CSV and JSON;
-//! - [`store`]: the embedded minute-resolution history for single hosts and the demo;
+//! - [`store`]: the embedded history (the `netcost-store` crate) as a usage backend, for single
+//!   hosts and the demo;
 //! - [`ui`]: the web UI at `/`, static files compiled into the binary.
 //!
 //! What it does not do: price anything itself (`netcost-cost` does) or read conntrack.

@@ -18,11 +18,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netcost_cost::edges::Workload;
 use netcost_cost::pricing::PriceSheet;
 use netcost_server::backend::AgentStatus;
 use netcost_server::engine::Engine;
 use netcost_server::prometheus::PrometheusBackend;
+use netcost_server::store::StoredWorkload as Workload;
 use netcost_server::store::{
     DEFAULT_RETENTION_MINUTES, PairSeriesKey, SeriesKey, SharedStore, Store,
 };
