@@ -29,7 +29,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let exposition = shared.exposition();
     let generation = exposition.snapshot.generation;
-    match exposition::render_all(exposition, shared.cloud.status(), &shared.collectors) {
+    match exposition::render(exposition, shared.cloud.status(), &shared.collectors) {
         Ok(body) => {
             // Only now has a scraper seen the series of this generation at their current values.
             shared
