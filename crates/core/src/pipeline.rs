@@ -8,9 +8,14 @@
 //! for. Sweeping only after the last drain matters: an entry destroyed before the dump reached
 //! it may have its event waiting by the time the dump ends, so its baseline must still be there
 //! to subtract.
+//!
+//! Beside it: `class_cache` (the last classification of each remote address) and `traffic_log`
+//! (the per-source tally behind [`Pipeline::take_traffic_log`]).
+
+mod class_cache;
+mod traffic_log;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -27,6 +32,9 @@ use crate::flow::{FlowOrigin, FlowRecord, FlowSource, ReadStats};
 use crate::pairs::{ExportedPair, PairKey, Peer, PeerNames};
 use crate::socket_owner::{NodeSide, SocketOwners};
 use crate::topology::{Endpoint, Locality, PodInfo, Topology};
+
+use class_cache::{ClassCache, Remote, RemotePeer};
+use traffic_log::Talkers;
 
 /// Settings of a pipeline.
 #[derive(Debug, Clone)]
@@ -120,53 +128,11 @@ pub struct Snapshot {
     pub node_has_zone: bool,
 }
 
-#[derive(Default)]
-struct Talkers {
-    by_source: FastMap<Owner, FastMap<IpAddr, (u64, TrafficClass)>>,
-    other: FastMap<Owner, u64>,
-}
-
-/// A multiply-rotate hasher for the maps touched once per flow. SipHash's resistance to chosen
-/// keys is not needed there: the batch is keyed by pointers, and a source's destinations are
-/// capped at `talkers_per_source`, so colliding remote addresses cannot make a lookup long.
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// The maps touched once per flow hash with foldhash rather than SipHash: resistance to chosen
+/// keys is not needed there, since the batch is keyed by pointers and a source's destinations are
+/// capped at `talkers_per_source`, so colliding remote addresses cannot make a lookup long. The
+/// fixed seed keeps iteration, and so the traffic log's ties, the same from run to run.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// One exported counter's bytes gathered during a read, keyed by identity rather than by
 /// value: the pod's address in the topology and the service name's allocation. Adding to the
@@ -207,109 +173,6 @@ struct PairBatched {
     local: Peer,
     remote: Arc<RemotePeer>,
     bytes: u64,
-}
-
-/// The remote end of a flow as a pair end.
-#[derive(Debug)]
-struct RemotePeer {
-    peer: Peer,
-    /// True when an agent runs at the remote end and counts what it sends.
-    has_agent: bool,
-}
-
-/// What the cache knows of a remote address.
-#[derive(Clone)]
-struct Remote {
-    classification: Classification,
-    peer: Arc<RemotePeer>,
-    /// A connection to it from this node goes through a NAT gateway: the node is behind one, and
-    /// this is an end outside the cluster at a public address, not on the config's bypass list.
-    through_nat: bool,
-}
-
-/// Slots of the classification cache: a power of two, direct-mapped, so its memory is fixed.
-const CLASS_CACHE_SLOTS: usize = 4096;
-
-/// The last classification of remote addresses, by address. A remote end's class depends only
-/// on the address, the topology, the local node and the classifier, and the cache is emptied
-/// whenever one of those is replaced. Most flows go to a few pods, Services and nodes, which
-/// this turns from two or three trie walks and hash lookups into one comparison.
-struct ClassCache {
-    slots: Vec<Option<(IpAddr, Remote)>>,
-    /// One shared entry per distinct remote peer, so that the pair batch, keyed by the entry's
-    /// address, holds one entry per (local pod, peer, class) however many addresses a peer has
-    /// (every internet address is the peer `internet`). Bounded by workloads × zones plus the
-    /// external names; emptied with the cache.
-    peers: HashMap<Peer, Arc<RemotePeer>>,
-}
-
-impl ClassCache {
-    fn new() -> Self {
-        ClassCache {
-            slots: vec![None; CLASS_CACHE_SLOTS],
-            peers: HashMap::new(),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.slots.fill(None);
-        self.peers.clear();
-    }
-
-    /// `local_behind_nat`: whether the local node sends through a NAT gateway; only then is a
-    /// remote end's path through one worth working out.
-    fn classify(
-        &mut self,
-        classifier: &Classifier,
-        topology: &Topology,
-        (local, local_behind_nat): (&Locality, bool),
-        names: &PeerNames,
-        remote: IpAddr,
-    ) -> &Remote {
-        let mut h = FastHasher::default();
-        match remote {
-            IpAddr::V4(a) => h.write_u32(a.to_bits()),
-            IpAddr::V6(a) => {
-                let bits = a.to_bits();
-                h.write_u64(bits as u64);
-                h.write_u64((bits >> 64) as u64);
-            }
-        }
-        let slot = &mut self.slots[(h.finish() >> 52) as usize % CLASS_CACHE_SLOTS];
-        if !matches!(slot, Some((ip, _)) if *ip == remote) {
-            *slot = None;
-        }
-        let peers = &mut self.peers;
-        let (_, cached) = slot.get_or_insert_with(|| {
-            let classification = classifier.classify(topology, local, remote);
-            let (peer, has_agent) = names.remote(
-                topology,
-                classification.class,
-                classification.service.as_ref(),
-                remote,
-            );
-            let peer = peers
-                .entry(peer)
-                .or_insert_with_key(|peer| {
-                    Arc::new(RemotePeer {
-                        peer: peer.clone(),
-                        has_agent,
-                    })
-                })
-                .clone();
-            let through_nat =
-                local_behind_nat && !has_agent && classifier.config().through_nat_gateway(remote);
-            (
-                remote,
-                Remote {
-                    classification,
-                    peer,
-                    through_nat,
-                },
-            )
-        });
-        cached
-    }
 }
 
 /// A pipeline continued from a checkpoint, by [`Pipeline::restore_from`].
@@ -727,22 +590,14 @@ impl Pipeline {
 
     /// The top `n` destinations of every source since the last call, and resets the tally.
     pub fn take_traffic_log(&mut self, n: usize) -> Vec<TalkerReport> {
-        let talkers = std::mem::take(&mut self.talkers);
-        let mut reports: Vec<TalkerReport> = talkers
-            .by_source
-            .into_iter()
-            .map(|(owner, destinations)| {
-                let mut top: Vec<(IpAddr, (u64, TrafficClass))> =
-                    destinations.into_iter().collect();
-                top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
-                top.truncate(n);
-                TalkerReport {
-                    source: self.owner_name(&owner),
-                    destinations: top
-                        .into_iter()
-                        .map(|(ip, (bytes, class))| (self.describe(ip), class, bytes))
-                        .collect(),
-                }
+        let mut reports: Vec<TalkerReport> = std::mem::take(&mut self.talkers)
+            .top(n)
+            .map(|(owner, top)| TalkerReport {
+                source: self.owner_name(&owner),
+                destinations: top
+                    .into_iter()
+                    .map(|(ip, (bytes, class))| (self.describe(ip), class, bytes))
+                    .collect(),
             })
             .collect();
         reports.sort_by(|a, b| a.source.cmp(&b.source));
@@ -979,18 +834,7 @@ impl<'p> Step<'p> {
         if self.talkers_per_source == 0 {
             return;
         }
-        let owner = owner();
-        let destinations = self.talkers.by_source.entry(owner.clone()).or_default();
-        let room = destinations.len() < self.talkers_per_source;
-        match destinations.get_mut(&a.remote) {
-            Some(entry) => entry.0 = entry.0.saturating_add(total),
-            None if room => {
-                destinations.insert(a.remote, (total, class));
-            }
-            None => {
-                let other = self.talkers.other.entry(owner).or_insert(0);
-                *other = other.saturating_add(total);
-            }
-        }
+        self.talkers
+            .add(owner(), a.remote, total, class, self.talkers_per_source);
     }
 }
