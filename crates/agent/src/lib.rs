@@ -310,7 +310,8 @@ where
     shared.collectors = collectors;
     let shared = Arc::new(shared);
     shared.cloud.set_status(cloud_tables.status());
-    cloud::spawn_refresher(
+    // Held until the agent returns: dropping it stops the refresh thread.
+    let _refresher = cloud::spawn_refresher(
         cloud_tables,
         settings.cloud.refresh,
         Arc::downgrade(&shared),
