@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# netcost benchmarks (issue 4). Every figure in BENCHMARKS.md comes from one of these commands.
+# netcost benchmarks. Every figure in BENCHMARKS.md comes from one of these commands.
 #
 #   bench/run.sh sim [N ...]       the pipeline on the simulator, in process, one thread (cargo bench);
 #                                  3 runs per size, default sizes 10k 100k 1M 2M

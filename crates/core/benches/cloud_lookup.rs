@@ -1,5 +1,5 @@
 //! Lookup time and memory of the cloud ranges table with all three providers loaded from the July
-//! 2025 snapshots (about 105k prefixes), as issue 7 asks: median ≤ 100 ns, table ≤ 8 MiB.
+//! 2025 snapshots (about 105k prefixes), against its budget: median ≤ 100 ns, table ≤ 8 MiB.
 //!
 //! Run: `cargo bench -p netcost-core --bench cloud_lookup`
 //! Reads the snapshots in `data/cloud-ip-ranges/`. Addresses are drawn from a

@@ -1,6 +1,6 @@
 //! Attribution: which local endpoint a flow's bytes belong to, and who the real remote end is.
 //!
-//! The rules, from DESIGN.md:
+//! The rules (the counting rules of docs/architecture.md):
 //! - The original tuple's source started the flow; its counters are what it sent. The reply
 //!   tuple's source is whoever really answered: after DNAT (a Service ClusterIP, a NodePort, a load
 //!   balancer) that is the backend, so the remote end is never a ClusterIP.

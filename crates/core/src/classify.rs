@@ -1,7 +1,7 @@
 //! The classification decision: where the remote end of a flow sits relative to the local node
 //! (in-zone, cross-zone, cross-region, internet), and which service it is, if any.
 //!
-//! The order of decision is fixed by DESIGN.md:
+//! The order of decision is a contract (docs/architecture.md, "The classification config"):
 //! 1. `direct-classification`;
 //! 2. a known cluster endpoint (a pod or node IP whose node has a zone), compared by locality;
 //! 3. the `internet` list;

@@ -14,8 +14,8 @@
 //! # Which tag wins
 //! For an address covered by several published prefixes:
 //! 1. a real service beats a provider's catch-all superset (AWS `AMAZON`, Azure `AzureCloud`,
-//!    Google's single `Google Cloud`), whatever the prefix lengths: the issue asks that the most
-//!    specific *service* win over a superset;
+//!    Google's single `Google Cloud`), whatever the prefix lengths: the most specific *service*
+//!    wins over a superset;
 //! 2. then the most specific (longest) prefix;
 //! 3. on the same prefix, a named service beats AWS `EC2`, which AWS publishes over many ranges
 //!    that also carry S3, DynamoDB and others (for example 3.5.140.0/22 is `AMAZON`, `EC2` and

@@ -10,7 +10,7 @@
 //! object deleted while the watch was down leaves the index. An entry that did not change is
 //! carried over rather than re-allocated, so a re-list of 150,000 pods does not double the cache.
 //!
-//! Pods are most of the memory (issue 3's budget, see BENCHMARKS.md): they are held in a set
+//! Pods are most of the memory (of the 64 MiB budget for 150,000 pods, see BENCHMARKS.md): they are held in a set
 //! keyed by the uid inside each entry ([`PodByUid`]), 8 bytes a slot with no key of their own.
 
 use std::collections::{HashMap, HashSet};

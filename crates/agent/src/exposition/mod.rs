@@ -1,7 +1,7 @@
 //! Renders a pipeline [`Snapshot`] as Prometheus text: the Kubecost-compatible families, which
-//! are the contract ([`kubecost`]: exactly the names and labels Kubecost's network-costs
+//! are the contract (`kubecost`: exactly the names and labels Kubecost's network-costs
 //! daemonset exports, see docs/architecture.md), and netcost's own operational families
-//! ([`operational`]: most of them one row of a table).
+//! (`operational`: most of them one row of a table).
 //!
 //! Counters are rendered from the snapshot on every scrape (a `Collector`), rather than kept in
 //! live `Family` objects, because the pipeline decides when a series exists: at zero before its

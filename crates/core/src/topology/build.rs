@@ -42,7 +42,7 @@ impl ServiceInfo {
 }
 
 impl PodEntry {
-    /// Parses the fields the topology reads (DESIGN.md lists them). Strings many pods share
+    /// Parses the fields the topology reads (docs/architecture.md lists them). Strings many pods share
     /// (namespace, node name, owner) come from `interner`.
     pub fn from_pod(pod: &Pod, interner: &mut Interner) -> Result<PodEntry, TopologyError> {
         pod_entry(pod, 0, interner)

@@ -8,8 +8,8 @@
 //! A watch cache keeps the parsed parts between rebuilds: a pod costs a few hundred bytes, not the
 //! 2 KiB of a `k8s_openapi` `Pod`, and a rebuild re-indexes without re-parsing.
 //!
-//! Memory is the constraint that shapes the types (issue 3: 5,000 nodes and 150,000 pods within
-//! 64 MiB, see BENCHMARKS.md): pods and nodes are shared by `Arc` between the cache and every
+//! Memory is the constraint that shapes the types (the budget is 5,000 nodes and 150,000 pods
+//! within 64 MiB, see BENCHMARKS.md): pods and nodes are shared by `Arc` between the cache and every
 //! topology, so a topology owns only its indexes; those hold 4-byte slots, never keys that copy a
 //! string, and single-stack pods keep their IP inline.
 //!
