@@ -60,6 +60,19 @@ pub enum Direction {
 impl Direction {
     /// Both directions.
     pub const ALL: [Direction; 2] = [Direction::Egress, Direction::Ingress];
+
+    /// `egress` or `ingress`, as metric names and the embedded store spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Egress => "egress",
+            Direction::Ingress => "ingress",
+        }
+    }
+
+    /// The direction named by [`Self::as_str`], or `None` for any other text.
+    pub fn from_label(label: &str) -> Option<Direction> {
+        Direction::ALL.into_iter().find(|d| d.as_str() == label)
+    }
 }
 
 #[cfg(test)]

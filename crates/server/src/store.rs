@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use netcost_core::class::TrafficClass;
+use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::pipeline::Snapshot;
 use netcost_core::topology::Topology;
 use netcost_cost::allocate::{PodIdentity, SegmentUsage, Usage, remote_has_agent};
@@ -102,8 +102,8 @@ impl Store {
                     workload: key.workload.clone(),
                     labels: Default::default(),
                 },
-                direction: key.direction()?,
-                class: key.class()?,
+                direction: key.direction,
+                class: key.class,
                 service: Some(key.service.clone()).filter(|s| !s.is_empty()),
                 remote_region: Some(key.remote_region.clone()).filter(|r| !r.is_empty()),
                 remote_has_agent: remote_has_agent(
@@ -124,7 +124,8 @@ impl Store {
             .increase(minute(segment.month_start), minute(segment.start))
             .into_iter()
             .filter(|(k, _)| {
-                matches!(k, StoredKey::Series(k) if k.direction == "egress" && k.class == "internet")
+                matches!(k, StoredKey::Series(k)
+                    if k.direction == Direction::Egress && k.class == TrafficClass::Internet)
             })
             .map(|(_, b)| b)
             .sum();
@@ -190,11 +191,10 @@ impl Store {
             let minutes = RATE_SECONDS / 60;
             for (key, bytes) in self.history.increase(end - minutes, end) {
                 let StoredKey::Series(k) = key else { continue };
-                let Some(class) = k.class() else { continue };
                 talkers.add(
                     &k.namespace,
                     &k.pod,
-                    class,
+                    k.class,
                     bytes as f64 / RATE_SECONDS as f64,
                 );
             }
@@ -235,9 +235,7 @@ impl Store {
             .increase(minute(segment.start), minute(segment.end))
         {
             let StoredKey::Pair(k) = key else { continue };
-            let Some(class) = TrafficClass::from_label(&k.class) else {
-                continue;
-            };
+            let class = k.class;
             let counted_in = node_regions.get(k.pair_node.as_str()).copied();
             *sums
                 .entry((
@@ -308,13 +306,20 @@ mod tests {
         let s = str::to_owned;
         SeriesKey {
             pod: s(pod),
-            class: s(class),
-            direction: s("egress"),
+            class: class_of(class),
+            direction: Direction::Egress,
             region: s("r1"),
             node: s("node-a"),
             namespace: s("shop"),
-            ..SeriesKey::default()
+            workload: None,
+            service: String::new(),
+            remote_region: String::new(),
+            nat_gateway: false,
         }
+    }
+
+    fn class_of(text: &str) -> TrafficClass {
+        TrafficClass::from_label(text).unwrap_or_else(|| panic!("class {text}"))
     }
 
     fn pair_key(node: &str, class: &str) -> PairSeriesKey {
@@ -329,7 +334,7 @@ mod tests {
             client_zone: "a".into(),
             server: w("db"),
             server_zone: "b".into(),
-            class: class.into(),
+            class: class_of(class),
         }
     }
 
@@ -470,8 +475,9 @@ mod tests {
                 node: node.into(),
                 region: region.into(),
                 workload: Some(("Deployment".into(), pod.into())),
-                direction: direction.into(),
-                class: class.into(),
+                direction: Direction::from_label(direction)
+                    .unwrap_or_else(|| panic!("direction {direction}")),
+                class: class_of(class),
                 service: String::new(),
                 remote_region: String::new(),
                 nat_gateway: false,
@@ -510,7 +516,7 @@ mod tests {
                 client_zone: client.1,
                 server: server.0,
                 server_zone: server.1,
-                class: class.into(),
+                class: class_of(class),
             }
         };
         let web = || w("web", "us-east-1a");

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use netcost_core::class::{Direction, TrafficClass};
 use netcost_cost::pricing::PriceSheet;
 use netcost_server::backend::AgentStatus;
 use netcost_server::engine::Engine;
@@ -130,8 +131,10 @@ fn filled_store() -> (SharedStore, u64) {
                 node: f.node.into(),
                 region: "us-east-1".into(),
                 workload: Some((f.workload.0.into(), f.workload.1.into())),
-                direction: f.direction.into(),
-                class: f.class.into(),
+                direction: Direction::from_label(f.direction)
+                    .unwrap_or_else(|| panic!("direction {}", f.direction)),
+                class: TrafficClass::from_label(f.class)
+                    .unwrap_or_else(|| panic!("class {}", f.class)),
                 service: String::new(),
                 remote_region: String::new(),
                 nat_gateway: false,
@@ -155,7 +158,8 @@ fn filled_store() -> (SharedStore, u64) {
                     client_zone: (*cz).into(),
                     server: deployment(server),
                     server_zone: (*sz).into(),
-                    class: (*class).into(),
+                    class: TrafficClass::from_label(class)
+                        .unwrap_or_else(|| panic!("class {class}")),
                 };
                 (key, per_minute * (i as u64 + 1))
             })
@@ -171,7 +175,7 @@ fn filled_store() -> (SharedStore, u64) {
                     client_zone: "a".into(),
                     server: node,
                     server_zone: "b".into(),
-                    class: "cross-zone".into(),
+                    class: TrafficClass::CrossZone,
                 };
                 (key, NODE_PAIR_PER_MINUTE * (i as u64 + 1))
             }));

@@ -1,15 +1,17 @@
 //! What a stored series is: a pod's (or node's) byte counter per direction, class and service
 //! ([`SeriesKey`]), or an agent's workload pair counter ([`PairSeriesKey`]). Keys are written to
-//! the log as JSON, so their field names are part of the file format.
+//! the log as JSON, so their field names, and the text of directions (`egress`, `ingress`) and
+//! classes (`in-zone`, …), are part of the file format. A direction or class this version does
+//! not know is an error when the log is read, not a series silently left out.
 
 use netcost_core::aggregate::ExportedSeries;
 use netcost_core::class::{Direction, TrafficClass};
 use netcost_core::pairs::ExportedPair;
 use netcost_core::topology::Topology;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The identity of one stored counter.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SeriesKey {
     /// Namespace (empty for node traffic).
     pub namespace: String,
@@ -21,10 +23,12 @@ pub struct SeriesKey {
     pub region: String,
     /// Owning workload kind and name, if known.
     pub workload: Option<(String, String)>,
-    /// `egress` or `ingress`.
-    pub direction: String,
-    /// `in-zone`, `cross-zone`, `cross-region` or `internet`.
-    pub class: String,
+    /// Sent or received; `egress` or `ingress` in the log.
+    #[serde(with = "direction_text")]
+    pub direction: Direction,
+    /// The billing class; `in-zone`, `cross-zone`, `cross-region` or `internet` in the log.
+    #[serde(with = "class_text")]
+    pub class: TrafficClass,
     /// Service label, empty for none.
     pub service: String,
     /// The far region of cross-region bytes, empty when not known. Logs written before it
@@ -60,11 +64,8 @@ impl SeriesKey {
             node: node.to_owned(),
             region,
             workload,
-            direction: match series.direction {
-                Direction::Egress => "egress".into(),
-                Direction::Ingress => "ingress".into(),
-            },
-            class: series.class.as_str().into(),
+            direction: series.direction,
+            class: series.class,
             service: series.service.as_deref().unwrap_or_default().to_owned(),
             remote_region: series
                 .remote_region
@@ -73,20 +74,6 @@ impl SeriesKey {
                 .to_owned(),
             nat_gateway: series.nat_gateway,
         }
-    }
-
-    /// The direction, or `None` for a value this version does not know.
-    pub fn direction(&self) -> Option<Direction> {
-        match self.direction.as_str() {
-            "egress" => Some(Direction::Egress),
-            "ingress" => Some(Direction::Ingress),
-            _ => None,
-        }
-    }
-
-    /// The class, or `None` for a value this version does not know.
-    pub fn class(&self) -> Option<TrafficClass> {
-        TrafficClass::from_label(&self.class)
     }
 }
 
@@ -103,8 +90,9 @@ pub struct PairSeriesKey {
     pub server: Workload,
     /// Its zone.
     pub server_zone: String,
-    /// `in-zone`, `cross-zone`, `cross-region` or `internet`.
-    pub class: String,
+    /// The billing class; `in-zone`, `cross-zone`, `cross-region` or `internet` in the log.
+    #[serde(with = "class_text")]
+    pub class: TrafficClass,
 }
 
 impl PairSeriesKey {
@@ -121,19 +109,71 @@ impl PairSeriesKey {
             client_zone: pair.key.client.zone.to_string(),
             server: workload(&pair.key.server),
             server_zone: pair.key.server.zone.to_string(),
-            class: pair.key.class.as_str().to_owned(),
+            class: pair.key.class,
         }
     }
 }
 
-/// Any stored series. Untagged, so logs written before pairs existed read as [`SeriesKey`]s.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Any stored series. Written untagged, so logs written before pairs existed read as
+/// [`SeriesKey`]s; read by its fields (a pair key has `pair_node`), so that a bad value in one
+/// is reported as what it is, not as "matches no variant".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum StoredKey {
     /// A pod's or node's byte counter.
     Series(SeriesKey),
     /// A workload pair counter.
     Pair(PairSeriesKey),
+}
+
+impl<'de> Deserialize<'de> for StoredKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("pair_node").is_some() {
+            PairSeriesKey::deserialize(value)
+                .map(StoredKey::Pair)
+                .map_err(|e| D::Error::custom(format!("pair key: {e}")))
+        } else {
+            SeriesKey::deserialize(value)
+                .map(StoredKey::Series)
+                .map_err(|e| D::Error::custom(format!("series key: {e}")))
+        }
+    }
+}
+
+/// `egress` and `ingress`, as the log spells directions.
+mod direction_text {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Direction, D::Error> {
+        let text = String::deserialize(d)?;
+        Direction::from_label(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown direction {text:?}: use egress or ingress"))
+        })
+    }
+}
+
+/// Classes by their metric label text (`in-zone`, `cross-zone`, …).
+mod class_text {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(c: &TrafficClass, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TrafficClass, D::Error> {
+        let text = String::deserialize(d)?;
+        TrafficClass::from_label(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown class {text:?}: use in-zone, cross-zone, cross-region or internet"
+            ))
+        })
+    }
 }
 
 impl From<SeriesKey> for StoredKey {

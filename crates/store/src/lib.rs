@@ -262,6 +262,7 @@ fn push_point(history: &mut Vec<(i64, u64)>, minute: i64, value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netcost_core::class::{Direction, TrafficClass};
     use std::fs::{self, OpenOptions};
     use std::io::Write;
 
@@ -272,8 +273,8 @@ mod tests {
             node: "node-a".into(),
             region: "r1".into(),
             workload: None,
-            direction: "egress".into(),
-            class: class.into(),
+            direction: Direction::Egress,
+            class: TrafficClass::from_label(class).unwrap_or_else(|| panic!("class {class}")),
             service: String::new(),
             remote_region: String::new(),
             nat_gateway: false,
@@ -358,6 +359,39 @@ mod tests {
             err.contains("history.log") && err.contains("line 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_class_or_direction_this_version_does_not_know_is_refused_naming_the_record() {
+        // A log written by this version, then one key's class and one pair's direction edited
+        // to values no version writes.
+        let path = temp("unknown-class");
+        let mut s = Store::open(&path, 60).unwrap_or_else(|e| panic!("{e}"));
+        s.record(5, [(key("web", "cross-zone"), 100)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(s);
+        let written = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(written.contains("\"class\":\"cross-zone\""), "{written}");
+        assert!(written.contains("\"direction\":\"egress\""), "{written}");
+        for (from, to, reason) in [
+            (
+                "\"class\":\"cross-zone\"",
+                "\"class\":\"cross-galaxy\"",
+                "unknown class \"cross-galaxy\"",
+            ),
+            (
+                "\"direction\":\"egress\"",
+                "\"direction\":\"sideways\"",
+                "unknown direction \"sideways\"",
+            ),
+        ] {
+            fs::write(&path, written.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}"));
+            let err = Store::open(&path, 60).expect_err("refused").to_string();
+            assert!(
+                err.contains("unknown-class") && err.contains("line 1") && err.contains(reason),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::StoreError;
 use crate::atomic::{Durability, atomic_write};
 use crate::key::StoredKey;
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One line of the log. Written untagged; read by its fields (`series` or `minute`), so that a
+/// bad key is reported as what is wrong with it.
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub(crate) enum LogLine {
     Series {
@@ -24,6 +26,38 @@ pub(crate) enum LogLine {
         minute: i64,
         points: Vec<(u32, u64)>,
     },
+}
+
+impl<'de> Deserialize<'de> for LogLine {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct SeriesLine {
+            series: u32,
+            key: Box<StoredKey>,
+        }
+        #[derive(Deserialize)]
+        struct MinuteLine {
+            minute: i64,
+            points: Vec<(u32, u64)>,
+        }
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("series").is_some() {
+            let line = SeriesLine::deserialize(value).map_err(D::Error::custom)?;
+            Ok(LogLine::Series {
+                series: line.series,
+                key: line.key,
+            })
+        } else if value.get("minute").is_some() {
+            let line = MinuteLine::deserialize(value).map_err(D::Error::custom)?;
+            Ok(LogLine::Minute {
+                minute: line.minute,
+                points: line.points,
+            })
+        } else {
+            Err(D::Error::custom("neither a series nor a minute line"))
+        }
+    }
 }
 
 /// The open log, appended to after every recorded minute.
