@@ -782,28 +782,32 @@ mod tests {
         c
     }
 
+    /// Files written by the real writers of earlier versions, from [`sample`] as those versions
+    /// could hold it: `checkpoint-v2.bin` by the version 2 writer (commit 6e44a41's parent, the
+    /// last with it), `checkpoint-v3.bin` by the version 3 writer (commit 29f1619's parent). They
+    /// catch a change to how this version reads those layouts, which an encoder of today cannot.
+    const GOLDEN_V2: &[u8] = include_bytes!("../tests/data/checkpoint-v2.bin");
+    const GOLDEN_V3: &[u8] = include_bytes!("../tests/data/checkpoint-v3.bin");
+
     #[test]
     fn a_version_3_checkpoint_is_read_with_no_remote_region() {
-        let bytes = encode_as(&sample(), 3);
-        assert_eq!(bytes[4..8], 3u32.to_le_bytes());
+        assert_eq!(GOLDEN_V3[4..8], 3u32.to_le_bytes());
         assert_eq!(
-            Checkpoint::decode(&bytes),
+            Checkpoint::decode(GOLDEN_V3),
             Ok(as_before_regions(sample(), true))
         );
+        // The version 3 layout as this version writes it is byte for byte the old writer's.
+        assert_eq!(encode_as(&as_before_regions(sample(), true), 3), GOLDEN_V3);
     }
 
     #[test]
     fn a_version_2_checkpoint_is_read_without_pairs() {
-        let bytes = encode_as(&sample(), 2);
+        assert_eq!(GOLDEN_V2[4..8], 2u32.to_le_bytes());
         assert_eq!(
-            Checkpoint::decode(&bytes),
+            Checkpoint::decode(GOLDEN_V2),
             Ok(as_before_regions(sample(), false))
         );
-        // A version 2 file is a version 3 file without the pairs section (an empty one is 8
-        // bytes of count).
-        let mut no_pairs = sample();
-        no_pairs.pairs.clear();
-        assert_eq!(encode_as(&no_pairs, 3).len(), bytes.len() + 8);
+        assert_eq!(encode_as(&as_before_regions(sample(), false), 2), GOLDEN_V2);
     }
 
     #[test]

@@ -132,14 +132,6 @@ impl Bytes {
         }
     }
 
-    /// Widens the range by `percent` on both sides, for the restart test.
-    pub fn within_percent(self, percent: u64) -> Bytes {
-        Bytes {
-            lo: self.lo - self.lo * percent / 100,
-            hi: self.hi + self.hi * percent / 100,
-        }
-    }
-
     /// The range of the sum of two counters.
     pub fn plus(self, other: Bytes) -> Bytes {
         Bytes {
