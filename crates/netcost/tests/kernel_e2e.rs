@@ -919,9 +919,14 @@ fn a_host_network_pods_long_flows_are_its_own_and_the_node_keeps_its_own() {
     let cgroup = cluster.host_network_cgroup();
     cluster.start_agents(NETCOST, AgentOptions::default());
 
-    // Meanwhile node-a1's own processes (this test, in no pod's cgroup) talk to web-b too.
+    // Meanwhile node-a1's own processes (this test, in no pod's cgroup) talk to web-b too, on a
+    // port of their own: the hostNetwork job below listens on web-b's backend port while this
+    // flow may still run.
+    let node_port = pod_addr("web-b", false, BACKEND_PORT + 1);
     let node_flow = TcpFlow {
         client_ns: cluster.node_ns("node-a1"),
+        listen: node_port,
+        connect: node_port,
         client_sends: 2 * MIB,
         server_sends: MIB / 2,
         ..cluster.pod_to_pod("cli-b", "web-b", false)
