@@ -348,36 +348,7 @@ fn recommend(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn w(name: &str) -> Workload {
-        Workload {
-            namespace: "shop".into(),
-            kind: "Deployment".into(),
-            name: name.into(),
-        }
-    }
-
-    fn usage(
-        client: &str,
-        cz: &str,
-        server: &str,
-        sz: &str,
-        class: TrafficClass,
-        gib: u64,
-    ) -> PairUsage {
-        PairUsage {
-            client: w(client),
-            client_zone: cz.into(),
-            server: w(server),
-            server_zone: sz.into(),
-            class,
-            // AWS's "GB" is 2^30 bytes (see `Unit::Gib`).
-            bytes: gib << 30,
-            client_region: None,
-            server_region: None,
-            counted_in_region: None,
-        }
-    }
+    use crate::test_pairs::pair as usage;
 
     const DAY: i64 = 86_400;
 

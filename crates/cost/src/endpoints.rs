@@ -77,12 +77,22 @@ impl EndpointKind {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// `gateway endpoint`, `interface endpoint` or `service endpoint`.
+    pub fn label(self) -> &'static str {
         match self {
-            EndpointKind::Gateway => "a gateway endpoint",
-            EndpointKind::Interface => "an interface endpoint",
-            EndpointKind::ServiceEndpoint => "a service endpoint",
+            EndpointKind::Gateway => "gateway endpoint",
+            EndpointKind::Interface => "interface endpoint",
+            EndpointKind::ServiceEndpoint => "service endpoint",
         }
+    }
+
+    fn describe(self) -> String {
+        let article = if self == EndpointKind::Interface {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {}", self.label())
     }
 }
 

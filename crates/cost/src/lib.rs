@@ -32,5 +32,7 @@ pub mod edges;
 pub mod endpoints;
 pub mod peers;
 pub mod pricing;
+#[cfg(test)]
+mod test_pairs;
 pub mod window;
 pub mod zones;

@@ -26,38 +26,10 @@ pub fn workload_peers(
 
 #[cfg(test)]
 mod tests {
+    use crate::test_pairs::{deployment as w, pair as usage};
     use netcost_core::class::TrafficClass;
 
     use super::*;
-
-    fn w(name: &str) -> Workload {
-        Workload {
-            namespace: "shop".into(),
-            kind: "Deployment".into(),
-            name: name.into(),
-        }
-    }
-
-    fn usage(
-        client: &str,
-        cz: &str,
-        server: &str,
-        sz: &str,
-        class: TrafficClass,
-        gib: u64,
-    ) -> PairUsage {
-        PairUsage {
-            client: w(client),
-            client_zone: cz.into(),
-            server: w(server),
-            server_zone: sz.into(),
-            class,
-            bytes: gib << 30,
-            client_region: None,
-            server_region: None,
-            counted_in_region: None,
-        }
-    }
 
     #[test]
     fn a_workload_has_its_edges_of_every_class_as_client_and_as_server() {

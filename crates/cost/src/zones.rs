@@ -87,6 +87,7 @@ pub fn zone_matrix(usages: &[PairUsage], sheet: &PriceSheet, window_seconds: i64
 
 #[cfg(test)]
 mod tests {
+    use crate::test_pairs::{deployment, pair_of};
     use netcost_core::class::TrafficClass;
 
     use super::*;
@@ -100,33 +101,16 @@ mod tests {
         class: TrafficClass,
         gib: u64,
     ) -> PairUsage {
-        let w = |name: &str, kind: &str| Workload {
-            namespace: if kind == "External" {
-                String::new()
-            } else {
-                "shop".into()
-            },
-            kind: kind.into(),
-            name: name.into(),
+        let server = if server == "internet" {
+            Workload {
+                namespace: String::new(),
+                kind: "External".into(),
+                name: server.into(),
+            }
+        } else {
+            deployment(server)
         };
-        PairUsage {
-            client: w(client, "Deployment"),
-            client_zone: cz.into(),
-            server: w(
-                server,
-                if server == "internet" {
-                    "External"
-                } else {
-                    "Deployment"
-                },
-            ),
-            server_zone: sz.into(),
-            class,
-            bytes: gib << 30,
-            client_region: None,
-            server_region: None,
-            counted_in_region: None,
-        }
+        pair_of(deployment(client), cz, server, sz, class, gib)
     }
 
     #[test]

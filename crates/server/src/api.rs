@@ -103,6 +103,17 @@ fn filter_of(params: &HashMap<String, String>) -> Result<Filter, QueryError> {
     )?)
 }
 
+/// Runs blocking engine work off the async workers and answers with its result as JSON, or
+/// with the error's response.
+pub(crate) async fn answer_json<T: serde::Serialize + Send + 'static>(
+    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Response {
+    match blocking(work).await {
+        Ok(result) => json_response(&result),
+        Err(response) => response,
+    }
+}
+
 /// Runs blocking engine work (backend queries) off the async workers.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
@@ -157,10 +168,7 @@ async fn timeseries_json(
         Ok(parts) => parts,
         Err(e) => return bad_request(e),
     };
-    match blocking(move || engine.timeseries(&window, step, &filter)).await {
-        Ok(result) => json_response(&result),
-        Err(response) => response,
-    }
+    answer_json(move || engine.timeseries(&window, step, &filter)).await
 }
 
 /// Most edges one request may ask for.
@@ -184,10 +192,7 @@ async fn edges_json(
         Ok(parts) => parts,
         Err(e) => return bad_request(e),
     };
-    match blocking(move || engine.edges(&window, limit)).await {
-        Ok(result) => json_response(&result),
-        Err(response) => response,
-    }
+    answer_json(move || engine.edges(&window, limit)).await
 }
 
 async fn endpoint_advice_json(
@@ -201,10 +206,7 @@ async fn endpoint_advice_json(
         Ok(window) => window,
         Err(e) => return bad_request(e),
     };
-    match blocking(move || engine.endpoint_advice(&window)).await {
-        Ok(result) => json_response(&result),
-        Err(response) => response,
-    }
+    answer_json(move || engine.endpoint_advice(&window)).await
 }
 
 async fn live_json(
@@ -214,10 +216,7 @@ async fn live_json(
     if let Some(response) = unknown_parameter(&params, &[]) {
         return response;
     }
-    match blocking(move || engine.live()).await {
-        Ok(result) => json_response(&result),
-        Err(response) => response,
-    }
+    answer_json(move || engine.live()).await
 }
 
 /// Where the data and the prices come from, for the UI's header.

@@ -20,9 +20,7 @@ use netcost_cost::peers::workload_peers;
 use netcost_cost::zones::{ZoneMatrix, zone_matrix};
 use serde::Serialize;
 
-use crate::api::{
-    bad_request, blocking, error_response, json_response, unknown_parameter, window_of,
-};
+use crate::api::{answer_json, bad_request, error_response, unknown_parameter, window_of};
 use crate::engine::{Engine, EngineError};
 use crate::query::Window;
 
@@ -137,10 +135,7 @@ async fn zones_json(
         Ok(window) => window,
         Err(e) => return bad_request(e),
     };
-    match blocking(move || engine.zones(&window)).await {
-        Ok(result) => json_response(&result),
-        Err(response) => response,
-    }
+    answer_json(move || engine.zones(&window)).await
 }
 
 /// `NAMESPACE/KIND/NAME`, as the allocation names a workload row.
@@ -177,10 +172,7 @@ async fn peers_json(
         Ok(window) => window,
         Err(e) => return bad_request(e),
     };
-    match blocking(move || engine.peers(&window, &workload)).await {
-        Ok(result) => json_response(&result),
-        Err(response) => response,
-    }
+    answer_json(move || engine.peers(&window, &workload)).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use netcost_cost::allocate::{Allocation, ClassCost};
-use netcost_cost::endpoints::EndpointKind;
 
 use crate::engine::{AllocationResult, EdgesResult, EndpointAdviceResult};
 
@@ -166,11 +165,7 @@ pub fn top_changes(edges: &EdgesResult, endpoints: &EndpointAdviceResult, limit:
             } else {
                 format!("{}/{}", a.namespace, a.workload.name)
             };
-            let endpoint = match a.endpoint {
-                EndpointKind::Gateway => "gateway endpoint",
-                EndpointKind::Interface => "interface endpoint",
-                EndpointKind::ServiceEndpoint => "service endpoint",
-            };
+            let endpoint = a.endpoint.label();
             let place = if a.region.is_empty() {
                 String::new()
             } else {

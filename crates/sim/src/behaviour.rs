@@ -58,6 +58,8 @@ pub(crate) struct Workload {
     pub(crate) pods: Vec<u32>,
     /// Its pods by zone, indexed `region * zones_per_region + zone`.
     by_zone: Vec<Vec<u32>>,
+    /// How many of its pods each region has: asked for every routed flow.
+    in_regions: Vec<usize>,
     /// Index of its Service in [`Cluster::services`].
     pub(crate) service: Option<u32>,
     acts: Vec<Weighted>,
@@ -80,6 +82,7 @@ impl Workloads {
                 spec: *spec,
                 pods: Vec::new(),
                 by_zone: vec![Vec::new(); zones],
+                in_regions: vec![0; usize::from(cluster.spec().regions)],
                 service: None,
                 acts: Vec::new(),
                 total: 0,
@@ -90,6 +93,7 @@ impl Workloads {
                 let zone = cluster.zone_index(cluster.pods()[pod].node);
                 w.pods.push(pod as u32);
                 w.by_zone[zone].push(pod as u32);
+                w.in_regions[cluster.region_of_zone(zone)] += 1;
             }
         }
         let index_of = |name: &str| specs.iter().position(|s| s.name == name).map(|i| i as u32);
@@ -176,8 +180,8 @@ impl Workload {
     }
 
     /// Whether it has pods in region `region`.
-    fn in_region(&self, cluster: &Cluster, region: usize) -> bool {
-        cluster.zones_of_region(region).any(|z| self.in_zone(z))
+    fn in_region(&self, region: usize) -> bool {
+        self.in_regions.get(region).is_some_and(|n| *n > 0)
     }
 
     /// A pod of the zones `eligible` accepts, picked by `h`; any pod when none is eligible.
@@ -206,7 +210,7 @@ impl Workload {
     pub(crate) fn route(&self, cluster: &Cluster, from_node: u32, h: u64) -> Option<u32> {
         let zone = cluster.zone_index(from_node);
         let region = cluster.region_of_zone(zone);
-        let here = self.in_region(cluster, region);
+        let here = self.in_region(region);
         match self.routing() {
             Routing::TopologyAware if self.in_zone(zone) => self.pick_in(cluster, h, |z| z == zone),
             _ if here => self.pick_in(cluster, h, |z| cluster.region_of_zone(z) == region),
@@ -230,7 +234,7 @@ impl Workload {
             let region = cluster.region_of_zone(z);
             if routing == Routing::TopologyAware && self.in_zone(z) {
                 z == local_zone
-            } else if self.in_region(cluster, region) {
+            } else if self.in_region(region) {
                 region == local_region
             } else {
                 true
@@ -256,5 +260,30 @@ impl Workload {
         self.spec
             .service
             .map_or(Routing::AnyInRegion, |(_, _, _, routing)| routing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::{Activity, LOG_SHIPPER, WORKLOADS};
+
+    #[test]
+    fn every_workload_an_activity_names_is_in_the_catalog() {
+        // Resolution skips a name it does not find, so a typo would silently drop traffic.
+        for spec in WORKLOADS.iter().chain([&LOG_SHIPPER]) {
+            for act in spec.acts {
+                if let Activity::CallService(name) | Activity::Peer(name) = act.activity {
+                    let target = WORKLOADS.iter().find(|w| w.name == name);
+                    assert!(target.is_some(), "{} names {name}", spec.name);
+                    if let Activity::CallService(_) = act.activity {
+                        assert!(
+                            target.is_some_and(|w| w.service.is_some()),
+                            "{} calls {name}, which has no Service",
+                            spec.name
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -477,12 +477,6 @@ impl Cluster {
         zone / usize::from(self.spec.zones_per_region)
     }
 
-    /// The zone indexes of region `region`.
-    pub(crate) fn zones_of_region(&self, region: usize) -> std::ops::Range<usize> {
-        let per = usize::from(self.spec.zones_per_region);
-        region * per..(region + 1) * per
-    }
-
     /// Region name of `node`.
     pub fn region_name(&self, node: &SimNode) -> &'static str {
         REGIONS[usize::from(node.region) % REGIONS.len()]
